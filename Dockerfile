@@ -1,0 +1,41 @@
+# syntax=docker/dockerfile:1
+# The worker image. The encoder is exported in a throwaway stage that has torch; the runtime
+# image gets only the ONNX artifact and onnxruntime (extra [cpu]), never torch.
+#
+#   docker build -t llmrec-stream .
+#   docker build --build-arg TORCH_INDEX_URL=https://pypi.org/simple -t llmrec-stream .
+
+ARG PYTHON_IMAGE=python:3.11-slim
+
+# --- stage 1: export the text encoder to ONNX (torch side) ---------------------------------
+FROM ${PYTHON_IMAGE} AS export
+# torch from the CPU wheel index by default: the CUDA wheels are gigabytes and exporting
+# needs no GPU.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md* ./
+COPY llmrec_stream ./llmrec_stream
+COPY streams ./streams
+RUN pip install --extra-index-url "${TORCH_INDEX_URL}" ".[export]" \
+    && llmrec-stream export-encoder --out /opt/encoder
+
+# --- stage 2: the runtime (onnxruntime side) -----------------------------------------------
+FROM ${PYTHON_IMAGE} AS runtime
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
+WORKDIR /src
+COPY pyproject.toml README.md* ./
+COPY llmrec_stream ./llmrec_stream
+COPY streams ./streams
+RUN pip install ".[cpu]" && rm -rf /src/build
+COPY --from=export /opt/encoder /opt/encoder
+
+RUN useradd --system --uid 10001 --home-dir /app --create-home llmrec
+USER llmrec
+WORKDIR /app
+ENV LLMREC_ENCODER_DIR=/opt/encoder \
+    LLMREC_METRICS_PORT=9100
+EXPOSE 9100
+HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['LLMREC_METRICS_PORT']}/metrics\", timeout=4)"]
+CMD ["llmrec-stream", "worker"]

@@ -1,0 +1,5 @@
+"""``python -m llmrec_stream``: the CLI."""
+
+from llmrec_stream.cli import main
+
+main()

@@ -1,0 +1,136 @@
+"""The ``llmrec-stream`` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from llmrec_stream.config import Settings
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at INFO.")
+def main(verbose: bool) -> None:
+    """llmrec-stream: real-time recommendations from what users write and do."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.command("export-encoder")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path, exists=True,
+              file_okay=False), help="A local Hugging Face BERT-family checkpoint directory.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Artifact directory.")
+@click.option("--max-length", default=256, show_default=True)
+@click.option("--force", is_flag=True, help="Export again even if a valid artifact exists.")
+def export_encoder_cmd(
+    model_dir: Path | None, out_dir: Path | None, max_length: int, force: bool
+) -> None:
+    """Export the text encoder to ONNX (pooling and normalisation in the graph)."""
+    from llmrec_stream.encoder.artifact import ArtifactError, default_encoder_dir, verify_artifact
+
+    out = out_dir or default_encoder_dir()
+    if not force and model_dir is None and (out / "manifest.json").exists():
+        try:
+            manifest = verify_artifact(out)
+            click.echo(f"encoder already exported at {out} (source {manifest.source}); "
+                       "--force to redo")
+            return
+        except ArtifactError as exc:
+            click.echo(f"existing artifact is invalid ({exc}); exporting again")
+    try:
+        from llmrec_stream.encoder.export import export_encoder
+    except ImportError as exc:
+        raise click.ClickException(
+            f"exporting needs the [export] extra (torch, transformers): {exc}"
+        ) from exc
+    report = export_encoder(out, model_dir, max_length=max_length)
+    click.echo(
+        f"exported {report.dim}-d encoder to {report.out_dir} in {report.seconds:.1f}s; "
+        f"max |onnx - torch| = {report.max_abs_diff:.2e}; sha256 {report.model_sha256[:16]}…"
+    )
+
+
+@main.command("create-topics")
+@click.option("--partitions", type=int, default=None, help="Default: LLMREC_PARTITIONS.")
+def create_topics_cmd(partitions: int | None) -> None:
+    """Create every topic on the broker named by LLMREC_KAFKA_BOOTSTRAP."""
+    from llmrec_stream.devstack import create_topics
+
+    settings = Settings()
+    if not settings.kafka_bootstrap:
+        raise click.ClickException("set LLMREC_KAFKA_BOOTSTRAP")
+    create_topics(settings.kafka_bootstrap, partitions or settings.partitions)
+    click.echo("topics ready")
+
+
+@main.command()
+def stack() -> None:
+    """Run the embedded broker and Redis until Ctrl-C; prints the environment to use."""
+    from llmrec_stream.devstack import DevStack
+
+    with DevStack.from_env(Settings().partitions) as s:
+        for key, value in s.env().items():
+            click.echo(f"export {key}={value}")
+        click.echo("# stack running; Ctrl-C to stop", err=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def worker(ctx: click.Context) -> None:
+    """Run a Faust worker (extra arguments go to Faust)."""
+    args = ctx.args or ["--without-web", "-l", "info"]
+    os.execv(sys.executable, [sys.executable, "-m", "streams", "worker", *args])  # noqa: S606
+
+
+@main.command()
+@click.argument("user_id")
+def recs(user_id: str) -> None:
+    """Print the cached recommendations of a user (pulled from Redis)."""
+    from llmrec_stream.profiles.store import recs_key
+    from llmrec_stream.worker import redis_client
+
+    async def fetch() -> bytes | None:
+        client = redis_client(Settings())
+        try:
+            raw: Any = await client.get(recs_key(user_id))
+            return None if raw is None else bytes(raw)
+        finally:
+            await client.aclose()
+
+    raw = asyncio.run(fetch())
+    if raw is None:
+        raise click.ClickException(f"no recommendations for {user_id!r}")
+    click.echo(json.dumps(json.loads(raw), indent=2, ensure_ascii=False))
+
+
+@main.command("settings")
+@click.option("--markdown", is_flag=True, help="The reference table for the docs.")
+def settings_cmd(markdown: bool) -> None:
+    """Show the effective settings (secrets redacted) or their reference table."""
+    if markdown:
+        click.echo("| variable | type | default | description |\n|---|---|---|---|")
+        for name, f in Settings.model_fields.items():
+            ann = getattr(f.annotation, "__name__", str(f.annotation))
+            click.echo(f"| `LLMREC_{name.upper()}` | {ann} | `{f.default!r}` | {f.description} |")
+        return
+    click.echo(json.dumps(Settings().as_dict(), indent=2, default=str))
+
+
+from llmrec_stream.demo.cli import demo  # noqa: E402 - registers the command on `main`
+
+main.add_command(demo)

@@ -1,0 +1,86 @@
+"""One settings tree: every knob has a type, a default and an ``LLMREC_*`` environment variable.
+
+The reference table in ``docs/settings.md`` is generated from this class
+(``llmrec-stream settings --markdown``), so the docs cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import socket
+from functools import cached_property
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Runtime configuration of workers, the demo and the CLI."""
+
+    model_config = SettingsConfigDict(env_prefix="LLMREC_", extra="ignore")
+
+    # --- where things are ---------------------------------------------------------------
+    kafka_bootstrap: str = Field(
+        "", description="Kafka bootstrap servers; empty means the embedded dev stack."
+    )
+    redis_url: str = Field("", description="Redis URL; empty means the embedded dev stack.")
+    redis_password: SecretStr | None = Field(
+        None, description="Redis password, if not given in the URL."
+    )
+    encoder_dir: str = Field(
+        "",
+        description="Exported encoder artifact directory; empty means the default cache dir.",
+    )
+    encoder_device: str = Field("auto", description="auto, cpu or cuda.")
+    encoder_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = auto.")
+
+    # --- worker identity and stream processing ------------------------------------------
+    app_id: str = Field("llmrec-stream", description="Faust app id (the consumer group).")
+    worker_id: str = Field(
+        "", description="Stable worker id for static group membership; default host-0."
+    )
+    partitions: int = Field(4, ge=1, description="Partitions per topic (embedded stack).")
+    batch_max: int = Field(256, ge=1, description="Micro-batch: at most this many events.")
+    batch_within_s: float = Field(
+        0.05, gt=0, description="Micro-batch: at most this long waiting for more events."
+    )
+    metrics_port: int = Field(
+        0, ge=0, description="Prometheus port of the worker; 0 disables the HTTP server."
+    )
+
+    # --- profile fusion -----------------------------------------------------------------
+    weight_click: float = Field(1.0, description="Behaviour weight of a click.")
+    weight_purchase: float = Field(3.0, description="Behaviour weight of a purchase.")
+    weight_review: float = Field(
+        2.0, description="Behaviour weight of a reviewed item, times the rating's sign/scale."
+    )
+    weight_comment_text: float = Field(1.0, description="Weight of a comment's text vector.")
+    half_life_s: float = Field(
+        7 * 24 * 3600.0, gt=0, description="Exponential time decay half-life of profiles."
+    )
+    mix_text: float = Field(
+        0.5, ge=0, le=1, description="Share of the text vector in the fused query vector."
+    )
+    recent_items: int = Field(50, ge=1, description="Length of the recent-items list.")
+    seen_items: int = Field(
+        500, ge=0, description="Purchased items remembered for filtering (bounded)."
+    )
+
+    # --- recommendations and input limits -----------------------------------------------
+    top_k: int = Field(20, ge=1, description="Recommendations published per user.")
+    max_text_bytes: int = Field(8192, ge=1, description="Longest comment text accepted.")
+    max_future_skew_s: float = Field(
+        300.0, ge=0, description="Events stamped further in the future go to the DLQ."
+    )
+
+    @cached_property
+    def resolved_worker_id(self) -> str:
+        return self.worker_id or f"{socket.gethostname()}-0"
+
+    def as_dict(self) -> dict[str, Any]:
+        """Settings with secrets redacted, safe to log or print."""
+        out = self.model_dump()
+        for name, value in out.items():
+            if isinstance(getattr(self, name), SecretStr) and value is not None:
+                out[name] = "**********"
+        return out

@@ -1,0 +1,66 @@
+"""The ``demo`` command: argument handling and the live terminal view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.live import Live
+
+from llmrec_stream.config import Settings
+from llmrec_stream.demo.run import run_demo
+from llmrec_stream.demo.view import item_titles, progress_view, summary_table
+from llmrec_stream.demo.watch import Observed
+from llmrec_stream.events import topics
+from llmrec_stream.sources.base import Replay
+
+
+@click.command()
+@click.option("--dataset", type=click.Path(path_type=Path, exists=True),
+              help="Replay real data: an Amazon 2018 *_5.json.gz file or dir, or a UniSRec "
+                   "atomic dataset dir (e.g. ../shared/data/scientific).")
+@click.option("--events", "n_events", default=4000, show_default=True,
+              help="Events to replay (the dataset is cut to this many).")
+@click.option("--users", "n_users", default=200, show_default=True, help="Synthetic users.")
+@click.option("--items", "n_items", default=400, show_default=True, help="Synthetic items.")
+@click.option("--rate", default=400.0, show_default=True, help="Events per second.")
+@click.option("--seed", default=7, show_default=True)
+def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: float,
+         seed: int) -> None:
+    """Run the whole pipeline on a replay and show it live, then a summary."""
+    console = Console()
+    replay = _load(dataset, n_events, n_users, n_items, seed)
+    console.print(f"[bold]replay[/]: {replay.describe()}")
+    titles = item_titles(replay.items)
+    last_comment: dict[str, str] = {}
+    total = len(replay.events)
+
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+
+        def on_progress(sent: int, elapsed: float, observed: Observed) -> None:
+            # only comments sent so far: the view shows text that can have driven the recs
+            for e in replay.events[max(0, sent - 100):sent]:
+                if e.topic == topics.COMMENTS:
+                    last_comment[e.key] = str(e.value["text"])
+            live.update(progress_view(sent, total, elapsed, observed, titles, last_comment))
+
+        result = run_demo(replay, Settings(), rate=rate, on_progress=on_progress)
+    console.print(summary_table(result.events, result.seconds, result.observed,
+                                result.taste_hit_rate))
+    if result.observed.recommendations == 0:
+        raise click.ClickException("no recommendations were received")
+
+
+def _load(dataset: Path | None, n_events: int, n_users: int, n_items: int, seed: int) -> Replay:
+    if dataset is None:
+        from llmrec_stream.sources.synthetic import synthetic_replay
+
+        return synthetic_replay(n_items=n_items, n_users=n_users, n_events=n_events, seed=seed)
+    from llmrec_stream.sources.registry import load_replay
+
+    replay = load_replay(dataset)
+    replay.events = replay.events[:n_events]
+    wanted = {e.value.get("item_id") for e in replay.events}
+    replay.items = [i for i in replay.items if i.key in wanted]
+    return replay

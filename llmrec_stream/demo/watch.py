@@ -1,0 +1,105 @@
+"""Watching the output side: recommendations and dead letters as a client would see them."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from confluent_kafka import OFFSET_END, Consumer, TopicPartition
+
+from llmrec_stream.events import topics
+
+
+@dataclass(slots=True)
+class Observed:
+    """What arrived on the output topics; freshness is end to end (event ts → received)."""
+
+    freshness_s: list[float] = field(default_factory=list)
+    latest: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dead_letters: Counter[str] = field(default_factory=Counter)
+    recommendations: int = 0
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.freshness_s, q)) if self.freshness_s else float("nan")
+
+
+class OutputWatcher:
+    """A background consumer of ``llmrec.recommendations`` and ``llmrec.dlq`` from now on."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self._consumer = Consumer(
+            {
+                "bootstrap.servers": bootstrap,
+                "group.id": f"llmrec-watch-{uuid.uuid4().hex[:8]}",
+                "enable.auto.commit": False,
+                "auto.offset.reset": "latest",
+            }
+        )
+        self.observed = Observed()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="output-watcher", daemon=True)
+
+    def start(self, partitions: int) -> None:
+        # assign explicitly at the end: no group rebalance to wait for, nothing missed after
+        tps = [
+            TopicPartition(t, p, OFFSET_END)
+            for t in (topics.RECOMMENDATIONS, topics.DLQ)
+            for p in range(partitions)
+        ]
+        self._consumer.assign(tps)
+        self._thread.start()
+
+    def snapshot(self) -> Observed:
+        with self._lock:
+            o = self.observed
+            return Observed(list(o.freshness_s), dict(o.latest), Counter(o.dead_letters),
+                            o.recommendations)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for msg in self._consumer.consume(500, timeout=0.2):
+                if msg.error():
+                    continue
+                now = time.time()
+                value = msg.value()
+                if value is None:  # a tombstone (erased user)
+                    continue
+                with self._lock:
+                    if msg.topic() == topics.DLQ:
+                        reason = json.loads(value).get("reason", "?")
+                        self.observed.dead_letters[reason] += 1
+                        continue
+                    rec = json.loads(value)
+                    self.observed.recommendations += 1
+                    self.observed.freshness_s.append(now - rec["trigger_ts"] / 1000.0)
+                    self.observed.latest[rec["user_id"]] = rec
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(5)
+        self._consumer.close()
+
+
+def group_lag(bootstrap: str, group_id: str, topic_names: list[str], partitions: int) -> int:
+    """Events not yet committed by the workers' group on these topics (0 means caught up)."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id,
+                  "enable.auto.commit": False})
+    try:
+        tps = [TopicPartition(t, p) for t in topic_names for p in range(partitions)]
+        committed = c.committed(tps, timeout=10)
+        lag = 0
+        for tp in committed:
+            _low, high = c.get_watermark_offsets(tp, timeout=10)
+            done = tp.offset if tp.offset >= 0 else 0
+            lag += max(0, high - done)
+        return lag
+    finally:
+        c.close()

@@ -1,0 +1,224 @@
+"""Serving-side text encoder: onnxruntime + tokenizers + numpy, and nothing heavier.
+
+Stream workers import this module; it must never pull in torch or transformers (hundreds of MB
+and seconds of import time per worker). The graph already does mean pooling and L2
+normalisation, so this module only tokenizes, pads per batch and runs the session.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import onnxruntime as ort
+from tokenizers import Encoding, Tokenizer  # type: ignore[import-untyped]
+
+from llmrec_stream.encoder.artifact import (
+    MODEL_NAME,
+    TOKENIZER_NAME,
+    ArtifactError,
+    read_manifest,
+    verify_artifact,
+)
+
+log = logging.getLogger(__name__)
+
+CUDA_PROVIDER = "CUDAExecutionProvider"
+CPU_PROVIDER = "CPUExecutionProvider"
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+#: Inputs the runtime knows how to fill from a tokenizer encoding.
+SUPPORTED_INPUTS: frozenset[str] = frozenset({"input_ids", "attention_mask", "token_type_ids"})
+#: Builds of onnxruntime that install into the same `onnxruntime/` folder.
+_ORT_DISTRIBUTIONS: frozenset[str] = frozenset(
+    {"onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino"}
+)
+
+
+class EncoderRuntimeError(RuntimeError):
+    """The encoder cannot run as asked (missing provider, conflicting installs, bad graph)."""
+
+
+def check_single_onnxruntime() -> None:
+    """Refuse to run with two onnxruntime builds installed.
+
+    They share one package folder, so whichever was installed last silently overwrote parts of
+    the other: CUDA may vanish or the import may crash later in a way that is hard to trace.
+    """
+    found = sorted(
+        {_dist_name(dist) for dist in importlib.metadata.distributions()} & _ORT_DISTRIBUTIONS
+    )
+    if len(found) > 1:
+        raise EncoderRuntimeError(
+            f"conflicting onnxruntime builds installed: {', '.join(found)}. They share one "
+            "folder and break each other: `pip uninstall` all of them, then install exactly "
+            "one (extra `cpu` -> onnxruntime, extra `gpu` -> onnxruntime-gpu)."
+        )
+
+
+def _dist_name(dist: importlib.metadata.Distribution) -> str:
+    try:
+        name = dist.metadata["Name"]
+    except KeyError:  # broken installs; newer Pythons raise instead of returning None
+        return ""
+    return (name or "").lower().replace("_", "-")
+
+
+def select_providers(device: str) -> list[str]:
+    """Execution providers to request for `device` ("auto", "cpu" or "cuda")."""
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {DEVICES}, got {device!r}")
+    available = ort.get_available_providers()
+    if device == "cuda" and CUDA_PROVIDER not in available:
+        raise EncoderRuntimeError(
+            f"device='cuda' but onnxruntime offers only {available}; "
+            "install onnxruntime-gpu (and not onnxruntime) with a matching CUDA/cuDNN"
+        )
+    if device != "cpu" and CUDA_PROVIDER in available:
+        return [CUDA_PROVIDER, CPU_PROVIDER]
+    return [CPU_PROVIDER]
+
+
+def create_session(
+    model_path: Path, *, device: str = "auto", intra_op_threads: int | None = None
+) -> ort.InferenceSession:
+    """Open the ONNX graph on the requested device and check which providers really took."""
+    requested = select_providers(device)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if intra_op_threads is not None:
+        if intra_op_threads < 1:
+            raise ValueError(f"intra_op_threads must be >= 1, got {intra_op_threads}")
+        options.intra_op_num_threads = intra_op_threads
+    session = ort.InferenceSession(str(model_path), sess_options=options, providers=requested)
+    active = list(session.get_providers())
+    log.info("encoder session on %s: providers %s (requested %s)", model_path, active, requested)
+    if CUDA_PROVIDER in requested and CUDA_PROVIDER not in active:
+        # onnxruntime falls back to CPU quietly when CUDA libraries fail to load.
+        if device == "cuda":
+            raise EncoderRuntimeError(
+                f"device='cuda' but the session runs on {active}: CUDA/cuDNN libraries "
+                "did not load (see the onnxruntime log above)"
+            )
+        log.warning("CUDA was available but did not activate; encoding on CPU")
+    return session
+
+
+def load_tokenizer(path: Path, *, max_length: int) -> Tokenizer:
+    """Tokenizer that truncates to the graph's max length; padding is done per batch later."""
+    tokenizer = Tokenizer.from_file(str(path))
+    tokenizer.enable_truncation(max_length=max_length)
+    tokenizer.no_padding()
+    return tokenizer
+
+
+class OnnxTextEncoder:
+    """`TextEncoder` over an exported artifact; see `OnnxTextEncoder.load`."""
+
+    def __init__(
+        self,
+        session: ort.InferenceSession,
+        tokenizer: Tokenizer,
+        *,
+        name: str,
+        pad_id: int = 0,
+        batch_size: int = 64,
+        output_name: str = "embeddings",
+    ) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        self.name = name
+        self.batch_size = batch_size
+        self._session = session
+        self._tokenizer = tokenizer
+        self._pad_id = pad_id
+        self._output_name = output_name
+        self._input_names = [i.name for i in session.get_inputs()]
+        unknown = set(self._input_names) - SUPPORTED_INPUTS
+        if unknown or "input_ids" not in self._input_names:
+            raise EncoderRuntimeError(f"unsupported encoder graph inputs {self._input_names}")
+        outputs = {o.name: o for o in session.get_outputs()}
+        if output_name not in outputs:
+            raise EncoderRuntimeError(f"encoder graph has no output {output_name!r}")
+        dim = outputs[output_name].shape[-1]
+        if outputs[output_name].type != "tensor(float)" or not isinstance(dim, int):
+            raise EncoderRuntimeError(f"output {output_name!r} is not float32 of fixed width")
+        self._dim = dim
+        self._providers = list(session.get_providers())
+
+    @classmethod
+    def load(
+        cls,
+        artifact_dir: Path,
+        *,
+        device: str = "auto",
+        intra_op_threads: int | None = None,
+        batch_size: int = 64,
+        verify: bool = True,
+    ) -> OnnxTextEncoder:
+        """Load an artifact written by `export_encoder`; `verify` checks every file's sha256."""
+        check_single_onnxruntime()
+        artifact_dir = Path(artifact_dir)
+        manifest = verify_artifact(artifact_dir) if verify else read_manifest(artifact_dir)
+        session = create_session(
+            artifact_dir / MODEL_NAME, device=device, intra_op_threads=intra_op_threads
+        )
+        tokenizer = load_tokenizer(artifact_dir / TOKENIZER_NAME, max_length=manifest.max_length)
+        encoder = cls(
+            session,
+            tokenizer,
+            name=manifest.source,
+            pad_id=manifest.pad_id,
+            batch_size=batch_size,
+            output_name=manifest.output_name,
+        )
+        if encoder.dim != manifest.dim or set(encoder._input_names) != set(manifest.input_names):
+            raise ArtifactError(
+                f"{artifact_dir}: graph (dim {encoder.dim}, inputs {encoder._input_names}) "
+                f"disagrees with manifest (dim {manifest.dim}, inputs {manifest.input_names})"
+            )
+        return encoder
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    @property
+    def providers(self) -> list[str]:
+        return list(self._providers)
+
+    def encode(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
+        """Encode in length-sorted batches (least padding), returned in input order."""
+        if isinstance(texts, str):
+            raise TypeError("encode() takes a sequence of str, not a single str")
+        items = list(texts)
+        for i, text in enumerate(items):
+            if not isinstance(text, str):
+                raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+        out = np.empty((len(items), self._dim), dtype=np.float32)
+        if not items:
+            return out
+        encodings = self._tokenizer.encode_batch(items)
+        order = sorted(range(len(items)), key=lambda i: len(encodings[i].ids))
+        for start in range(0, len(order), self.batch_size):
+            index = order[start : start + self.batch_size]
+            feeds = self._feeds([encodings[i] for i in index])
+            (vectors,) = self._session.run([self._output_name], feeds)
+            out[index] = vectors
+        return out
+
+    def _feeds(self, batch: list[Encoding]) -> dict[str, npt.NDArray[np.int64]]:
+        width = max(len(e.ids) for e in batch)
+        ids = np.full((len(batch), width), self._pad_id, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        types = np.zeros((len(batch), width), dtype=np.int64)
+        for row, enc in enumerate(batch):
+            n = len(enc.ids)
+            ids[row, :n] = enc.ids
+            mask[row, :n] = 1
+            types[row, :n] = enc.type_ids
+        arrays = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+        return {name: arrays[name] for name in self._input_names}

@@ -1,0 +1,196 @@
+"""The boundary: raw Kafka bytes in, a typed event or a dead letter out.
+
+Every payload is checked against its versioned JSON Schema in ``schemas/`` before anything
+else touches it. Rejections are values (``Rejected``), not exceptions, so a bad record
+becomes a dead letter with its reason and the stream goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+
+from llmrec_stream.events import topics
+from llmrec_stream.events.models import (
+    Click,
+    Comment,
+    Envelope,
+    Event,
+    Item,
+    Purchase,
+    Source,
+    UserAttributes,
+)
+
+SCHEMAS_DIR = Path(__file__).with_name("schemas")
+SUPPORTED_VERSIONS = frozenset({1})
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+#: Topic → (schema file, the field that must equal the record key).
+TOPIC_SCHEMAS: dict[str, tuple[str, str]] = {
+    topics.COMMENTS: ("comment", "user_id"),
+    topics.CLICKS: ("click", "user_id"),
+    topics.PURCHASES: ("purchase", "user_id"),
+    topics.USERS: ("user", "user_id"),
+    topics.ITEMS: ("item", "item_id"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """A record that failed validation: everything a dead letter needs."""
+
+    reason: str
+    detail: str
+    source: Source
+    exception: str
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_text_bytes: int = 8192
+    max_future_skew_s: float = 300.0
+
+
+class EventValidationError(ValueError):
+    """A record failed validation; ``reason`` is its dead-letter reason."""
+
+    def __init__(self, reason: str, detail: str, cause: BaseException | None = None) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.cause = cause
+
+
+@cache
+def validator(schema_name: str) -> Callable[[Any], Any]:
+    """The compiled validator of ``schemas/<schema_name>.json`` (compiled once per process)."""
+    schema = json.loads((SCHEMAS_DIR / f"{schema_name}.json").read_text(encoding="utf-8"))
+    compiled: Callable[[Any], Any] = fastjsonschema.compile(schema)
+    return compiled
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"non-finite number {name} is not JSON")
+
+
+def _parse(value: bytes | None) -> dict[str, Any]:
+    if value is None:
+        raise EventValidationError("not_an_object", "record has no value")
+    try:
+        text = value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise EventValidationError("invalid_utf8", str(exc), exc) from exc
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as exc:
+        raise EventValidationError("invalid_json", str(exc), exc) from exc
+    if not isinstance(obj, dict):
+        raise EventValidationError(
+            "not_an_object", f"expected a JSON object, got {type(obj).__name__}"
+        )
+    return obj
+
+
+def _check_text(text: str, limits: Limits) -> None:
+    if not text.strip():
+        raise EventValidationError("empty_text", "comment text is empty")
+    size = len(text.encode("utf-8"))
+    if size > limits.max_text_bytes:
+        raise EventValidationError(
+            "text_too_large", f"text is {size} bytes, limit {limits.max_text_bytes}"
+        )
+    if _CONTROL.search(text):
+        raise EventValidationError("control_characters", "text contains control characters")
+
+
+def _build(topic: str, obj: dict[str, Any]) -> Event:
+    common = {"event_id": obj["event_id"], "ts": obj["ts"]}
+    if topic == topics.COMMENTS:
+        return Comment(
+            **common,
+            user_id=obj["user_id"],
+            text=obj["text"],
+            item_id=obj.get("item_id"),
+            rating=obj.get("rating"),
+        )
+    if topic == topics.CLICKS:
+        return Click(**common, user_id=obj["user_id"], item_id=obj["item_id"])
+    if topic == topics.PURCHASES:
+        return Purchase(
+            **common,
+            user_id=obj["user_id"],
+            item_id=obj["item_id"],
+            amount=float(obj["amount"]),
+            quantity=obj["quantity"],
+        )
+    if topic == topics.USERS:
+        return UserAttributes(
+            **common,
+            user_id=obj["user_id"],
+            age_band=obj.get("age_band", "unknown"),
+            gender=obj.get("gender", "unknown"),
+            spend_level=obj.get("spend_level", "unknown"),
+            numeric={str(k): float(v) for k, v in obj.get("numeric", {}).items()},
+        )
+    return Item(
+        **common,
+        item_id=obj["item_id"],
+        title=obj["title"],
+        description=obj.get("description", ""),
+        tags=tuple(obj.get("tags", ())),
+        category=obj.get("category"),
+    )
+
+
+def _validate(topic: str, key: bytes | None, obj: dict[str, Any], limits: Limits) -> Event:
+    schema_name, key_field = TOPIC_SCHEMAS[topic]
+    version = obj.get("schema_version")
+    if version is not None and not isinstance(version, bool) and version not in SUPPORTED_VERSIONS:
+        raise EventValidationError(
+            "unknown_schema_version", f"schema_version {version!r} is not supported"
+        )
+    try:
+        validator(schema_name)(obj)
+    except fastjsonschema.JsonSchemaValueException as exc:
+        raise EventValidationError(
+            "schema_violation", f"{schema_name}: {exc.message}", exc
+        ) from exc
+    if key is None or key.decode("utf-8", errors="replace") != obj[key_field]:
+        shown = None if key is None else key[:64].decode("utf-8", errors="replace")
+        raise EventValidationError(
+            "key_mismatch", f"record key {shown!r} is not the event's {key_field}"
+        )
+    if topic == topics.COMMENTS:
+        _check_text(obj["text"], limits)
+    if obj["ts"] > (time.time() + limits.max_future_skew_s) * 1000:
+        raise EventValidationError("future_timestamp", f"ts {obj['ts']} is in the future")
+    return _build(topic, obj)
+
+
+def decode(
+    topic: str, key: bytes | None, value: bytes | None, source: Source, limits: Limits
+) -> Envelope | Rejected:
+    """Validate one record of an event topic; never raises for bad input."""
+    try:
+        if topic not in TOPIC_SCHEMAS:
+            raise EventValidationError("schema_violation", f"no schema for topic {topic!r}")
+        event = _validate(topic, key, _parse(value), limits)
+    except EventValidationError as exc:
+        cause = exc.cause if exc.cause is not None else exc
+        return Rejected(exc.reason, str(exc), source, type(cause).__name__, key, value)
+    return Envelope(event, source)
+
+
+def dumps(obj: dict[str, Any]) -> bytes:
+    """Compact JSON, UTF-8, as every producer of the project writes it."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")

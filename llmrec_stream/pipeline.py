@@ -1,0 +1,237 @@
+"""One micro-batch, end to end: decode → encode → update profiles → retrieve → rank → publish.
+
+The same code runs in the Faust worker, in tests, in benchmarks and in replays; it knows
+nothing about Faust. Its inputs are raw records; its outputs go to a ``Sink``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import numpy as np
+import redis.exceptions
+
+from llmrec_stream.dlq import dead_letter
+from llmrec_stream.encoder.protocol import TextEncoder
+from llmrec_stream.events.codec import Limits, Rejected, decode
+from llmrec_stream.events.models import Comment, Envelope, Item, Source, UserEvent
+from llmrec_stream.metrics import Metrics
+from llmrec_stream.profiles.fusion import FusionWeights, Vector, contribution
+from llmrec_stream.profiles.store import Contribution, ProfileState, ProfileStore
+from llmrec_stream.publish import Sink, recommendation_record
+from llmrec_stream.ranking.protocol import Ranker
+from llmrec_stream.retrieval.catalog import Catalog
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A Kafka record as the pipeline needs it, whoever consumed it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    """What one micro-batch did; tests and the demo read it."""
+
+    consumed: int = 0
+    applied: int = 0
+    skipped: int = 0
+    dead_letters: dict[str, int] = field(default_factory=dict)
+    published: dict[str, bytes] = field(default_factory=dict)
+
+
+class Pipeline:
+    """Processes micro-batches of user events and of catalog items."""
+
+    def __init__(
+        self,
+        *,
+        encoder: TextEncoder,
+        store: ProfileStore,
+        catalog: Catalog,
+        ranker: Ranker,
+        sink: Sink,
+        metrics: Metrics,
+        weights: FusionWeights,
+        limits: Limits,
+        top_k: int = 20,
+        worker_id: str = "worker",
+        retry_max_s: float = 5.0,
+    ) -> None:
+        self.encoder = encoder
+        self.store = store
+        self.catalog = catalog
+        self.ranker = ranker
+        self.sink = sink
+        self.metrics = metrics
+        self.weights = weights
+        self.limits = limits
+        self.top_k = top_k
+        self.worker_id = worker_id
+        self.retry_max_s = retry_max_s
+        # onnxruntime releases the GIL: encoding in a thread keeps the event loop (and the
+        # consumer's heartbeats) running. One thread: batches are sequential anyway.
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="encoder")
+        metrics.model_version.labels(ranker.version).set(1)
+
+    # --- entry points -------------------------------------------------------------------
+
+    async def process_items(self, records: Sequence[RawRecord]) -> BatchOutcome:
+        """Encode catalog items and share their vectors with every worker."""
+        outcome = BatchOutcome(consumed=len(records))
+        latest: dict[str, Item] = {}
+        for env in await self._decode(records, outcome):
+            assert isinstance(env.event, Item)  # noqa: S101 - decode keys on the topic
+            latest[env.event.item_id] = env.event  # a later update of an item wins
+        if latest:
+            items = list(latest.values())
+            vectors = await self._encode([it.text() for it in items])
+            await self._retry(lambda: self.catalog.publish(items, vectors))
+            self.metrics.items.set(len(self.catalog.index))
+            outcome.applied = len(items)
+        return outcome
+
+    async def process_events(self, records: Sequence[RawRecord]) -> BatchOutcome:
+        """Apply user events to profiles and publish fresh top-k for every touched user."""
+        outcome = BatchOutcome(consumed=len(records))
+        envelopes = await self._decode(records, outcome)
+        envelopes = await self._drop_unknown_items(envelopes, outcome)
+        texts = await self._encode_comments(envelopes)
+        batch: dict[str, list[Contribution]] = defaultdict(list)
+        for env in envelopes:
+            event = env.event
+            assert not isinstance(event, Item)  # noqa: S101 - items have their own topic
+            item_id = getattr(event, "item_id", None)
+            item_vec = None if item_id is None else self.catalog.index.vector(item_id)
+            tc, bc = contribution(event, texts.get(id(env)), item_vec, self.weights)
+            batch[event.user_id].append(Contribution(event, env.source, tc, bc))
+        if not batch:
+            return outcome
+        started = time.perf_counter()
+        states = await self._retry(lambda: self.store.apply(batch))
+        self.metrics.profile_latency.observe(time.perf_counter() - started)
+        for state in states:
+            n_applied = sum(state.applied)
+            outcome.applied += n_applied
+            outcome.skipped += len(state.applied) - n_applied
+        self.metrics.skipped.inc(outcome.skipped)
+        await self._recommend(states, batch, outcome)
+        return outcome
+
+    # --- steps --------------------------------------------------------------------------
+
+    async def _decode(self, records: Sequence[RawRecord], outcome: BatchOutcome) -> list[Envelope]:
+        good: list[Envelope] = []
+        for r in records:
+            self.metrics.events.labels(r.topic).inc()
+            result = decode(r.topic, r.key, r.value, Source(r.topic, r.partition, r.offset),
+                            self.limits)
+            if isinstance(result, Rejected):
+                await self._dead_letter(result, outcome)
+            else:
+                good.append(result)
+        return good
+
+    async def _drop_unknown_items(
+        self, envelopes: list[Envelope], outcome: BatchOutcome
+    ) -> list[Envelope]:
+        wanted = [i for e in envelopes if (i := getattr(e.event, "item_id", None)) is not None]
+        unknown = await self._retry(lambda: self.catalog.resolve(wanted)) if wanted else set()
+        kept: list[Envelope] = []
+        for env in envelopes:
+            item_id = getattr(env.event, "item_id", None)
+            if item_id in unknown:
+                rejected = Rejected(
+                    "unknown_item", f"item {item_id!r} is not in the catalog", env.source,
+                    "UnknownItem", None, None,
+                )
+                await self._dead_letter(rejected, outcome)
+            else:
+                kept.append(env)
+        return kept
+
+    async def _encode_comments(self, envelopes: list[Envelope]) -> dict[int, Vector]:
+        comments = [e for e in envelopes if isinstance(e.event, Comment)]
+        if not comments:
+            return {}
+        texts = [e.event.text for e in comments if isinstance(e.event, Comment)]
+        vectors = await self._encode(texts)
+        return {id(env): vec for env, vec in zip(comments, vectors, strict=True)}
+
+    async def _encode(self, texts: list[str]) -> np.ndarray:
+        started = time.perf_counter()
+        loop = asyncio.get_running_loop()
+        vectors = await loop.run_in_executor(self._executor, self.encoder.encode, texts)
+        self.metrics.encoder_latency.observe(time.perf_counter() - started)
+        self.metrics.encoder_batch.observe(len(texts))
+        return vectors
+
+    async def _recommend(
+        self,
+        states: list[ProfileState],
+        batch: dict[str, list[Contribution]],
+        outcome: BatchOutcome,
+    ) -> None:
+        queries = self.ranker.queries(states)
+        live = [i for i in range(len(states)) if np.any(queries[i])]
+        if not live:
+            return
+        ranked = self.catalog.index.search(
+            queries[live], self.top_k, exclude=[states[i].bought for i in live]
+        )
+        version = self.ranker.version
+        for i, top in zip(live, ranked, strict=True):
+            user_id = states[i].user_id
+            events: list[UserEvent] = [c.event for c in batch[user_id]]
+            trigger_ts = max(e.ts for e in events)
+            payload = recommendation_record(
+                user_id, top, version, [e.event_id for e in events], trigger_ts
+            )
+            await self.sink.recommendation(user_id, payload)
+            self.metrics.freshness.observe(max(0.0, time.time() - trigger_ts / 1000.0))
+            outcome.published[user_id] = payload
+        self.metrics.recommendations.inc(len(live))
+        await self._retry(lambda: self.store.cache_recommendations(outcome.published))
+
+    async def _dead_letter(self, rejected: Rejected, outcome: BatchOutcome) -> None:
+        payload, headers = dead_letter(rejected, self.worker_id)
+        await self.sink.dead_letter(rejected.key, payload, headers)
+        self.metrics.dead_letters.labels(rejected.reason).inc()
+        outcome.dead_letters[rejected.reason] = outcome.dead_letters.get(rejected.reason, 0) + 1
+        log.warning(
+            "dead letter %s from %s[%d]@%d: %s", rejected.reason, rejected.source.topic,
+            rejected.source.partition, rejected.source.offset, rejected.detail[:200],
+        )
+
+    async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Retry Redis calls until they succeed: the stream waits (backpressure), no loss.
+
+        A partly applied pipeline is safe to resend: the offset watermarks skip what landed.
+        """
+        delay = 0.05
+        while True:
+            try:
+                return await call()
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+                self.metrics.redis_retries.inc()
+                log.warning("redis unavailable (%s); retrying in %.2fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=False)

@@ -1,0 +1,1 @@
+"""User profiles: fusion maths and the Redis store."""

@@ -1,0 +1,146 @@
+"""Profile maths: what each event contributes, how contributions decay, how vectors fuse.
+
+The Lua script applies these contributions inside Redis; ``reference_profile`` is the same
+maths in numpy, used by tests and by the replay verifier to check what Redis holds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import numpy.typing as npt
+
+from llmrec_stream.events.models import Click, Comment, Purchase, UserAttributes, UserEvent
+
+Vector = npt.NDArray[np.float32]
+
+
+@dataclass(frozen=True, slots=True)
+class FusionWeights:
+    """How much each kind of event moves a profile (purchase > click by default)."""
+
+    click: float = 1.0
+    purchase: float = 3.0
+    review: float = 2.0
+    comment_text: float = 1.0
+    half_life_s: float = 7 * 24 * 3600.0
+    mix_text: float = 0.5
+
+
+def rating_scale(rating: int | None) -> float:
+    """Sign and scale of a reviewed item's contribution: 1★ → -1, 3★ → 0, 5★ → +1.
+
+    A comment that names an item but gives no rating counts as mild interest (+0.5).
+    """
+    if rating is None:
+        return 0.5
+    return (rating - 3) / 2.0
+
+
+def event_kind(event: UserEvent) -> str:
+    """The one-letter kind the Lua script counts by."""
+    if isinstance(event, Comment):
+        return "c"
+    if isinstance(event, Click):
+        return "k"
+    if isinstance(event, Purchase):
+        return "p"
+    return "u"
+
+
+def behaviour_weight(event: UserEvent, weights: FusionWeights) -> float:
+    """Weight of the event's item vector in the behaviour vector (0 when it has none)."""
+    if isinstance(event, Click):
+        return weights.click
+    if isinstance(event, Purchase):
+        return weights.purchase
+    if isinstance(event, Comment) and event.item_id is not None:
+        return weights.review * rating_scale(event.rating)
+    return 0.0
+
+
+def contribution(
+    event: UserEvent, text_vec: Vector | None, item_vec: Vector | None, weights: FusionWeights
+) -> tuple[Vector | None, Vector | None]:
+    """What an event adds to the (text, behaviour) vectors before decay; None adds nothing."""
+    tc = None if text_vec is None else (weights.comment_text * text_vec).astype(np.float32)
+    bw = behaviour_weight(event, weights)
+    bc = None if item_vec is None or bw == 0 else (bw * item_vec).astype(np.float32)
+    return tc, bc
+
+
+def decay(dt_ms: float, half_life_s: float) -> float:
+    return math.exp(-math.log(2) * dt_ms / (half_life_s * 1000.0))
+
+
+def normalize(v: Vector) -> Vector:
+    norm = float(np.linalg.norm(v))
+    return v / norm if norm > 0 else v
+
+
+def fuse(text_vec: Vector, beh_vec: Vector, mix_text: float) -> Vector:
+    """The query vector: a mix of the unit text and behaviour directions.
+
+    A side with no signal yet (zero vector) gives its share to the other, so a user who only
+    wrote comments, or only clicked, still gets a full-strength query.
+    """
+    t, b = normalize(text_vec), normalize(beh_vec)
+    has_t, has_b = bool(np.any(t)), bool(np.any(b))
+    if has_t and has_b:
+        return normalize((mix_text * t + (1.0 - mix_text) * b).astype(np.float32))
+    return t if has_t else b
+
+
+@dataclass(slots=True)
+class ReferenceProfile:
+    """A profile computed in numpy from events alone (float64), to check Redis against."""
+
+    text: npt.NDArray[np.float64]
+    behaviour: npt.NDArray[np.float64]
+    t_ref: int | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+    spend: float = 0.0
+    attributes: dict[str, str] = field(default_factory=dict)
+
+
+def reference_profile(
+    events: Iterable[tuple[UserEvent, Vector | None, Vector | None]],
+    dim: int,
+    weights: FusionWeights,
+) -> ReferenceProfile:
+    """Apply ``(event, text vector, item vector)`` triples in order, as the Lua script does."""
+    prof = ReferenceProfile(np.zeros(dim), np.zeros(dim))
+    for event, text_vec, item_vec in events:
+        kind = event_kind(event)
+        prof.counts[kind] = prof.counts.get(kind, 0) + 1
+        tc, bc = contribution(event, text_vec, item_vec, weights)
+        if tc is not None or bc is not None:
+            f = 1.0
+            if prof.t_ref is None:
+                prof.t_ref = event.ts
+            elif event.ts > prof.t_ref:
+                d = decay(event.ts - prof.t_ref, weights.half_life_s)
+                prof.text *= d
+                prof.behaviour *= d
+                prof.t_ref = event.ts
+            else:
+                f = decay(prof.t_ref - event.ts, weights.half_life_s)
+            if tc is not None:
+                prof.text += f * tc
+            if bc is not None:
+                prof.behaviour += f * bc
+        if isinstance(event, Purchase):
+            prof.spend += event.amount
+        if isinstance(event, UserAttributes):
+            prof.attributes.update(attribute_fields(event))
+    return prof
+
+
+def attribute_fields(event: UserAttributes) -> dict[str, str]:
+    """The profile's traditional features as flat string fields (as stored in Redis)."""
+    out = {"age_band": event.age_band, "gender": event.gender, "spend_level": event.spend_level}
+    out.update({f"num.{k}": repr(float(v)) for k, v in sorted(event.numeric.items())})
+    return out

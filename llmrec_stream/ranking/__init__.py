@@ -1,0 +1,1 @@
+"""Ranking: the model the worker serves, behind one Protocol."""

@@ -1,0 +1,1 @@
+"""Candidate retrieval: item indexes behind one Protocol, and the shared item catalog."""

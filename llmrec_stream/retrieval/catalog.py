@@ -1,0 +1,114 @@
+"""The item catalog: vectors written once to Redis, mirrored in memory by every worker.
+
+Items arrive partitioned (each worker encodes only its share of ``llmrec.items``), but every
+worker must score against all of them. So the worker that encodes an item writes its vector
+to one Redis hash and appends the id to a change log (a Redis stream); every worker applies
+the log to its in-memory index, and looks up a missed id directly before giving up on it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import redis.asyncio as aioredis
+
+from llmrec_stream.events.models import Item
+from llmrec_stream.retrieval.exact import ExactIndex
+
+# One hash tag: the catalog lives in one slot, so its pipeline works on Redis Cluster too.
+VECTORS = "{catalog}:vec"
+META = "{catalog}:meta"
+LOG = "{catalog}:log"
+LOG_MAXLEN = 1_000_000
+
+
+class Catalog:
+    """In-memory mirror of the item vectors in Redis, kept current from the change log."""
+
+    def __init__(self, client: aioredis.Redis, index: ExactIndex) -> None:
+        self.client = client
+        self.index = index
+        self._log_id = "0-0"
+
+    @property
+    def dim(self) -> int:
+        return self.index.dim
+
+    async def publish(self, items: Sequence[Item], vectors: npt.NDArray[np.float32]) -> None:
+        """Store encoded items in Redis and in this worker's index (one round trip)."""
+        if not items:
+            return
+        pipe = self.client.pipeline(transaction=False)
+        ids = [it.item_id for it in items]
+        blobs = {i: v.astype("<f4").tobytes() for i, v in zip(ids, vectors, strict=True)}
+        pipe.hset(VECTORS, mapping=blobs)  # type: ignore[arg-type]
+        pipe.hset(META, mapping={it.item_id: json.dumps(_meta(it)) for it in items})
+        pipe.xadd(LOG, {"ids": "\n".join(ids)}, maxlen=LOG_MAXLEN, approximate=True)
+        await pipe.execute()
+        self.index.upsert(ids, vectors.astype(np.float32))
+
+    async def bootstrap(self) -> int:
+        """Load the whole catalog (start-up): scan the vectors, then follow the log from here.
+
+        The log position is taken first, so an item written during the scan is applied again
+        by the next ``refresh`` rather than missed.
+        """
+        last: Any = await self.client.xrevrange(LOG, count=1)
+        if last:
+            self._log_id = _text(last[0][0])
+        ids: list[str] = []
+        vecs: list[npt.NDArray[np.float32]] = []
+        async for item_id, blob in self.client.hscan_iter(VECTORS, count=5000):
+            ids.append(_text(item_id))
+            vecs.append(np.frombuffer(blob, dtype="<f4"))
+        if ids:
+            self.index.upsert(ids, np.stack(vecs))
+        return len(ids)
+
+    async def refresh(self) -> int:
+        """Apply the change log since the last call; returns how many ids were updated."""
+        entries: Any = await self.client.xread({LOG: self._log_id}, count=10_000)
+        ids: list[str] = []
+        for _stream, messages in entries:
+            for msg_id, fields in messages:
+                self._log_id = _text(msg_id)
+                ids.extend(fields[b"ids"].decode("utf-8").split("\n"))
+        await self.load(list(dict.fromkeys(ids)))
+        return len(ids)
+
+    async def load(self, ids: Sequence[str]) -> list[str]:
+        """Fetch these ids from Redis into the index; returns the ids Redis knows."""
+        if not ids:
+            return []
+        blobs: list[Any] = await self.client.hmget(VECTORS, list(ids))
+        found = [(i, b) for i, b in zip(ids, blobs, strict=True) if b is not None]
+        if found:
+            vecs = np.stack([np.frombuffer(b, dtype="<f4") for _, b in found])
+            self.index.upsert([i for i, _ in found], vecs)
+        return [i for i, _ in found]
+
+    async def resolve(self, ids: Sequence[str]) -> set[str]:
+        """Make sure these ids are in memory; returns those that exist nowhere."""
+        missing = [i for i in dict.fromkeys(ids) if i not in self.index]
+        if not missing:
+            return set()
+        return set(missing) - set(await self.load(missing))
+
+    async def meta(self, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        """Titles and categories for display (the demo, ``recs``)."""
+        if not ids:
+            return {}
+        raw = await self.client.hmget(META, list(ids))
+        return {i: json.loads(r) for i, r in zip(ids, raw, strict=True) if r is not None}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else value
+
+
+def _meta(item: Item) -> dict[str, Any]:
+    return {"title": item.title, "category": item.category}

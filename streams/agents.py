@@ -1,0 +1,79 @@
+"""Agents: each hands a micro-batch of raw records to the pipeline."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterable, Sequence
+from typing import Any
+
+from llmrec_stream.pipeline import Pipeline, RawRecord
+from streams.app import (
+    app,
+    dlq_topic,
+    items_topic,
+    recommendations_topic,
+    settings,
+    user_events_topic,
+)
+
+log = logging.getLogger(__name__)
+
+
+class FaustSink:
+    """Pipeline output through the app's producer (batched, acks=all)."""
+
+    async def recommendation(self, user_id: str, payload: bytes) -> None:
+        await recommendations_topic.send(key=user_id.encode("utf-8"), value=payload)
+
+    async def dead_letter(
+        self, key: bytes | None, payload: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        await dlq_topic.send(key=key, value=payload, headers=headers)
+
+
+_pipeline: Pipeline | None = None
+_lock = asyncio.Lock()
+
+
+async def pipeline() -> Pipeline:
+    """Built once per worker process, on first use (loads the encoder and the catalog)."""
+    global _pipeline
+    async with _lock:
+        if _pipeline is None:
+            from llmrec_stream.worker import build_pipeline
+
+            _pipeline = await build_pipeline(settings, FaustSink())
+            if settings.metrics_port:
+                _pipeline.metrics.serve(settings.metrics_port)
+    return _pipeline
+
+
+def _raw(events: Sequence[Any]) -> list[RawRecord]:
+    return [
+        RawRecord(e.message.topic, e.message.partition, e.message.offset, e.message.key,
+                  e.message.value)
+        for e in events
+    ]
+
+
+@app.agent(user_events_topic)
+async def user_events(stream: AsyncIterable[Any]) -> None:
+    p = await pipeline()
+    async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):  # type: ignore[attr-defined]
+        await p.process_events(_raw(batch))
+
+
+@app.agent(items_topic)
+async def items(stream: AsyncIterable[Any]) -> None:
+    p = await pipeline()
+    async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):  # type: ignore[attr-defined]
+        await p.process_items(_raw(batch))
+
+
+@app.timer(interval=0.5)
+async def refresh_catalog() -> None:
+    """Mirror items encoded by other workers (their partitions of llmrec.items)."""
+    if _pipeline is not None:
+        await _pipeline.catalog.refresh()
+        _pipeline.metrics.items.set(len(_pipeline.catalog.index))

@@ -1,0 +1,43 @@
+"""Integration tier: one real broker and one real Redis for the whole test session.
+
+Set LLMREC_KAFKA_BOOTSTRAP and/or LLMREC_REDIS_URL to run against external services instead;
+whatever is not set is started embedded. Every test under this folder is marked ``integration``,
+so ``pytest -m 'not integration'`` skips the tier.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from llmrec_stream.devstack import DevStack
+
+_HERE = Path(__file__).parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Hooks in a conftest see every collected item, not just this folder's: filter by path.
+    for item in items:
+        if _HERE in item.path.parents:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[DevStack]:
+    """The session's broker, Redis and topics (4 partitions each)."""
+    with DevStack.from_env() as dev_stack:
+        yield dev_stack
+
+
+@pytest.fixture
+def redis_client(stack: DevStack) -> Iterator[redis.Redis]:
+    """A client of the session's Redis, on an emptied database."""
+    client = redis.Redis.from_url(stack.redis_url)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.close()

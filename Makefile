@@ -1,0 +1,39 @@
+# Task runner: `make demo` and `make test` work on a fresh machine (they create the venv).
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+export LLMREC_TEST_CACHE ?= $(CURDIR)/.cache/test
+
+.PHONY: demo test lint typecheck unit integration encoder clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# torch is pinned so pip takes the local CPU build (an unpinned torch pulls a CUDA one)
+	$(BIN)/pip install -q -e '.[cpu,export,dev,test]' torch==2.13.0
+	touch $(STAMP)
+
+encoder: $(STAMP)
+	$(BIN)/llmrec-stream export-encoder
+
+demo: encoder
+	$(BIN)/llmrec-stream demo $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/pytest tests/unit -q
+
+integration: $(STAMP)
+	$(BIN)/pytest tests/integration -q
+
+test: lint typecheck
+	$(BIN)/pytest -q --durations=10
+
+clean:
+	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,72 @@
+"""A live worker for integration tests: a real Faust process on the session's stack."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import redis
+
+from llmrec_stream.demo.watch import group_lag
+from llmrec_stream.devstack import DevStack
+from llmrec_stream.devstack.worker import WorkerProcess
+from llmrec_stream.events import topics
+from llmrec_stream.replay import producer, publish
+from llmrec_stream.retrieval.catalog import VECTORS
+from llmrec_stream.sources.base import OutboundEvent
+
+EVENT_TOPICS = [topics.COMMENTS, topics.CLICKS, topics.PURCHASES, topics.USERS]
+
+
+class LiveWorker:
+    """One worker process with its own consumer group, plus the producer that feeds it."""
+
+    def __init__(self, stack: DevStack, encoder_dir: Path, logdir: Path, app_id: str = "") -> None:
+        self.stack = stack
+        self.app_id = app_id or f"test-{uuid.uuid4().hex[:8]}"
+        env = {
+            **stack.env(),
+            "LLMREC_ENCODER_DIR": str(encoder_dir),
+            "LLMREC_APP_ID": self.app_id,
+            "LLMREC_PARTITIONS": str(stack.partitions),
+            "LLMREC_ENCODER_THREADS": "1",
+        }
+        self.proc = WorkerProcess(env, logdir / f"{self.app_id}.log", worker_id=self.app_id)
+        self.producer = producer(stack.kafka_bootstrap)
+        self.redis = redis.Redis.from_url(stack.redis_url)
+
+    def start(self) -> LiveWorker:
+        self.proc.start()
+        return self
+
+    def stop(self) -> int | None:
+        return self.proc.stop()
+
+    def publish(self, events: list[OutboundEvent], live: bool = True) -> None:
+        publish(self.producer, events, live=live)
+
+    def publish_raw(self, topic: str, key: bytes | None, value: bytes) -> None:
+        self.producer.produce(topic, value, key)
+        self.producer.flush(10)
+
+    def wait(self, check: Callable[[], bool], timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.alive, f"worker died waiting for {what}:\n{self.proc.log_tail()}"
+            if check():
+                return
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}:\n{self.proc.log_tail()}")
+
+    def wait_catalog(self, n_items: int, timeout: float = 120) -> None:
+        self.wait(lambda: self.redis.hlen(VECTORS) >= n_items, timeout, "catalog")
+
+    def wait_caught_up(self, timeout: float = 120) -> None:
+        self.wait(
+            lambda: group_lag(self.stack.kafka_bootstrap, self.app_id, EVENT_TOPICS,
+                              self.stack.partitions) == 0,
+            timeout,
+            "consumer group to catch up",
+        )

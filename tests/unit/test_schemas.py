@@ -1,0 +1,493 @@
+"""The event contracts in ``schemas/``: valid draft-07, honoured by our producers, frozen.
+
+Two kinds of test live here. The first checks what we write (synthetic events, recommendation
+records, dead letters) against the schemas with an independent validator (jsonschema; the
+codec itself uses fastjsonschema). The second freezes v1: literal payloads as an old producer
+wrote them must still decode, and the required fields are spelled out, so removing or renaming
+a field of a published schema fails here rather than in a consumer in production.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jsonschema import Draft7Validator
+
+from llmrec_stream.dlq import dead_letter
+from llmrec_stream.events import codec, topics
+from llmrec_stream.events.models import (
+    Click,
+    Comment,
+    Envelope,
+    Item,
+    Purchase,
+    Source,
+    UserAttributes,
+)
+from llmrec_stream.publish import recommendation_record
+from llmrec_stream.sources.base import OutboundEvent
+from llmrec_stream.sources.synthetic import synthetic_replay
+
+REPO = Path(__file__).resolve().parents[2]
+SCHEMAS = REPO / "schemas"
+SCHEMA_FILES = sorted(SCHEMAS.glob("*.json"))
+SRC = Source("llmrec.test", 3, 42)
+
+
+def load(name: str) -> dict[str, Any]:
+    return json.loads((SCHEMAS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def validator(name: str) -> Draft7Validator:
+    return Draft7Validator(load(name))
+
+
+def assert_valid(name: str, obj: Any) -> None:
+    errors = sorted(validator(name).iter_errors(obj), key=str)
+    assert not errors, [e.message for e in errors]
+
+
+# --- the schema files themselves ---------------------------------------------------------------
+
+
+def test_the_schema_folder_holds_every_contract() -> None:
+    assert {p.stem for p in SCHEMA_FILES} == {
+        "click",
+        "comment",
+        "dead_letter",
+        "item",
+        "model_update",
+        "purchase",
+        "recommendation",
+        "user",
+    }
+
+
+def test_the_codec_reads_the_same_schemas() -> None:
+    # The package ships schemas through a link; both paths must name the same files.
+    assert codec.SCHEMAS_DIR.resolve() == SCHEMAS.resolve()
+    for schema_name, _ in codec.TOPIC_SCHEMAS.values():
+        assert (SCHEMAS / f"{schema_name}.json").is_file()
+
+
+@pytest.mark.parametrize("path", SCHEMA_FILES, ids=lambda p: p.stem)
+def test_schema_is_valid_draft07_with_a_version(path: Path) -> None:
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    Draft7Validator.check_schema(schema)
+    assert schema["$schema"] == "http://json-schema.org/draft-07/schema#"
+    assert schema["$id"].endswith(f"/{path.name}")
+    assert schema["type"] == "object"
+    version = schema["properties"]["schema_version"]
+    assert version["type"] == "integer"
+    assert version["enum"] == [1]
+    assert "schema_version" in schema["required"]
+
+
+@pytest.mark.parametrize("path", SCHEMA_FILES, ids=lambda p: p.stem)
+def test_required_fields_are_declared_properties(path: Path) -> None:
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    assert set(schema["required"]) <= set(schema["properties"])
+    assert len(schema["required"]) == len(set(schema["required"]))
+
+
+# --- frozen v1: required fields and declared properties, literally ---------------------------
+
+FROZEN_REQUIRED: dict[str, list[str]] = {
+    "click": ["schema_version", "event_id", "ts", "user_id", "item_id"],
+    "comment": ["schema_version", "event_id", "ts", "user_id", "text"],
+    "purchase": ["schema_version", "event_id", "ts", "user_id", "item_id", "amount", "quantity"],
+    "user": ["schema_version", "event_id", "ts", "user_id"],
+    "item": ["schema_version", "event_id", "ts", "item_id", "title"],
+    "recommendation": [
+        "schema_version",
+        "user_id",
+        "items",
+        "scores",
+        "model_version",
+        "event_ids",
+        "trigger_ts",
+        "published_ts",
+    ],
+    "dead_letter": [
+        "schema_version",
+        "reason",
+        "detail",
+        "source_topic",
+        "source_partition",
+        "source_offset",
+        "exception",
+        "ts",
+    ],
+    "model_update": ["schema_version", "version", "sha256", "location", "metrics", "created_ts"],
+}
+
+FROZEN_PROPERTIES: dict[str, set[str]] = {
+    "click": {"schema_version", "event_id", "ts", "user_id", "item_id"},
+    "comment": {"schema_version", "event_id", "ts", "user_id", "text", "item_id", "rating"},
+    "purchase": {"schema_version", "event_id", "ts", "user_id", "item_id", "amount", "quantity"},
+    "user": {
+        "schema_version",
+        "event_id",
+        "ts",
+        "user_id",
+        "age_band",
+        "gender",
+        "spend_level",
+        "numeric",
+    },
+    "item": {
+        "schema_version",
+        "event_id",
+        "ts",
+        "item_id",
+        "title",
+        "description",
+        "tags",
+        "category",
+    },
+    "recommendation": {
+        "schema_version",
+        "user_id",
+        "items",
+        "scores",
+        "model_version",
+        "event_ids",
+        "trigger_ts",
+        "published_ts",
+    },
+    "dead_letter": {
+        "schema_version",
+        "reason",
+        "detail",
+        "source_topic",
+        "source_partition",
+        "source_offset",
+        "exception",
+        "key",
+        "value",
+        "worker_id",
+        "ts",
+    },
+    "model_update": {
+        "schema_version",
+        "version",
+        "sha256",
+        "location",
+        "metrics",
+        "created_ts",
+        "force",
+    },
+}
+
+
+def test_frozen_tables_cover_every_schema() -> None:
+    names = {p.stem for p in SCHEMA_FILES}
+    assert set(FROZEN_REQUIRED) == names
+    assert set(FROZEN_PROPERTIES) == names
+
+
+@pytest.mark.parametrize("name", sorted(FROZEN_REQUIRED))
+def test_required_fields_are_frozen(name: str) -> None:
+    assert load(name)["required"] == FROZEN_REQUIRED[name]
+
+
+@pytest.mark.parametrize("name", sorted(FROZEN_PROPERTIES))
+def test_declared_fields_are_frozen(name: str) -> None:
+    # Adding a property is a compatible change (update this table); removing or renaming is not.
+    assert set(load(name)["properties"]) == FROZEN_PROPERTIES[name]
+
+
+def test_event_schemas_accept_fields_from_newer_producers() -> None:
+    # Forward compatibility: v1 consumers must not reject a v1 event that grew a field.
+    for name in ("click", "comment", "purchase", "user", "item"):
+        assert load(name)["additionalProperties"] is True
+    for name in ("recommendation", "dead_letter", "model_update"):
+        assert load(name)["additionalProperties"] is False
+
+
+def test_dead_letter_reasons_are_frozen() -> None:
+    assert load("dead_letter")["properties"]["reason"]["enum"] == [
+        "invalid_json",
+        "invalid_utf8",
+        "not_an_object",
+        "schema_violation",
+        "unknown_schema_version",
+        "key_mismatch",
+        "text_too_large",
+        "empty_text",
+        "control_characters",
+        "future_timestamp",
+        "unknown_item",
+        "encoding_failed",
+    ]
+
+
+def test_user_attribute_enums_are_frozen() -> None:
+    props = load("user")["properties"]
+    assert props["age_band"]["enum"] == ["18-24", "25-34", "35-44", "45-54", "55+", "unknown"]
+    assert props["gender"]["enum"] == ["f", "m", "x", "unknown"]
+    assert props["spend_level"]["enum"] == ["low", "mid", "high", "unknown"]
+
+
+# --- frozen v1: literal payloads of an old producer still decode ------------------------------
+# These bytes are written out by hand on purpose: never build them from current code.
+
+V1_EXAMPLES: list[tuple[str, bytes, bytes, object]] = [
+    (
+        topics.COMMENTS,
+        b"user-000042",
+        b'{"schema_version":1,"event_id":"legacy:c1","ts":1700000000000,'
+        b'"user_id":"user-000042","text":"Great grinder, fine and even.",'
+        b'"item_id":"item-000007","rating":5}',
+        Comment(
+            event_id="legacy:c1",
+            ts=1700000000000,
+            user_id="user-000042",
+            text="Great grinder, fine and even.",
+            item_id="item-000007",
+            rating=5,
+        ),
+    ),
+    (
+        topics.COMMENTS,
+        b"user-000042",
+        b'{"schema_version":1,"event_id":"legacy:c2","ts":1700000000001,'
+        b'"user_id":"user-000042","text":"\xe9\x9d\x9e\xe5\xb8\xb8\xe5\xa5\xbd"}',
+        Comment(
+            event_id="legacy:c2", ts=1700000000001, user_id="user-000042", text="非常好"
+        ),
+    ),
+    (
+        topics.CLICKS,
+        b"user-000042",
+        b'{"schema_version":1,"event_id":"legacy:k1","ts":1700000000002,'
+        b'"user_id":"user-000042","item_id":"item-000007"}',
+        Click(
+            event_id="legacy:k1", ts=1700000000002, user_id="user-000042", item_id="item-000007"
+        ),
+    ),
+    (
+        topics.PURCHASES,
+        b"user-000042",
+        b'{"schema_version":1,"event_id":"legacy:p1","ts":1700000000003,'
+        b'"user_id":"user-000042","item_id":"item-000007","amount":59.98,"quantity":2}',
+        Purchase(
+            event_id="legacy:p1",
+            ts=1700000000003,
+            user_id="user-000042",
+            item_id="item-000007",
+            amount=59.98,
+            quantity=2,
+        ),
+    ),
+    (
+        topics.PURCHASES,
+        b"user-000042",
+        # An integral amount, as some producers write prices in whole units.
+        b'{"schema_version":1,"event_id":"legacy:p2","ts":1700000000004,'
+        b'"user_id":"user-000042","item_id":"item-000008","amount":30,"quantity":1}',
+        Purchase(
+            event_id="legacy:p2",
+            ts=1700000000004,
+            user_id="user-000042",
+            item_id="item-000008",
+            amount=30.0,
+            quantity=1,
+        ),
+    ),
+    (
+        topics.USERS,
+        b"user-000042",
+        b'{"schema_version":1,"event_id":"legacy:u1","ts":1700000000000,'
+        b'"user_id":"user-000042","age_band":"25-34","gender":"f","spend_level":"high",'
+        b'"numeric":{"tenure_days":812.0,"orders":12}}',
+        UserAttributes(
+            event_id="legacy:u1",
+            ts=1700000000000,
+            user_id="user-000042",
+            age_band="25-34",
+            gender="f",
+            spend_level="high",
+            numeric={"tenure_days": 812.0, "orders": 12.0},
+        ),
+    ),
+    (
+        topics.USERS,
+        b"user-000043",
+        b'{"schema_version":1,"event_id":"legacy:u2","ts":1700000000000,'
+        b'"user_id":"user-000043"}',
+        UserAttributes(event_id="legacy:u2", ts=1700000000000, user_id="user-000043"),
+    ),
+    (
+        topics.ITEMS,
+        b"item-000007",
+        b'{"schema_version":1,"event_id":"legacy:i7","ts":1699999999000,'
+        b'"item_id":"item-000007","title":"Burr Grinder BG-100",'
+        b'"description":"A steel burr grinder.","tags":["coffee","grinder"],'
+        b'"category":"coffee"}',
+        Item(
+            event_id="legacy:i7",
+            ts=1699999999000,
+            item_id="item-000007",
+            title="Burr Grinder BG-100",
+            description="A steel burr grinder.",
+            tags=("coffee", "grinder"),
+            category="coffee",
+        ),
+    ),
+    (
+        topics.ITEMS,
+        b"item-000008",
+        b'{"schema_version":1,"event_id":"legacy:i8","ts":1699999999000,'
+        b'"item_id":"item-000008","title":"Paper filters"}',
+        Item(
+            event_id="legacy:i8", ts=1699999999000, item_id="item-000008", title="Paper filters"
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("topic", "key", "value", "expected"),
+    V1_EXAMPLES,
+    ids=[f"{t}:{json.loads(v)['event_id']}" for t, _, v, _ in V1_EXAMPLES],
+)
+def test_v1_payload_still_decodes(topic: str, key: bytes, value: bytes, expected: object) -> None:
+    assert_valid(codec.TOPIC_SCHEMAS[topic][0], json.loads(value))
+    got = codec.decode(topic, key, value, SRC, codec.Limits())
+    assert got == Envelope(expected, SRC)  # type: ignore[arg-type]
+
+
+def test_v1_examples_cover_every_event_topic() -> None:
+    assert {topic for topic, *_ in V1_EXAMPLES} == set(codec.TOPIC_SCHEMAS)
+
+
+def test_v1_item_text_is_what_the_encoder_saw() -> None:
+    # The item text feeds the encoder; changing it silently moves every stored item vector.
+    item = V1_EXAMPLES[-2][3]
+    assert isinstance(item, Item)
+    assert item.text() == "Burr Grinder BG-100. A steel burr grinder.. coffee, grinder"
+    assert Item("e", 0, "i", "Only a title").text() == "Only a title"
+
+
+# --- what our own producers write ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def world() -> Any:
+    return synthetic_replay(n_items=60, n_users=30, n_events=600, seed=11)
+
+
+def _check_outbound(events: list[OutboundEvent]) -> None:
+    for event in events:
+        schema_name, key_field = codec.TOPIC_SCHEMAS[event.topic]
+        assert_valid(schema_name, event.value)
+        assert event.value[key_field] == event.key
+        key, value = event.encode()
+        decoded = codec.decode(event.topic, key, value, SRC, codec.Limits())
+        assert isinstance(decoded, Envelope), decoded
+
+
+def test_synthetic_items_match_the_item_schema(world: Any) -> None:
+    assert world.items and {e.topic for e in world.items} == {topics.ITEMS}
+    _check_outbound(world.items)
+
+
+def test_synthetic_users_match_the_user_schema(world: Any) -> None:
+    assert world.users and {e.topic for e in world.users} == {topics.USERS}
+    _check_outbound(world.users)
+
+
+def test_synthetic_events_match_their_topic_schemas(world: Any) -> None:
+    assert {e.topic for e in world.events} == {topics.COMMENTS, topics.CLICKS, topics.PURCHASES}
+    _check_outbound(world.events)
+
+
+def test_recommendation_record_matches_its_schema() -> None:
+    payload = recommendation_record(
+        "user-000042",
+        [("item-000007", 0.912345678), ("item-000008", -0.25), ("item-000009", 0.0)],
+        "fused-v1(mix_text=0.5)",
+        ["legacy:c1", "legacy:k1"],
+        1700000000002,
+    )
+    record = json.loads(payload)
+    assert_valid("recommendation", record)
+    assert record["items"] == ["item-000007", "item-000008", "item-000009"]
+    assert record["scores"] == [0.912346, -0.25, 0.0]
+    assert record["trigger_ts"] == 1700000000002
+    assert isinstance(record["published_ts"], int) and record["published_ts"] > 1700000000002
+
+
+def test_empty_recommendation_record_matches_its_schema() -> None:
+    record = json.loads(recommendation_record("u", [], "m", [], 0))
+    assert_valid("recommendation", record)
+    assert record["items"] == [] and record["scores"] == []
+
+
+def test_dead_letter_matches_its_schema() -> None:
+    rejected = codec.decode(topics.CLICKS, b"\xffkey", b"\x00not json", SRC, codec.Limits())
+    assert isinstance(rejected, codec.Rejected)
+    body, headers = dead_letter(rejected, "worker-7")
+    record = json.loads(body)
+    assert_valid("dead_letter", record)
+    assert record["reason"] == "invalid_json"
+    assert (record["source_topic"], record["source_partition"], record["source_offset"]) == (
+        "llmrec.test",
+        3,
+        42,
+    )
+    assert base64.b64decode(record["key"]) == b"\xffkey"
+    assert base64.b64decode(record["value"]) == b"\x00not json"
+    assert record["worker_id"] == "worker-7"
+    assert dict(headers)["llmrec.reason"] == b"invalid_json"
+    assert dict(headers)["__connect.errors.topic"] == b"llmrec.test"
+    assert dict(headers)["__connect.errors.partition"] == b"3"
+    assert dict(headers)["__connect.errors.offset"] == b"42"
+    assert dict(headers)["__connect.errors.exception.class.name"] == b"JSONDecodeError"
+
+
+def test_dead_letter_without_key_or_value_matches_its_schema() -> None:
+    rejected = codec.decode(topics.COMMENTS, None, None, SRC, codec.Limits())
+    assert isinstance(rejected, codec.Rejected)
+    record = json.loads(dead_letter(rejected, "w")[0])
+    assert_valid("dead_letter", record)
+    assert record["key"] is None and record["value"] is None
+
+
+def test_dead_letter_truncates_a_long_detail() -> None:
+    rejected = codec.Rejected("schema_violation", "x" * 5000, SRC, "E", b"k", b"v")
+    body, headers = dead_letter(rejected, "w")
+    record = json.loads(body)
+    assert_valid("dead_letter", record)
+    assert record["detail"] == "x" * 2000
+    assert dict(headers)["__connect.errors.exception.message"] == b"x" * 500
+
+
+def test_dead_letters_of_every_codec_reason_match_the_schema() -> None:
+    reasons = set(load("dead_letter")["properties"]["reason"]["enum"])
+    good = {"schema_version": 1, "event_id": "e", "ts": 1, "user_id": "u", "text": "hi"}
+    bad: list[tuple[bytes | None, bytes | None]] = [
+        (b"u", b"{"),
+        (b"u", b"\xff"),
+        (b"u", b"[]"),
+        (b"u", codec.dumps({**good, "ts": "1"})),
+        (b"u", codec.dumps({**good, "schema_version": 9})),
+        (b"x", codec.dumps(good)),
+        (b"u", codec.dumps({**good, "text": " "})),
+        (b"u", codec.dumps({**good, "text": "a\x07"})),
+        (b"u", codec.dumps({**good, "text": "a" * 9000})),
+        (b"u", codec.dumps({**good, "ts": 10**15})),
+    ]
+    seen = set()
+    for key, value in bad:
+        rejected = codec.decode(topics.COMMENTS, key, value, SRC, codec.Limits())
+        assert isinstance(rejected, codec.Rejected)
+        assert rejected.reason in reasons
+        seen.add(rejected.reason)
+        assert_valid("dead_letter", json.loads(dead_letter(rejected, "w")[0]))
+    assert len(seen) == len(bad)

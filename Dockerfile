@@ -17,6 +17,7 @@ WORKDIR /src
 COPY pyproject.toml README.md* ./
 COPY llmrec_stream ./llmrec_stream
 COPY streams ./streams
+COPY schemas ./schemas
 RUN pip install --extra-index-url "${TORCH_INDEX_URL}" ".[export]" \
     && llmrec-stream export-encoder --out /opt/encoder
 
@@ -27,6 +28,7 @@ WORKDIR /src
 COPY pyproject.toml README.md* ./
 COPY llmrec_stream ./llmrec_stream
 COPY streams ./streams
+COPY schemas ./schemas
 RUN pip install ".[cpu]" && rm -rf /src/build
 COPY --from=export /opt/encoder /opt/encoder
 

@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 encoder: $(STAMP)
-	$(BIN)/llmrec-stream export-encoder
+	$(BIN)/llmrec-stream export-encoder --int8
 
 demo: encoder
 	$(BIN)/llmrec-stream demo $(ARGS)

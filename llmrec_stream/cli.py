@@ -32,21 +32,30 @@ def main(verbose: bool) -> None:
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Artifact directory.")
 @click.option("--max-length", default=256, show_default=True)
 @click.option("--force", is_flag=True, help="Export again even if a valid artifact exists.")
+@click.option("--int8", is_flag=True, help="Also write the int8 (dynamic quantized) variant.")
 def export_encoder_cmd(
-    model_dir: Path | None, out_dir: Path | None, max_length: int, force: bool
+    model_dir: Path | None, out_dir: Path | None, max_length: int, force: bool, int8: bool
 ) -> None:
     """Export the text encoder to ONNX (pooling and normalisation in the graph)."""
-    from llmrec_stream.encoder.artifact import ArtifactError, default_encoder_dir, verify_artifact
+    from llmrec_stream.encoder.artifact import (
+        INT8_MODEL_NAME,
+        ArtifactError,
+        default_encoder_dir,
+        verify_artifact,
+    )
 
     out = out_dir or default_encoder_dir()
     if not force and model_dir is None and (out / "manifest.json").exists():
         try:
             manifest = verify_artifact(out)
-            click.echo(f"encoder already exported at {out} (source {manifest.source}); "
-                       "--force to redo")
-            return
         except ArtifactError as exc:
             click.echo(f"existing artifact is invalid ({exc}); exporting again")
+        else:
+            click.echo(f"encoder already exported at {out} (source {manifest.source}); "
+                       "--force to redo")
+            if int8 and INT8_MODEL_NAME not in manifest.files:
+                _quantize(out)
+            return
     try:
         from llmrec_stream.encoder.export import export_encoder
     except ImportError as exc:
@@ -58,6 +67,16 @@ def export_encoder_cmd(
         f"exported {report.dim}-d encoder to {report.out_dir} in {report.seconds:.1f}s; "
         f"max |onnx - torch| = {report.max_abs_diff:.2e}; sha256 {report.model_sha256[:16]}…"
     )
+    if int8:
+        _quantize(out)
+
+
+def _quantize(out: Path) -> None:
+    from llmrec_stream.encoder.quantize import quantize_artifact
+
+    q = quantize_artifact(out)
+    click.echo(f"int8 variant written; cosine to fp32 min {q.min_cosine:.4f} "
+               f"mean {q.mean_cosine:.4f}")
 
 
 @main.command("create-topics")

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import socket
 from functools import cached_property
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -31,7 +32,12 @@ class Settings(BaseSettings):
         "",
         description="Exported encoder artifact directory; empty means the default cache dir.",
     )
-    encoder_device: str = Field("auto", description="auto, cpu or cuda.")
+    encoder_device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Where the encoder runs: auto (CUDA if present), cpu or cuda."
+    )
+    encoder_precision: Literal["fp32", "int8"] = Field(
+        "fp32", description="fp32 reference, or the int8 variant (export-encoder --int8)."
+    )
     encoder_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = auto.")
 
     # --- worker identity and stream processing ------------------------------------------
@@ -43,6 +49,10 @@ class Settings(BaseSettings):
     batch_max: int = Field(256, ge=1, description="Micro-batch: at most this many events.")
     batch_within_s: float = Field(
         0.05, gt=0, description="Micro-batch: at most this long waiting for more events."
+    )
+    fetch_idle_backoff_ms: int = Field(
+        0, ge=0, le=1000,
+        description="Wait this long after an empty fetch answered early (embedded broker only).",
     )
     metrics_port: int = Field(
         0, ge=0, description="Prometheus port of the worker; 0 disables the HTTP server."
@@ -83,4 +93,23 @@ class Settings(BaseSettings):
         for name, value in out.items():
             if isinstance(getattr(self, name), SecretStr) and value is not None:
                 out[name] = "**********"
+        out["redis_url"] = redact_url(self.redis_url)
         return out
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password (user-info or ``?password=``) replaced, for logs and output."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        return "<unparseable URL, redacted>"
+    netloc = parts.netloc
+    if password is not None:
+        user = f"{parts.username}:" if parts.username else ":"
+        netloc = f"{user}**********@{netloc.rsplit('@', 1)[1]}"
+    query = [
+        (k, "**********" if k.lower() == "password" else v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))

@@ -63,6 +63,7 @@ def load_encoder(settings: Settings) -> TextEncoder:
         path,
         device=settings.encoder_device,
         intra_op_threads=settings.encoder_threads or None,
+        precision=settings.encoder_precision,
     )
     log.info("encoder %s dim=%d providers=%s", path, encoder.dim, encoder.providers)
     return encoder

@@ -6,8 +6,10 @@ import faust
 
 from llmrec_stream.config import Settings
 from llmrec_stream.events import topics
+from streams.compat import pace_empty_fetches
 
 settings = Settings()
+pace_empty_fetches(settings.fetch_idle_backoff_ms)
 
 
 def _broker(s: Settings) -> str:

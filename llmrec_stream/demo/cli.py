@@ -20,14 +20,17 @@ from llmrec_stream.sources.base import Replay
 @click.option("--dataset", type=click.Path(path_type=Path, exists=True),
               help="Replay real data: an Amazon 2018 *_5.json.gz file or dir, or a UniSRec "
                    "atomic dataset dir (e.g. ../shared/data/scientific).")
-@click.option("--events", "n_events", default=4000, show_default=True,
-              help="Events to replay (the dataset is cut to this many).")
 @click.option("--users", "n_users", default=200, show_default=True, help="Synthetic users.")
 @click.option("--items", "n_items", default=400, show_default=True, help="Synthetic items.")
-@click.option("--rate", default=400.0, show_default=True, help="Events per second.")
+@click.option("--events", "n_events", default=3000, show_default=True,
+              help="Events to replay (a dataset is cut to this many).")
+@click.option("--rate", default=100.0, show_default=True,
+              help="Events per second (what this 2-core laptop sustains with headroom).")
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="int8",
+              show_default=True, help="Encoder variant the demo's worker loads.")
 @click.option("--seed", default=7, show_default=True)
 def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: float,
-         seed: int) -> None:
+         precision: str, seed: int) -> None:
     """Run the whole pipeline on a replay and show it live, then a summary."""
     console = Console()
     replay = _load(dataset, n_events, n_users, n_items, seed)
@@ -45,7 +48,8 @@ def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: 
                     last_comment[e.key] = str(e.value["text"])
             live.update(progress_view(sent, total, elapsed, observed, titles, last_comment))
 
-        result = run_demo(replay, Settings(), rate=rate, on_progress=on_progress)
+        settings = Settings(encoder_precision=precision)
+        result = run_demo(replay, settings, rate=rate, on_progress=on_progress)
     console.print(summary_table(result.events, result.seconds, result.observed,
                                 result.taste_hit_rate))
     if result.observed.recommendations == 0:

@@ -84,6 +84,7 @@ def run_demo(
     with DevStack.from_env(settings.partitions) as stack:
         logdir = workdir or stack.workdir or Path(tempfile.mkdtemp(prefix="llmrec-demo-"))
         env = {**stack.env(), "LLMREC_ENCODER_DIR": str(enc),
+               "LLMREC_ENCODER_PRECISION": settings.encoder_precision,
                "LLMREC_PARTITIONS": str(settings.partitions)}
         worker = WorkerProcess(env, logdir / "worker.log", worker_id="demo-0")
         watcher = OutputWatcher(stack.kafka_bootstrap)

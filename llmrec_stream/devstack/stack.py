@@ -16,6 +16,7 @@ from llmrec_stream.devstack.topics import create_topics
 
 KAFKA_ENV = "LLMREC_KAFKA_BOOTSTRAP"
 REDIS_ENV = "LLMREC_REDIS_URL"
+FETCH_BACKOFF_ENV = "LLMREC_FETCH_IDLE_BACKOFF_MS"
 
 
 class DevStack:
@@ -94,7 +95,11 @@ class DevStack:
 
     def env(self) -> dict[str, str]:
         """The settings to hand to child processes (workers, trainer, CLI)."""
-        return {KAFKA_ENV: self.kafka_bootstrap, REDIS_ENV: self.redis_url}
+        env = {KAFKA_ENV: self.kafka_bootstrap, REDIS_ENV: self.redis_url}
+        if self._external_kafka is None:
+            # the embedded broker answers empty fetches at once: see streams/compat.py
+            env[FETCH_BACKOFF_ENV] = "25"
+        return env
 
     def start(self) -> DevStack:
         """Start the missing services and create the topics; a no-op when already started.

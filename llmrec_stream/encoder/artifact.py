@@ -19,6 +19,8 @@ from typing import Any
 FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 MODEL_NAME = "model.onnx"
+INT8_MODEL_NAME = "model.int8.onnx"
+PRECISIONS: dict[str, str] = {"fp32": MODEL_NAME, "int8": INT8_MODEL_NAME}
 TOKENIZER_NAME = "tokenizer.json"
 #: Files without which the runtime cannot work; the manifest must list them.
 REQUIRED_FILES: tuple[str, ...] = (MODEL_NAME, TOKENIZER_NAME)

@@ -18,7 +18,7 @@ import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer  # type: ignore[import-untyped]
 
 from llmrec_stream.encoder.artifact import (
-    MODEL_NAME,
+    PRECISIONS,
     TOKENIZER_NAME,
     ArtifactError,
     read_manifest,
@@ -158,13 +158,25 @@ class OnnxTextEncoder:
         intra_op_threads: int | None = None,
         batch_size: int = 64,
         verify: bool = True,
+        precision: str = "fp32",
     ) -> OnnxTextEncoder:
-        """Load an artifact written by `export_encoder`; `verify` checks every file's sha256."""
+        """Load an artifact written by `export_encoder`; `verify` checks every file's sha256.
+
+        ``precision="int8"`` loads the quantized variant (``export-encoder --int8``).
+        """
         check_single_onnxruntime()
         artifact_dir = Path(artifact_dir)
         manifest = verify_artifact(artifact_dir) if verify else read_manifest(artifact_dir)
+        if precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
+        model_file = PRECISIONS[precision]
+        if not (artifact_dir / model_file).is_file():
+            raise ArtifactError(
+                f"{artifact_dir} has no {model_file}: export it with "
+                "`llmrec-stream export-encoder --int8`"
+            )
         session = create_session(
-            artifact_dir / MODEL_NAME, device=device, intra_op_threads=intra_op_threads
+            artifact_dir / model_file, device=device, intra_op_threads=intra_op_threads
         )
         tokenizer = load_tokenizer(artifact_dir / TOKENIZER_NAME, max_length=manifest.max_length)
         encoder = cls(

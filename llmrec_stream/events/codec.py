@@ -32,6 +32,7 @@ from llmrec_stream.events.models import (
 
 SCHEMAS_DIR = Path(__file__).with_name("schemas")
 SUPPORTED_VERSIONS = frozenset({1})
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
 #: Topic → (schema file, the field that must equal the record key).
@@ -92,13 +93,34 @@ def _parse(value: bytes | None) -> dict[str, Any]:
         raise EventValidationError("invalid_utf8", str(exc), exc) from exc
     try:
         obj = json.loads(text, parse_constant=_reject_constant)
-    except ValueError as exc:
-        raise EventValidationError("invalid_json", str(exc), exc) from exc
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        raise EventValidationError("invalid_json", str(exc)[:200], exc) from exc
+    if "\\u" in text and _has_surrogate(obj):
+        raise EventValidationError("invalid_utf8", "a string holds a lone UTF-16 surrogate")
     if not isinstance(obj, dict):
         raise EventValidationError(
             "not_an_object", f"expected a JSON object, got {type(obj).__name__}"
         )
     return obj
+
+
+def _has_surrogate(obj: Any) -> bool:
+    """JSON escapes can spell lone surrogates, which are not text and cannot be re-encoded.
+
+    Iterative, so nesting depth cannot blow the stack.
+    """
+    pending = [obj]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, str):
+            if _SURROGATE.search(node) is not None:
+                return True
+        elif isinstance(node, dict):
+            pending.extend(node.keys())
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return False
 
 
 def _check_text(text: str, limits: Limits) -> None:
@@ -114,14 +136,15 @@ def _check_text(text: str, limits: Limits) -> None:
 
 
 def _build(topic: str, obj: dict[str, Any]) -> Event:
-    common = {"event_id": obj["event_id"], "ts": obj["ts"]}
+    # draft-07 counts 1.0 as an integer: the typed event gets a real int
+    common = {"event_id": obj["event_id"], "ts": int(obj["ts"])}
     if topic == topics.COMMENTS:
         return Comment(
             **common,
             user_id=obj["user_id"],
             text=obj["text"],
             item_id=obj.get("item_id"),
-            rating=obj.get("rating"),
+            rating=None if obj.get("rating") is None else int(obj["rating"]),
         )
     if topic == topics.CLICKS:
         return Click(**common, user_id=obj["user_id"], item_id=obj["item_id"])
@@ -131,7 +154,7 @@ def _build(topic: str, obj: dict[str, Any]) -> Event:
             user_id=obj["user_id"],
             item_id=obj["item_id"],
             amount=float(obj["amount"]),
-            quantity=obj["quantity"],
+            quantity=int(obj["quantity"]),
         )
     if topic == topics.USERS:
         return UserAttributes(
@@ -155,7 +178,9 @@ def _build(topic: str, obj: dict[str, Any]) -> Event:
 def _validate(topic: str, key: bytes | None, obj: dict[str, Any], limits: Limits) -> Event:
     schema_name, key_field = TOPIC_SCHEMAS[topic]
     version = obj.get("schema_version")
-    if version is not None and not isinstance(version, bool) and version not in SUPPORTED_VERSIONS:
+    if isinstance(version, int) and not isinstance(version, bool) and (
+        version not in SUPPORTED_VERSIONS
+    ):
         raise EventValidationError(
             "unknown_schema_version", f"schema_version {version!r} is not supported"
         )
@@ -165,7 +190,7 @@ def _validate(topic: str, key: bytes | None, obj: dict[str, Any], limits: Limits
         raise EventValidationError(
             "schema_violation", f"{schema_name}: {exc.message}", exc
         ) from exc
-    if key is None or key.decode("utf-8", errors="replace") != obj[key_field]:
+    if key is None or _key_text(key) != obj[key_field]:
         shown = None if key is None else key[:64].decode("utf-8", errors="replace")
         raise EventValidationError(
             "key_mismatch", f"record key {shown!r} is not the event's {key_field}"
@@ -175,6 +200,13 @@ def _validate(topic: str, key: bytes | None, obj: dict[str, Any], limits: Limits
     if obj["ts"] > (time.time() + limits.max_future_skew_s) * 1000:
         raise EventValidationError("future_timestamp", f"ts {obj['ts']} is in the future")
     return _build(topic, obj)
+
+
+def _key_text(key: bytes) -> str | None:
+    try:
+        return key.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def decode(

@@ -77,8 +77,10 @@ def decay(dt_ms: float, half_life_s: float) -> float:
 
 
 def normalize(v: Vector) -> Vector:
-    norm = float(np.linalg.norm(v))
-    return v / norm if norm > 0 else v
+    # float64: squares of a long-decayed float32 profile would underflow to zero
+    v64 = v.astype(np.float64)
+    norm = float(np.linalg.norm(v64))
+    return (v64 / norm).astype(np.float32) if norm > 0 else v
 
 
 def fuse(text_vec: Vector, beh_vec: Vector, mix_text: float) -> Vector:

@@ -13,7 +13,7 @@ class ExactIndex:
 
     def __init__(self, dim: int, capacity: int = 1024) -> None:
         self._dim = dim
-        self._matrix = np.zeros((capacity, dim), dtype=np.float32)
+        self._matrix = np.zeros((max(capacity, 1), dim), dtype=np.float32)
         self._ids: list[str] = []
         self._row: dict[str, int] = {}
 
@@ -61,15 +61,17 @@ class ExactIndex:
             return [[] for _ in range(len(queries))]
         scores = queries.astype(np.float32) @ self._matrix[:n].T
         for q, excluded in enumerate(exclude):
-            rows = [self._row[i] for i in excluded if i in self._row]
-            scores[q, rows] = -np.inf
+            scores[q, [self._row[i] for i in excluded if i in self._row]] = -np.inf
         k = min(k, n)
-        top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
         out: list[list[tuple[str, float]]] = []
         for q in range(len(queries)):
-            # stable order: score descending, then item id for ties
+            # every row scoring at least the k-th score (ties at the cut included), then a
+            # total order: score descending, item id ascending; so ties never depend on
+            # insertion order
+            cut = np.flatnonzero(scores[q] >= kth[q])
             cand = sorted(
-                (-float(scores[q, r]), self._ids[r]) for r in top[q] if np.isfinite(scores[q, r])
+                (-float(scores[q, r]), self._ids[r]) for r in cut if np.isfinite(scores[q, r])
             )
-            out.append([(item_id, -neg) for neg, item_id in cand])
+            out.append([(item_id, -neg) for neg, item_id in cand[:k]])
         return out

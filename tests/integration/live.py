@@ -65,8 +65,12 @@ class LiveWorker:
 
     def wait_caught_up(self, timeout: float = 120) -> None:
         self.wait(
-            lambda: group_lag(self.stack.kafka_bootstrap, self.app_id, EVENT_TOPICS,
-                              self.stack.partitions) == 0,
+            lambda: (
+                group_lag(
+                    self.stack.kafka_bootstrap, self.app_id, EVENT_TOPICS, self.stack.partitions
+                )
+                == 0
+            ),
             timeout,
             "consumer group to catch up",
         )

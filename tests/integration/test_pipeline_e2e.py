@@ -29,7 +29,10 @@ def world() -> SyntheticReplay:
 
 @pytest.fixture(scope="module")
 def worker(
-    stack: DevStack, encoder_dir: Path, world: SyntheticReplay, tmp_path_factory: pytest.TempPathFactory
+    stack: DevStack,
+    encoder_dir: Path,
+    world: SyntheticReplay,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveWorker]:
     live = LiveWorker(stack, encoder_dir, tmp_path_factory.mktemp("worker")).start()
     try:
@@ -75,8 +78,9 @@ def test_every_touched_user_gets_a_record(
 ) -> None:
     users = [f"e2e-a-{i}" for i in range(5)]
     items = [e.key for e in world.items]
-    events = [_click(u, items[(7 * i + j) % len(items)], j) for i, u in enumerate(users)
-              for j in range(3)]
+    events = [
+        _click(u, items[(7 * i + j) % len(items)], j) for i, u in enumerate(users) for j in range(3)
+    ]
     sent = time.time()
     worker.publish(events)
     _wait_for(lambda: set(users) <= set(watcher.snapshot().latest), 30, "a record per user")
@@ -111,15 +115,30 @@ def test_malformed_events_go_to_the_dlq_and_the_stream_goes_on(
     item = world.items[0].key
     worker.publish([_click("e2e-dlq-before", item, 0)])
     worker.publish_raw(topics.CLICKS, b"e2e-dlq-bad", b"{not json")
-    worker.publish_raw(topics.PURCHASES, b"e2e-dlq-bad", json.dumps(
-        {**envelope("bad-1", int(time.time() * 1000)), "user_id": "e2e-dlq-bad",
-         "item_id": item, "amount": -5, "quantity": 1}).encode())
+    worker.publish_raw(
+        topics.PURCHASES,
+        b"e2e-dlq-bad",
+        json.dumps(
+            {
+                **envelope("bad-1", int(time.time() * 1000)),
+                "user_id": "e2e-dlq-bad",
+                "item_id": item,
+                "amount": -5,
+                "quantity": 1,
+            }
+        ).encode(),
+    )
     worker.publish([_click("e2e-dlq-after", item, 0), _click("e2e-dlq-unknown", "no-such", 0)])
     _wait_for(lambda: sum(watcher.snapshot().dead_letters.values()) >= 3, 30, "dead letters")
-    _wait_for(lambda: {"e2e-dlq-before", "e2e-dlq-after"} <= set(watcher.snapshot().latest), 30,
-              "valid events around the bad ones")
+    _wait_for(
+        lambda: {"e2e-dlq-before", "e2e-dlq-after"} <= set(watcher.snapshot().latest),
+        30,
+        "valid events around the bad ones",
+    )
     assert watcher.snapshot().dead_letters == {
-        "invalid_json": 1, "schema_violation": 1, "unknown_item": 1
+        "invalid_json": 1,
+        "schema_violation": 1,
+        "unknown_item": 1,
     }
 
 
@@ -150,7 +169,10 @@ def _profile_state(worker: LiveWorker) -> dict[bytes, object]:
 
 
 def test_replaying_everything_again_leaves_profiles_byte_identical(
-    worker: LiveWorker, world: SyntheticReplay, stack: DevStack, encoder_dir: Path,
+    worker: LiveWorker,
+    world: SyntheticReplay,
+    stack: DevStack,
+    encoder_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     worker.publish(world.users + world.events[:300])

@@ -23,6 +23,7 @@ from llmrec_stream.events.models import (
     Click,
     Comment,
     Envelope,
+    Event,
     Item,
     Purchase,
     Source,
@@ -236,7 +237,7 @@ def test_user_attribute_enums_are_frozen() -> None:
 # --- frozen v1: literal payloads of an old producer still decode ------------------------------
 # These bytes are written out by hand on purpose: never build them from current code.
 
-V1_EXAMPLES: list[tuple[str, bytes, bytes, object]] = [
+V1_EXAMPLES: list[tuple[str, bytes, bytes, Event]] = [
     (
         topics.COMMENTS,
         b"user-000042",
@@ -257,18 +258,14 @@ V1_EXAMPLES: list[tuple[str, bytes, bytes, object]] = [
         b"user-000042",
         b'{"schema_version":1,"event_id":"legacy:c2","ts":1700000000001,'
         b'"user_id":"user-000042","text":"\xe9\x9d\x9e\xe5\xb8\xb8\xe5\xa5\xbd"}',
-        Comment(
-            event_id="legacy:c2", ts=1700000000001, user_id="user-000042", text="非常好"
-        ),
+        Comment(event_id="legacy:c2", ts=1700000000001, user_id="user-000042", text="非常好"),
     ),
     (
         topics.CLICKS,
         b"user-000042",
         b'{"schema_version":1,"event_id":"legacy:k1","ts":1700000000002,'
         b'"user_id":"user-000042","item_id":"item-000007"}',
-        Click(
-            event_id="legacy:k1", ts=1700000000002, user_id="user-000042", item_id="item-000007"
-        ),
+        Click(event_id="legacy:k1", ts=1700000000002, user_id="user-000042", item_id="item-000007"),
     ),
     (
         topics.PURCHASES,
@@ -318,8 +315,7 @@ V1_EXAMPLES: list[tuple[str, bytes, bytes, object]] = [
     (
         topics.USERS,
         b"user-000043",
-        b'{"schema_version":1,"event_id":"legacy:u2","ts":1700000000000,'
-        b'"user_id":"user-000043"}',
+        b'{"schema_version":1,"event_id":"legacy:u2","ts":1700000000000,"user_id":"user-000043"}',
         UserAttributes(event_id="legacy:u2", ts=1700000000000, user_id="user-000043"),
     ),
     (
@@ -344,9 +340,7 @@ V1_EXAMPLES: list[tuple[str, bytes, bytes, object]] = [
         b"item-000008",
         b'{"schema_version":1,"event_id":"legacy:i8","ts":1699999999000,'
         b'"item_id":"item-000008","title":"Paper filters"}',
-        Item(
-            event_id="legacy:i8", ts=1699999999000, item_id="item-000008", title="Paper filters"
-        ),
+        Item(event_id="legacy:i8", ts=1699999999000, item_id="item-000008", title="Paper filters"),
     ),
 ]
 
@@ -356,10 +350,10 @@ V1_EXAMPLES: list[tuple[str, bytes, bytes, object]] = [
     V1_EXAMPLES,
     ids=[f"{t}:{json.loads(v)['event_id']}" for t, _, v, _ in V1_EXAMPLES],
 )
-def test_v1_payload_still_decodes(topic: str, key: bytes, value: bytes, expected: object) -> None:
+def test_v1_payload_still_decodes(topic: str, key: bytes, value: bytes, expected: Event) -> None:
     assert_valid(codec.TOPIC_SCHEMAS[topic][0], json.loads(value))
     got = codec.decode(topic, key, value, SRC, codec.Limits())
-    assert got == Envelope(expected, SRC)  # type: ignore[arg-type]
+    assert got == Envelope(expected, SRC)
 
 
 def test_v1_examples_cover_every_event_topic() -> None:

@@ -1,0 +1,107 @@
+"""The Lua profile update against the real Redis: same maths as the numpy reference."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+import redis
+import redis.asyncio as aioredis
+from redis.crc import key_slot
+
+from llmrec_stream.devstack import DevStack
+from llmrec_stream.events.models import Click, Comment, Purchase, Source, UserAttributes, UserEvent
+from llmrec_stream.profiles.fusion import FusionWeights, contribution, reference_profile
+from llmrec_stream.profiles.store import Contribution, ProfileStore, profile_key, user_keys
+
+DIM = 16
+WEIGHTS = FusionWeights(half_life_s=60.0)
+
+
+def _vec(rng: np.random.Generator) -> np.ndarray:
+    v = rng.standard_normal(DIM).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def _events(
+    rng: np.random.Generator, user: str, n: int
+) -> list[tuple[UserEvent, Source, np.ndarray | None, np.ndarray | None]]:
+    out: list[tuple[UserEvent, Source, np.ndarray | None, np.ndarray | None]] = []
+    offsets = {"c": 0, "k": 0, "p": 0}
+    for i in range(n):
+        ts = 1_000_000 + int(rng.integers(0, 600_000))  # out of order on purpose
+        kind = "ckp"[i % 3]
+        offsets[kind] += 1
+        item = f"i{int(rng.integers(0, 20))}"
+        if kind == "c":
+            rating = int(rng.integers(1, 6))
+            event: UserEvent = Comment(f"e{i}", ts, user, "text", item, rating)
+            out.append((event, Source("llmrec.comments", 1, offsets[kind]), _vec(rng), _vec(rng)))
+        elif kind == "k":
+            event = Click(f"e{i}", ts, user, item)
+            out.append((event, Source("llmrec.clicks", 1, offsets[kind]), None, _vec(rng)))
+        else:
+            event = Purchase(f"e{i}", ts, user, item, round(float(rng.uniform(1, 99)), 2), 1)
+            out.append((event, Source("llmrec.purchases", 1, offsets[kind]), None, _vec(rng)))
+    return out
+
+
+@pytest.fixture
+def store(
+    stack: DevStack, redis_client: redis.Redis
+) -> Iterator[tuple[ProfileStore, asyncio.AbstractEventLoop]]:
+    loop = asyncio.new_event_loop()
+    client = aioredis.Redis.from_url(stack.redis_url)
+    try:
+        yield ProfileStore(client, DIM, WEIGHTS, recent_items=5, seen_items=4), loop
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+
+
+def _apply(
+    store: ProfileStore, loop: asyncio.AbstractEventLoop, user: str, evs
+) -> tuple[bool, ...]:  # type: ignore[no-untyped-def]
+    contributions = [Contribution(e, s, *contribution(e, t, b, WEIGHTS)) for e, s, t, b in evs]
+    return loop.run_until_complete(store.apply({user: contributions}))[0].applied
+
+
+def test_lua_matches_the_numpy_reference(store, redis_client: redis.Redis) -> None:  # type: ignore[no-untyped-def]
+    s, loop = store
+    evs = _events(np.random.default_rng(0), "alice", 30)
+    for start in range(0, 30, 7):  # several micro-batches
+        assert all(_apply(s, loop, "alice", evs[start : start + 7]))
+    ref = reference_profile([(e, t, b) for e, _, t, b in evs], DIM, WEIGHTS)
+    p = redis_client.hgetall(profile_key("alice"))
+    np.testing.assert_allclose(np.frombuffer(p[b"tv"], "<f4"), ref.text, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(np.frombuffer(p[b"bv"], "<f4"), ref.behaviour, rtol=1e-4, atol=1e-5)
+    assert int(p[b"t_ref"]) == ref.t_ref
+    assert float(p[b"spend"]) == pytest.approx(ref.spend)
+    assert {k: int(p[f"n:{k}".encode()]) for k in "ckp"} == ref.counts
+    assert redis_client.llen("u:{alice}:recent") == 5  # bounded
+    assert redis_client.zcard("u:{alice}:bought") == 4  # bounded
+
+
+def test_events_at_or_below_the_watermark_are_skipped(store, redis_client: redis.Redis) -> None:  # type: ignore[no-untyped-def]
+    s, loop = store
+    evs = _events(np.random.default_rng(1), "bob", 12)
+    _apply(s, loop, "bob", evs[:8])
+    before = {k: redis_client.dump(k) for k in user_keys("bob") if redis_client.exists(k)}
+    assert _apply(s, loop, "bob", evs[:8]) == (False,) * 8  # a replay of the same batch
+    assert {k: redis_client.dump(k) for k in before} == before
+    flags = _apply(s, loop, "bob", evs[4:])  # overlapping replay: only the new ones apply
+    assert flags == (False,) * 4 + (True,) * 4
+
+
+def test_attributes_are_stored_and_user_keys_share_one_slot(
+    store, redis_client: redis.Redis
+) -> None:  # type: ignore[no-untyped-def]
+    s, loop = store
+    attrs = UserAttributes("a1", 5, "carol", "25-34", "f", "high", {"tenure_days": 12.0})
+    assert _apply(s, loop, "carol", [(attrs, Source("llmrec.users", 0, 9), None, None)]) == (True,)
+    p = redis_client.hgetall(profile_key("carol"))
+    assert p[b"a:age_band"] == b"25-34" and p[b"a:num.tenure_days"] == b"12.0"
+    assert p[b"wm:llmrec.users:0"] == b"9"
+    assert len({key_slot(k.encode()) for k in user_keys("carol")}) == 1

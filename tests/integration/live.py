@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import redis
+from prometheus_client.parser import text_string_to_metric_families
 
 from llmrec_stream.demo.watch import group_lag
 from llmrec_stream.devstack import DevStack
+from llmrec_stream.devstack.process import free_port
 from llmrec_stream.devstack.worker import WorkerProcess
 from llmrec_stream.events import topics
 from llmrec_stream.replay import producer, publish
@@ -32,7 +35,9 @@ class LiveWorker:
             "LLMREC_APP_ID": self.app_id,
             "LLMREC_PARTITIONS": str(stack.partitions),
             "LLMREC_ENCODER_THREADS": "1",
+            "LLMREC_METRICS_PORT": str(free_port()),
         }
+        self.metrics_url = f"http://127.0.0.1:{env['LLMREC_METRICS_PORT']}/metrics"
         self.proc = WorkerProcess(env, logdir / f"{self.app_id}.log", worker_id=self.app_id)
         self.producer = producer(stack.kafka_bootstrap)
         self.redis = redis.Redis.from_url(stack.redis_url)
@@ -59,6 +64,16 @@ class LiveWorker:
                 return
             time.sleep(0.2)
         raise AssertionError(f"timed out waiting for {what}:\n{self.proc.log_tail()}")
+
+    def metrics(self) -> dict[str, float]:
+        """The worker's Prometheus samples, ``name{labels}`` → value."""
+        text = urllib.request.urlopen(self.metrics_url, timeout=5).read().decode()  # noqa: S310
+        out: dict[str, float] = {}
+        for family in text_string_to_metric_families(text):
+            for sample in family.samples:
+                labels = ",".join(f'{k}="{v}"' for k, v in sorted(sample.labels.items()))
+                out[f"{sample.name}{{{labels}}}" if labels else sample.name] = sample.value
+        return out
 
     def wait_catalog(self, n_items: int, timeout: float = 120) -> None:
         self.wait(lambda: self.redis.hlen(VECTORS) >= n_items, timeout, "catalog")

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import fastjsonschema
 import pytest
+from click.testing import CliRunner
 
+from llmrec_stream.cli import main
 from llmrec_stream.demo.watch import OutputWatcher
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.events import topics
@@ -142,11 +144,44 @@ def test_malformed_events_go_to_the_dlq_and_the_stream_goes_on(
     }
 
 
+def test_worker_metrics_tell_what_happened(
+    worker: LiveWorker, watcher: OutputWatcher, world: SyntheticReplay
+) -> None:
+    before = worker.metrics()
+    worker.publish([_comment("e2e-metrics", "I love my new trail running shoes", 0)])
+    worker.publish_raw(topics.COMMENTS, b"e2e-metrics", b"[1, 2]")
+    _wait_for(lambda: "e2e-metrics" in watcher.snapshot().latest, 30, "recs")
+    _wait_for(
+        lambda: worker.metrics().get('llmrec_dlq_total{reason="not_an_object"}', 0)
+        > before.get('llmrec_dlq_total{reason="not_an_object"}', 0),
+        10,
+        "the dead letter to be counted",
+    )
+    after = worker.metrics()
+
+    def delta(name: str) -> float:
+        return after.get(name, 0.0) - before.get(name, 0.0)
+
+    assert delta('llmrec_events_consumed_total{topic="llmrec.comments"}') == 2
+    assert delta("llmrec_recommendations_published_total") >= 1
+    assert delta("llmrec_freshness_seconds_count") >= 1
+    assert delta("llmrec_encoder_batch_size_count") >= 1
+    assert delta("llmrec_profile_update_latency_seconds_count") >= 1
+    assert after["llmrec_catalog_items"] == len(world.items)
+    assert any(k.startswith("llmrec_model_info{") for k in after)
+
+
 def test_recommendations_are_cached_for_pull(worker: LiveWorker, world: SyntheticReplay) -> None:
     worker.publish([_click("e2e-pull", world.items[1].key, 0)])
     key = "u:{e2e-pull}:recs"
     _wait_for(lambda: worker.redis.exists(key), 30, "cached recommendations")
     assert json.loads(worker.redis.get(key))["user_id"] == "e2e-pull"
+    env = {"LLMREC_REDIS_URL": worker.stack.redis_url}
+    result = CliRunner().invoke(main, ["recs", "e2e-pull"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["items"] == json.loads(worker.redis.get(key))["items"]
+    missing = CliRunner().invoke(main, ["recs", "nobody"], env=env)
+    assert missing.exit_code != 0 and "no recommendations" in missing.output
 
 
 def _profile_state(worker: LiveWorker) -> dict[bytes, object]:

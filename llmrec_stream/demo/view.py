@@ -33,16 +33,17 @@ def progress_view(
         f"freshness p50 {_ms(observed.percentile(50))} p99 {_ms(observed.percentile(99))}",
         f"dead letters {sum(observed.dead_letters.values())}",
     )
-    recs = Table(title="latest top-3 for users who commented", expand=True)
+    recs = Table(title="latest top-3 (users who wrote something first)", expand=True)
     recs.add_column("user", no_wrap=True)
     recs.add_column("what they wrote", ratio=2)
     recs.add_column("top-3 recommended", ratio=3)
-    shown = [u for u in reversed(list(observed.latest)) if u in last_comment][:users]
-    for user_id in shown:
+    newest = list(reversed(list(observed.latest)))
+    shown = ([u for u in newest if u in last_comment] + newest)[:users]
+    for user_id in dict.fromkeys(shown):
         items = observed.latest[user_id]["items"][:3]
         recs.add_row(
             user_id,
-            last_comment[user_id][:90],
+            last_comment.get(user_id, "(no comment: clicks and purchases only)")[:90],
             "\n".join(titles.get(i, i)[:60] for i in items),
         )
     return Group(stats, recs)

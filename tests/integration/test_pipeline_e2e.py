@@ -152,8 +152,10 @@ def test_worker_metrics_tell_what_happened(
     worker.publish_raw(topics.COMMENTS, b"e2e-metrics", b"[1, 2]")
     _wait_for(lambda: "e2e-metrics" in watcher.snapshot().latest, 30, "recs")
     _wait_for(
-        lambda: worker.metrics().get('llmrec_dlq_total{reason="not_an_object"}', 0)
-        > before.get('llmrec_dlq_total{reason="not_an_object"}', 0),
+        lambda: (
+            worker.metrics().get('llmrec_dlq_total{reason="not_an_object"}', 0)
+            > before.get('llmrec_dlq_total{reason="not_an_object"}', 0)
+        ),
         10,
         "the dead letter to be counted",
     )

@@ -46,8 +46,13 @@ _REQUIRED: dict[str, dict[str, type | tuple[type, ...]]] = {
     ITEMS: {"item_id": str, "title": str, "description": str, "tags": list},
     USERS: {"user_id": str, "age_band": str, "gender": str, "spend_level": str},
 }
-_KEY_FIELD = {COMMENTS: "user_id", CLICKS: "user_id", PURCHASES: "user_id", USERS: "user_id",
-              ITEMS: "item_id"}
+_KEY_FIELD = {
+    COMMENTS: "user_id",
+    CLICKS: "user_id",
+    PURCHASES: "user_id",
+    USERS: "user_id",
+    ITEMS: "item_id",
+}
 
 
 def check_event(event: OutboundEvent) -> None:
@@ -246,8 +251,16 @@ def test_clip_utf8_never_splits_a_character() -> None:
 
 
 def _review(reviewer: str, asin: str, day: int, summary: str, text: str) -> str:
-    return json.dumps({"reviewerID": reviewer, "asin": asin, "overall": 4.0, "summary": summary,
-                       "reviewText": text, "unixReviewTime": day})
+    return json.dumps(
+        {
+            "reviewerID": reviewer,
+            "asin": asin,
+            "overall": 4.0,
+            "summary": summary,
+            "reviewText": text,
+            "unixReviewTime": day,
+        }
+    )
 
 
 def test_amazon_loader_on_a_small_file(tmp_path: Path) -> None:
@@ -262,7 +275,11 @@ def test_amazon_loader_on_a_small_file(tmp_path: Path) -> None:
     replay = load_amazon2018(path)
     check_replay(replay)
     assert [(e.topic, e.key) for e in replay.events] == [
-        (PURCHASES, "u1"), (COMMENTS, "u1"), (PURCHASES, "u1"), (COMMENTS, "u2"), (PURCHASES, "u2")
+        (PURCHASES, "u1"),
+        (COMMENTS, "u1"),
+        (PURCHASES, "u1"),
+        (COMMENTS, "u2"),
+        (PURCHASES, "u2"),
     ]
     stamps = [e.value["ts"] for e in replay.events]
     assert stamps == [100_000, 200_000, 200_001, 200_002, 200_003]

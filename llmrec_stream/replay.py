@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from llmrec_stream.sources.base import OutboundEvent
 
@@ -34,6 +34,7 @@ def publish(
     rate: float | None = None,
     live: bool = True,
     on_sent: Callable[[OutboundEvent], None] | None = None,
+    delivered: list[Delivered] | None = None,
 ) -> int:
     """Produce events in order, optionally paced to ``rate`` per second; returns the count.
 
@@ -50,9 +51,10 @@ def publish(
         if live:
             event = restamp(event, int(time.time() * 1000))
         key, value = event.encode()
+        callback = None if delivered is None else _recorder(event, delivered)
         while True:
             try:
-                prod.produce(event.topic, value, key)
+                prod.produce(event.topic, value, key, on_delivery=callback)
                 break
             except BufferError:
                 prod.poll(0.05)  # local queue full: let deliveries drain
@@ -60,5 +62,29 @@ def publish(
         if on_sent is not None:
             on_sent(event)
         sent += 1
-    prod.flush(30)
+    if prod.flush(60):
+        raise RuntimeError("records still undelivered after 60 s")
     return sent
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """An event as the broker stored it: the exact value sent, its partition and offset."""
+
+    event: OutboundEvent
+    partition: int
+    offset: int
+
+
+def _recorder(
+    event: OutboundEvent, out: list[Delivered]
+) -> Callable[[KafkaError | None, Message], None]:
+    def on_delivery(err: KafkaError | None, msg: Message) -> None:
+        if err is not None:
+            raise RuntimeError(f"delivery of {event.value.get('event_id')} failed: {err}")
+        partition, offset = msg.partition(), msg.offset()
+        if partition is None or offset is None:
+            raise RuntimeError(f"delivery report of {event.value.get('event_id')} has no offset")
+        out.append(Delivered(event, partition, offset))
+
+    return on_delivery

@@ -24,6 +24,8 @@ class Observed:
     latest: dict[str, dict[str, Any]] = field(default_factory=dict)
     dead_letters: Counter[str] = field(default_factory=Counter)
     recommendations: int = 0
+    last_published_ms: int = 0
+    all_records: list[dict[str, Any]] = field(default_factory=list)
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.freshness_s, q)) if self.freshness_s else float("nan")
@@ -32,7 +34,8 @@ class Observed:
 class OutputWatcher:
     """A background consumer of ``llmrec.recommendations`` and ``llmrec.dlq`` from now on."""
 
-    def __init__(self, bootstrap: str) -> None:
+    def __init__(self, bootstrap: str, *, keep_all: bool = False) -> None:
+        self.keep_all = keep_all
         self._consumer = Consumer(
             {
                 "bootstrap.servers": bootstrap,
@@ -60,7 +63,7 @@ class OutputWatcher:
         with self._lock:
             o = self.observed
             return Observed(list(o.freshness_s), dict(o.latest), Counter(o.dead_letters),
-                            o.recommendations)
+                            o.recommendations, o.last_published_ms, list(o.all_records))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -80,6 +83,11 @@ class OutputWatcher:
                     self.observed.recommendations += 1
                     self.observed.freshness_s.append(now - rec["trigger_ts"] / 1000.0)
                     self.observed.latest[rec["user_id"]] = rec
+                    self.observed.last_published_ms = max(
+                        self.observed.last_published_ms, rec["published_ts"]
+                    )
+                    if self.keep_all:
+                        self.observed.all_records.append(rec)
 
     def stop(self) -> None:
         self._stop.set()

@@ -1,0 +1,204 @@
+"""The replay verifier: what Redis must hold, computed from the input events alone.
+
+Kafka is the source of truth. Given every record as the broker stored it (value, partition,
+offset), the verifier validates it with the same codec, then derives each user's expected
+counters, spend, attributes, bought and recent items, offset watermarks and decayed vectors
+(numpy reference of the Lua maths), and the (user, event) pairs that must have driven a
+published recommendation. Fault tests and the soak command compare the live state with it:
+a lost update or one applied twice shows up as a counter or a watermark that differs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import redis
+
+from llmrec_stream.encoder.protocol import TextEncoder
+from llmrec_stream.events import topics
+from llmrec_stream.events.codec import Limits, Rejected, decode
+from llmrec_stream.events.models import Comment, Item, Source, UserAttributes, UserEvent
+from llmrec_stream.profiles.fusion import (
+    FusionWeights,
+    attribute_fields,
+    event_kind,
+    reference_profile,
+)
+from llmrec_stream.profiles.store import bought_key, profile_key, recent_key
+from llmrec_stream.replay import Delivered
+from llmrec_stream.retrieval.catalog import VECTORS
+
+
+@dataclass(slots=True)
+class Expected:
+    """One user's profile as the input events define it."""
+
+    events: list[tuple[UserEvent, Source]] = field(default_factory=list)
+    watermarks: dict[str, int] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        kinds = Counter(event_kind(e) for e, _ in self.events)
+        return dict(kinds)
+
+
+def expected_profiles(
+    records: Iterable[Delivered], known_items: set[str], limits: Limits | None = None
+) -> tuple[dict[str, Expected], Counter[str]]:
+    """Per-user expectations, and the dead letters (by reason) the input must have caused."""
+    limits = limits or Limits(max_future_skew_s=10 * 365 * 86400)
+    users: dict[str, Expected] = defaultdict(Expected)
+    rejected: Counter[str] = Counter()
+    for rec in sorted(records, key=lambda r: (r.event.topic, r.partition, r.offset)):
+        if rec.event.topic == topics.ITEMS:
+            continue
+        key, value = rec.event.encode()
+        src = Source(rec.event.topic, rec.partition, rec.offset)
+        result = decode(src.topic, key, value, src, limits)
+        if isinstance(result, Rejected):
+            rejected[result.reason] += 1
+            continue
+        event = result.event
+        assert not isinstance(event, Item)  # noqa: S101 - items were skipped above
+        item = getattr(event, "item_id", None)
+        if item is not None and item not in known_items:
+            rejected["unknown_item"] += 1
+            continue
+        exp = users[event.user_id]
+        exp.events.append((event, src))
+        exp.watermarks[f"{src.topic}:{src.partition}"] = src.offset
+    return dict(users), rejected
+
+
+def item_vectors(client: redis.Redis) -> dict[str, np.ndarray]:
+    raw: dict[bytes, bytes] = client.hgetall(VECTORS)  # type: ignore[assignment]
+    return {k.decode(): np.frombuffer(v, dtype="<f4") for k, v in raw.items()}
+
+
+@dataclass(slots=True)
+class Report:
+    users: int = 0
+    mismatches: list[str] = field(default_factory=list)
+    lost: int = 0
+    duplicated: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.mismatches
+
+
+def compare(
+    client: redis.Redis,
+    expected: dict[str, Expected],
+    weights: FusionWeights,
+    *,
+    encoder: TextEncoder | None = None,
+    recent_items: int = 50,
+    atol: float = 2e-4,
+) -> Report:
+    """Compare Redis with the expectations; with an encoder the vectors are checked too."""
+    items = item_vectors(client)
+    texts: dict[str, np.ndarray] = {}
+    if encoder is not None:
+        comments = [e for exp in expected.values() for e, _ in exp.events if isinstance(e, Comment)]
+        if comments:
+            vecs = encoder.encode([c.text for c in comments])
+            texts = {c.event_id: v for c, v in zip(comments, vecs, strict=True)}
+    report = Report(users=len(expected))
+    for user, exp in expected.items():
+        got: dict[bytes, bytes] = client.hgetall(profile_key(user))  # type: ignore[assignment]
+        bad = _compare_user(client, user, exp, got, recent_items, report)
+        if encoder is not None and not bad:
+            bad = _compare_vectors(user, exp, got, items, texts, weights, encoder.dim, atol)
+        if bad:
+            report.mismatches.append(f"{user}: {bad}")
+    return report
+
+
+def _compare_user(
+    client: redis.Redis,
+    user: str,
+    exp: Expected,
+    got: dict[bytes, bytes],
+    recent_items: int,
+    report: Report,
+) -> str:
+    for kind, n in exp.counts().items():
+        have = int(got.get(f"n:{kind}".encode(), 0))
+        report.lost += max(0, n - have)
+        report.duplicated += max(0, have - n)
+        if have != n:
+            return f"n:{kind} is {have}, expected {n}"
+    for wm, offset in exp.watermarks.items():
+        if int(got.get(f"wm:{wm}".encode(), -1)) != offset:
+            return f"watermark {wm} is {got.get(f'wm:{wm}'.encode())!r}, expected {offset}"
+    spend = sum(getattr(e, "amount", 0.0) for e, _ in exp.events if event_kind(e) == "p")
+    if abs(float(got.get(b"spend", 0)) - spend) > 1e-6 * max(1.0, spend):
+        return f"spend is {got.get(b'spend')!r}, expected {spend}"
+    attrs: dict[str, str] = {}
+    for e, _ in exp.events:
+        if isinstance(e, UserAttributes):
+            attrs.update(attribute_fields(e))
+    for k, v in attrs.items():
+        if got.get(f"a:{k}".encode(), b"").decode() != v:
+            return f"attribute {k} is {got.get(f'a:{k}'.encode())!r}, expected {v!r}"
+    with_items: list[str] = [
+        i for e, _ in exp.events if (i := getattr(e, "item_id", None)) is not None
+    ]
+    raw_recent: list[bytes] = client.lrange(recent_key(user), 0, -1)  # type: ignore[assignment]
+    recent = [b.decode() for b in raw_recent]
+    if len(with_items) <= recent_items and Counter(recent) != Counter(with_items):
+        return f"recent items {sorted(recent)} != {sorted(with_items)}"
+    raw_bought: list[bytes] = client.zrange(bought_key(user), 0, -1)  # type: ignore[assignment]
+    bought = {b.decode() for b in raw_bought}
+    want = {getattr(e, "item_id", "") for e, _ in exp.events if event_kind(e) == "p"}
+    if len(want) <= 500 and bought != want:
+        return f"bought {sorted(bought)} != {sorted(want)}"
+    return ""
+
+
+def _compare_vectors(
+    user: str,
+    exp: Expected,
+    got: dict[bytes, bytes],
+    items: dict[str, np.ndarray],
+    texts: dict[str, np.ndarray],
+    weights: FusionWeights,
+    dim: int,
+    atol: float,
+) -> str:
+    triples = [
+        (e, texts.get(e.event_id) if isinstance(e, Comment) else None,
+         items.get(getattr(e, "item_id", None) or ""))
+        for e, _ in exp.events
+    ]
+    ref = reference_profile(triples, dim, weights)
+    for name, want in ((b"tv", ref.text), (b"bv", ref.behaviour)):
+        have = np.frombuffer(got.get(name, b""), dtype="<f4")
+        if not have.size:
+            have = np.zeros(dim, dtype=np.float32)
+        if not np.allclose(have, want, atol=atol, rtol=1e-3):
+            return f"{name.decode()} differs by {float(np.max(np.abs(have - want))):.2e}"
+    return ""
+
+
+def missing_recommendations(
+    expected: dict[str, Expected], published: Sequence[dict[str, Any]]
+) -> list[tuple[str, str]]:
+    """(user, event id) pairs that no published recommendation names as a driver."""
+    seen = {(r["user_id"], e) for r in published for e in r["event_ids"]}
+    return [
+        (user, e.event_id)
+        for user, exp in expected.items()
+        for e, _ in exp.events
+        if not isinstance(e, UserAttributes) and (user, e.event_id) not in seen
+    ]
+
+
+def dumps(report: Report) -> str:
+    return json.dumps({"users": report.users, "lost": report.lost,
+                       "duplicated": report.duplicated, "mismatches": report.mismatches[:20]})

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import redis
+from confluent_kafka import Consumer, TopicPartition
 
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events import topics
@@ -32,6 +33,7 @@ from llmrec_stream.profiles.fusion import (
 from llmrec_stream.profiles.store import bought_key, profile_key, recent_key
 from llmrec_stream.replay import Delivered
 from llmrec_stream.retrieval.catalog import VECTORS
+from llmrec_stream.sources.base import OutboundEvent
 
 
 @dataclass(slots=True)
@@ -72,6 +74,39 @@ def expected_profiles(
         exp.events.append((event, src))
         exp.watermarks[f"{src.topic}:{src.partition}"] = src.offset
     return dict(users), rejected
+
+
+def read_log(bootstrap: str, topic_names: Sequence[str], partitions: int) -> list[Delivered]:
+    """Every record of these topics, from offset 0 to the current end: the source of truth.
+
+    Reading the log (rather than trusting delivery reports) also counts the duplicates a
+    producer's retries may have written, which the pipeline must then apply too.
+    """
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "llmrec-verifier",
+                         "enable.auto.commit": False})
+    out: list[Delivered] = []
+    try:
+        for topic in topic_names:
+            for p in range(partitions):
+                tp = TopicPartition(topic, p)
+                low, high = consumer.get_watermark_offsets(tp, timeout=10)
+                if high <= low:
+                    continue
+                consumer.assign([TopicPartition(topic, p, low)])
+                next_offset = low
+                while next_offset < high:
+                    for msg in consumer.consume(min(1000, high - next_offset), timeout=5):
+                        err, offset = msg.error(), msg.offset()
+                        if err is not None or offset is None:
+                            continue
+                        raw_key, raw_value = msg.key(), msg.value()
+                        key = raw_key.decode("utf-8", "replace") if raw_key else ""
+                        value = json.loads(raw_value) if raw_value else {}
+                        out.append(Delivered(OutboundEvent(topic, key, value), p, offset))
+                        next_offset = offset + 1
+    finally:
+        consumer.close()
+    return out
 
 
 def item_vectors(client: redis.Redis) -> dict[str, np.ndarray]:

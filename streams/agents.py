@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterable, Sequence
+import os
+from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
 from typing import Any
+
+import redis.exceptions
 
 from llmrec_stream.pipeline import Pipeline, RawRecord
 from streams.app import (
@@ -57,23 +60,45 @@ def _raw(events: Sequence[Any]) -> list[RawRecord]:
     ]
 
 
+async def _process(step: Callable[[list[RawRecord]], Awaitable[Any]], batch: Any) -> None:
+    """Run one micro-batch; an unexpected failure ends the process before anything commits.
+
+    Faust acks a ``take_events`` batch even when its body raises, and would then commit past
+    events that were never applied. A bug must not turn into silent loss: exit at once, the
+    restarted worker replays the batch (the offset watermarks make that safe). Bad *input*
+    never gets here: it is a dead letter. Redis outages never get here either: they are
+    retried inside the pipeline (backpressure).
+    """
+    try:
+        await step(_raw(batch))
+    except Exception:
+        log.critical("unexpected failure in a micro-batch; exiting uncommitted", exc_info=True)
+        logging.shutdown()
+        os._exit(70)
+
+
 @app.agent(user_events_topic)
 async def user_events(stream: AsyncIterable[Any]) -> None:
     p = await pipeline()
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):  # type: ignore[attr-defined]
-        await p.process_events(_raw(batch))
+        await _process(p.process_events, batch)
 
 
 @app.agent(items_topic)
 async def items(stream: AsyncIterable[Any]) -> None:
     p = await pipeline()
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):  # type: ignore[attr-defined]
-        await p.process_items(_raw(batch))
+        await _process(p.process_items, batch)
 
 
 @app.timer(interval=0.5)
 async def refresh_catalog() -> None:
     """Mirror items encoded by other workers (their partitions of llmrec.items)."""
-    if _pipeline is not None:
+    if _pipeline is None:
+        return
+    try:
         await _pipeline.catalog.refresh()
-        _pipeline.metrics.items.set(len(_pipeline.catalog.index))
+    except redis.exceptions.RedisError as exc:  # an outage: the next tick tries again
+        log.warning("catalog refresh skipped: %s", exc)
+        return
+    _pipeline.metrics.items.set(len(_pipeline.catalog.index))

@@ -10,6 +10,7 @@ import contextlib
 import importlib.util
 import os
 import shutil
+import time
 from pathlib import Path
 
 import redis
@@ -91,11 +92,13 @@ class EmbeddedServer:
                 if attempt == _PORT_ATTEMPTS - 1:
                     raise
 
-    def restart(self, timeout: float) -> None:
-        """Stop, then start again on the same port with the same data directory."""
+    def restart(self, timeout: float, down_s: float = 0.0) -> None:
+        """Stop, stay down ``down_s`` seconds (an outage), then start again on the same port
+        with the same data directory."""
         if self.port is None:
             raise DevStackError(f"{self.name} was never started")
         self.stop()
+        time.sleep(down_s)
         self._launch(self.port, timeout)
 
     def stop(self) -> None:

@@ -143,7 +143,7 @@ class DevStack:
             if workdir is not None and self._workdir_arg is None:
                 shutil.rmtree(workdir, ignore_errors=True)
 
-    def restart_broker(self) -> None:
+    def restart_broker(self, down_s: float = 0.0) -> None:
         """Stop and start the embedded broker on the same port and data directory.
 
         Topics, messages and committed offsets survive, because noida-db saves its state on
@@ -151,9 +151,9 @@ class DevStack:
         """
         if self.broker is None:
             raise DevStackError("no embedded broker to restart (external, or not started)")
-        self.broker.restart(self.start_timeout)
+        self.broker.restart(self.start_timeout, down_s)
 
-    def restart_redis(self) -> None:
+    def restart_redis(self, down_s: float = 0.0) -> None:
         """Stop and start the embedded Redis on the same port and data directory.
 
         Without ``redis_persistence`` the data is lost: a restart is then a Redis that forgot
@@ -161,7 +161,7 @@ class DevStack:
         """
         if self.redis is None:
             raise DevStackError("no embedded Redis to restart (external, or not started)")
-        self.redis.restart(self.start_timeout)
+        self.redis.restart(self.start_timeout, down_s)
 
     def __enter__(self) -> DevStack:
         return self.start()

@@ -27,8 +27,12 @@ def main(verbose: bool) -> None:
 
 
 @main.command("export-encoder")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path, exists=True,
-              file_okay=False), help="A local Hugging Face BERT-family checkpoint directory.")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(path_type=Path, exists=True, file_okay=False),
+    help="A local Hugging Face BERT-family checkpoint directory.",
+)
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), help="Artifact directory.")
 @click.option("--max-length", default=256, show_default=True)
 @click.option("--force", is_flag=True, help="Export again even if a valid artifact exists.")
@@ -51,8 +55,9 @@ def export_encoder_cmd(
         except ArtifactError as exc:
             click.echo(f"existing artifact is invalid ({exc}); exporting again")
         else:
-            click.echo(f"encoder already exported at {out} (source {manifest.source}); "
-                       "--force to redo")
+            click.echo(
+                f"encoder already exported at {out} (source {manifest.source}); --force to redo"
+            )
             if int8 and INT8_MODEL_NAME not in manifest.files:
                 _quantize(out)
             return
@@ -75,8 +80,9 @@ def _quantize(out: Path) -> None:
     from llmrec_stream.encoder.quantize import quantize_artifact
 
     q = quantize_artifact(out)
-    click.echo(f"int8 variant written; cosine to fp32 min {q.min_cosine:.4f} "
-               f"mean {q.mean_cosine:.4f}")
+    click.echo(
+        f"int8 variant written; cosine to fp32 min {q.min_cosine:.4f} mean {q.mean_cosine:.4f}"
+    )
 
 
 @main.command("create-topics")
@@ -135,6 +141,36 @@ def recs(user_id: str) -> None:
     if raw is None:
         raise click.ClickException(f"no recommendations for {user_id!r}")
     click.echo(json.dumps(json.loads(raw), indent=2, ensure_ascii=False))
+
+
+@main.command()
+@click.argument("user_id")
+def erase(user_id: str) -> None:
+    """Right to erasure: ask the workers to delete everything stored for USER_ID.
+
+    Publishes on ``llmrec.users.erase``; the worker owning the user deletes the profile and
+    cached recommendations from Redis and tombstones the user on ``llmrec.recommendations``.
+    """
+    import uuid
+
+    from llmrec_stream.events import topics
+    from llmrec_stream.events.codec import dumps
+    from llmrec_stream.replay import producer
+
+    settings = Settings()
+    if not settings.kafka_bootstrap:
+        raise click.ClickException("set LLMREC_KAFKA_BOOTSTRAP")
+    event = {
+        "schema_version": 1,
+        "event_id": f"erase-{uuid.uuid4()}",
+        "user_id": user_id,
+        "ts": int(time.time() * 1000),
+    }
+    prod = producer(settings.kafka_bootstrap)
+    prod.produce(topics.ERASE, dumps(event), user_id.encode("utf-8"))
+    if prod.flush(30):
+        raise click.ClickException("the erase request was not delivered within 30 s")
+    click.echo(f"erase requested for {user_id!r} ({event['event_id']})")
 
 
 @main.command("settings")

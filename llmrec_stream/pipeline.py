@@ -21,7 +21,7 @@ import redis.exceptions
 from llmrec_stream.dlq import dead_letter
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events.codec import Limits, Rejected, decode
-from llmrec_stream.events.models import Comment, Envelope, Item, Source, UserEvent
+from llmrec_stream.events.models import Comment, Envelope, Erasure, Item, Source, UserEvent
 from llmrec_stream.metrics import Metrics
 from llmrec_stream.profiles.fusion import FusionWeights, Vector, contribution
 from llmrec_stream.profiles.store import Contribution, ProfileState, ProfileStore
@@ -106,6 +106,19 @@ class Pipeline:
             outcome.applied = len(items)
         return outcome
 
+    async def process_erasures(self, records: Sequence[RawRecord]) -> BatchOutcome:
+        """Right to erasure: delete the user's keys, then tombstone their recommendations."""
+        outcome = BatchOutcome(consumed=len(records))
+        for env in await self._decode(records, outcome):
+            assert isinstance(env.event, Erasure)  # noqa: S101 - decode keys on the topic
+            user_id = env.event.user_id
+            await self._retry(lambda u=user_id: self.store.erase(u))  # type: ignore[misc]
+            await self.sink.tombstone(user_id)
+            outcome.applied += 1
+            log.info("erased user at %s[%d]@%d", env.source.topic, env.source.partition,
+                     env.source.offset)
+        return outcome
+
     async def process_events(self, records: Sequence[RawRecord]) -> BatchOutcome:
         """Apply user events to profiles and publish fresh top-k for every touched user."""
         outcome = BatchOutcome(consumed=len(records))
@@ -115,7 +128,7 @@ class Pipeline:
         batch: dict[str, list[Contribution]] = defaultdict(list)
         for env in envelopes:
             event = env.event
-            assert not isinstance(event, Item)  # noqa: S101 - items have their own topic
+            assert not isinstance(event, Item | Erasure)  # noqa: S101 - own topics, own agents
             item_id = getattr(event, "item_id", None)
             item_vec = None if item_id is None else self.catalog.index.vector(item_id)
             tc, bc = contribution(event, texts.get(id(env)), item_vec, self.weights)

@@ -15,6 +15,10 @@ class Sink(Protocol):
     async def recommendation(self, user_id: str, payload: bytes) -> None:
         """Publish on ``llmrec.recommendations``, keyed by user."""
 
+    async def tombstone(self, user_id: str) -> None:
+        """Publish a null value for the user on ``llmrec.recommendations`` (compaction drops
+        every earlier record of theirs)."""
+
     async def dead_letter(
         self, key: bytes | None, payload: bytes, headers: list[tuple[str, bytes]]
     ) -> None:

@@ -14,6 +14,7 @@ from llmrec_stream.pipeline import Pipeline, RawRecord
 from streams.app import (
     app,
     dlq_topic,
+    erase_topic,
     items_topic,
     recommendations_topic,
     settings,
@@ -28,6 +29,9 @@ class FaustSink:
 
     async def recommendation(self, user_id: str, payload: bytes) -> None:
         await recommendations_topic.send(key=user_id.encode("utf-8"), value=payload)
+
+    async def tombstone(self, user_id: str) -> None:
+        await recommendations_topic.send(key=user_id.encode("utf-8"), value=None)
 
     async def dead_letter(
         self, key: bytes | None, payload: bytes, headers: list[tuple[str, bytes]]
@@ -89,6 +93,13 @@ async def items(stream: AsyncIterable[Any]) -> None:
     p = await pipeline()
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):  # type: ignore[attr-defined]
         await _process(p.process_items, batch)
+
+
+@app.agent(erase_topic)
+async def erasures(stream: AsyncIterable[Any]) -> None:
+    p = await pipeline()
+    async for batch in stream.take_events(64, within=settings.batch_within_s):  # type: ignore[attr-defined]
+        await _process(p.process_erasures, batch)
 
 
 @app.timer(interval=0.5)

@@ -26,6 +26,7 @@ class Observed:
     recommendations: int = 0
     last_published_ms: int = 0
     all_records: list[dict[str, Any]] = field(default_factory=list)
+    tombstones: set[str] = field(default_factory=set)
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(self.freshness_s, q)) if self.freshness_s else float("nan")
@@ -63,7 +64,8 @@ class OutputWatcher:
         with self._lock:
             o = self.observed
             return Observed(list(o.freshness_s), dict(o.latest), Counter(o.dead_letters),
-                            o.recommendations, o.last_published_ms, list(o.all_records))
+                            o.recommendations, o.last_published_ms, list(o.all_records),
+                set(o.tombstones))
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -72,7 +74,10 @@ class OutputWatcher:
                     continue
                 now = time.time()
                 value = msg.value()
-                if value is None:  # a tombstone (erased user)
+                if value is None:  # a tombstone: an erased user
+                    key = msg.key()
+                    with self._lock:
+                        self.observed.tombstones.add(key.decode() if key else "")
                     continue
                 with self._lock:
                     if msg.topic() == topics.DLQ:

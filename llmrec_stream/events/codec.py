@@ -23,6 +23,7 @@ from llmrec_stream.events.models import (
     Click,
     Comment,
     Envelope,
+    Erasure,
     Event,
     Item,
     Purchase,
@@ -42,6 +43,7 @@ TOPIC_SCHEMAS: dict[str, tuple[str, str]] = {
     topics.PURCHASES: ("purchase", "user_id"),
     topics.USERS: ("user", "user_id"),
     topics.ITEMS: ("item", "item_id"),
+    topics.ERASE: ("erase", "user_id"),
 }
 
 
@@ -165,6 +167,8 @@ def _build(topic: str, obj: dict[str, Any]) -> Event:
             spend_level=obj.get("spend_level", "unknown"),
             numeric={str(k): float(v) for k, v in obj.get("numeric", {}).items()},
         )
+    if topic == topics.ERASE:
+        return Erasure(**common, user_id=obj["user_id"])
     return Item(
         **common,
         item_id=obj["item_id"],

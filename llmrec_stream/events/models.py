@@ -70,8 +70,17 @@ class Item:
         return ". ".join(p for p in parts if p)
 
 
+@dataclass(frozen=True, slots=True)
+class Erasure:
+    """Right to erasure: forget everything stored for this user."""
+
+    event_id: str
+    ts: int
+    user_id: str
+
+
 UserEvent: TypeAlias = Comment | Click | Purchase | UserAttributes
-Event: TypeAlias = UserEvent | Item
+Event: TypeAlias = UserEvent | Item | Erasure
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,6 +9,7 @@ CLICKS = "llmrec.clicks"
 PURCHASES = "llmrec.purchases"
 ITEMS = "llmrec.items"
 USERS = "llmrec.users"
+ERASE = "llmrec.users.erase"
 RECOMMENDATIONS = "llmrec.recommendations"
 DLQ = "llmrec.dlq"
 MODELS = "llmrec.models"
@@ -30,6 +31,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(PURCHASES),
     TopicSpec(ITEMS, compacted=True),
     TopicSpec(USERS, compacted=True),
+    TopicSpec(ERASE),
     TopicSpec(RECOMMENDATIONS, compacted=True),
     TopicSpec(DLQ),
     TopicSpec(MODELS),

@@ -57,7 +57,7 @@ def run_scenario(
     faults where the embedded broker itself may drop acknowledged records (its restart).
     """
     world = synthetic_replay(
-        n_items=200, n_users=n_users, n_events=n_events, seed=seed, mix=(0.1, 0.6, 0.3)
+        n_items=200, n_users=n_users, n_events=n_events, seed=seed, mix=(0.05, 0.65, 0.3)
     )
     watcher = OutputWatcher(stack.kafka_bootstrap, keep_all=True)
     watcher.start(stack.partitions)
@@ -111,7 +111,7 @@ def run_scenario(
         }
         checked = {u: e for u, e in expected.items() if u not in excluded}
         print(f"acknowledged but not in the log: {len(lost_by_broker)} {lost_by_broker[:3]}")
-        report = compare(worker.redis, checked, FusionWeights(), encoder=encoder)
+        report = compare(worker.redis, checked, FusionWeights(), encoder=encoder, vector_users=300)
         missing = missing_recommendations(checked, watcher.snapshot().all_records)
         marks["verified"] = time.time()
         print({k: round(v - marks["start"], 1) for k, v in marks.items()})

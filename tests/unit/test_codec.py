@@ -21,6 +21,7 @@ from llmrec_stream.events.models import (
     Click,
     Comment,
     Envelope,
+    Erasure,
     Item,
     Purchase,
     Source,
@@ -77,6 +78,7 @@ VALID: dict[str, dict[str, Any]] = {
         "tags": ["kitchen"],
         "category": "home",
     },
+    topics.ERASE: {"schema_version": 1, "event_id": "e-x", "ts": TS, "user_id": "u1"},
 }
 KEY = {topic: VALID[topic][codec.TOPIC_SCHEMAS[topic][1]].encode() for topic in VALID}
 EVENT_TOPICS = sorted(codec.TOPIC_SCHEMAS)
@@ -556,6 +558,7 @@ def _check_result(got: Envelope | Rejected, topic: str) -> None:
             "purchase": Purchase,
             "user": UserAttributes,
             "item": Item,
+            "erase": Erasure,
         }[schema_name]
         assert type(got.event) is expected
 

@@ -23,6 +23,7 @@ from llmrec_stream.events.models import (
     Click,
     Comment,
     Envelope,
+    Erasure,
     Event,
     Item,
     Purchase,
@@ -60,6 +61,7 @@ def test_the_schema_folder_holds_every_contract() -> None:
         "click",
         "comment",
         "dead_letter",
+        "erase",
         "item",
         "model_update",
         "purchase",
@@ -124,9 +126,11 @@ FROZEN_REQUIRED: dict[str, list[str]] = {
         "ts",
     ],
     "model_update": ["schema_version", "version", "sha256", "location", "metrics", "created_ts"],
+    "erase": ["schema_version", "event_id", "ts", "user_id"],
 }
 
 FROZEN_PROPERTIES: dict[str, set[str]] = {
+    "erase": {"schema_version", "event_id", "ts", "user_id"},
     "click": {"schema_version", "event_id", "ts", "user_id", "item_id"},
     "comment": {"schema_version", "event_id", "ts", "user_id", "text", "item_id", "rating"},
     "purchase": {"schema_version", "event_id", "ts", "user_id", "item_id", "amount", "quantity"},
@@ -342,6 +346,12 @@ V1_EXAMPLES: list[tuple[str, bytes, bytes, Event]] = [
         b'"item_id":"item-000008","title":"Paper filters"}',
         Item(event_id="legacy:i8", ts=1699999999000, item_id="item-000008", title="Paper filters"),
     ),
+    (
+        topics.ERASE,
+        b"user-000042",
+        b'{"schema_version":1,"event_id":"legacy:x1","ts":1700000000000,"user_id":"user-000042"}',
+        Erasure(event_id="legacy:x1", ts=1700000000000, user_id="user-000042"),
+    ),
 ]
 
 
@@ -362,7 +372,7 @@ def test_v1_examples_cover_every_event_topic() -> None:
 
 def test_v1_item_text_is_what_the_encoder_saw() -> None:
     # The item text feeds the encoder; changing it silently moves every stored item vector.
-    item = V1_EXAMPLES[-2][3]
+    item = next(e for _, _, v, e in V1_EXAMPLES if b"legacy:i7" in v)
     assert isinstance(item, Item)
     assert item.text() == "Burr Grinder BG-100. A steel burr grinder.. coffee, grinder"
     assert Item("e", 0, "i", "Only a title").text() == "Only a title"

@@ -94,7 +94,13 @@ def create_topics_cmd(partitions: int | None) -> None:
     settings = Settings()
     if not settings.kafka_bootstrap:
         raise click.ClickException("set LLMREC_KAFKA_BOOTSTRAP")
-    create_topics(settings.kafka_bootstrap, partitions or settings.partitions)
+    from llmrec_stream.security import confluent_config
+
+    create_topics(
+        settings.kafka_bootstrap,
+        partitions or settings.partitions,
+        admin_config=confluent_config(settings),
+    )
     click.echo("topics ready")
 
 
@@ -156,6 +162,7 @@ def erase(user_id: str) -> None:
     from llmrec_stream.events import topics
     from llmrec_stream.events.codec import dumps
     from llmrec_stream.replay import producer
+    from llmrec_stream.security import confluent_config
 
     settings = Settings()
     if not settings.kafka_bootstrap:
@@ -166,7 +173,7 @@ def erase(user_id: str) -> None:
         "user_id": user_id,
         "ts": int(time.time() * 1000),
     }
-    prod = producer(settings.kafka_bootstrap)
+    prod = producer(settings.kafka_bootstrap, **confluent_config(settings))
     prod.produce(topics.ERASE, dumps(event), user_id.encode("utf-8"))
     if prod.flush(30):
         raise click.ClickException("the erase request was not delivered within 30 s")

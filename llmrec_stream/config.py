@@ -28,6 +28,21 @@ class Settings(BaseSettings):
     redis_password: SecretStr | None = Field(
         None, description="Redis password, if not given in the URL."
     )
+    redis_username: str = Field("", description="Redis ACL user name (Redis 6+).")
+    redis_ssl_ca_certs: str = Field(
+        "", description="CA bundle to verify Redis TLS (use a rediss:// URL for TLS)."
+    )
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="Kafka security protocol, for every client."
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "PLAIN", description="SASL mechanism when the protocol is SASL_*."
+    )
+    kafka_sasl_username: str = Field("", description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    kafka_ssl_cafile: str = Field("", description="CA bundle to verify the brokers (SSL).")
+    kafka_ssl_certfile: str = Field("", description="Client certificate (mutual TLS).")
+    kafka_ssl_keyfile: str = Field("", description="Client key (mutual TLS).")
     encoder_dir: str = Field(
         "",
         description="Exported encoder artifact directory; empty means the default cache dir.",
@@ -86,6 +101,11 @@ class Settings(BaseSettings):
     @cached_property
     def resolved_worker_id(self) -> str:
         return self.worker_id or f"{socket.gethostname()}-0"
+
+    def __repr_args__(self) -> Any:
+        # a password may sit inside the Redis URL: repr() and str() show it redacted
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if name == "redis_url" else value
 
     def as_dict(self) -> dict[str, Any]:
         """Settings with secrets redacted, safe to log or print."""

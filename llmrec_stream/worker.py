@@ -23,6 +23,7 @@ from llmrec_stream.publish import Sink
 from llmrec_stream.ranking.fused import FusedProfileRanker
 from llmrec_stream.retrieval.catalog import Catalog
 from llmrec_stream.retrieval.exact import ExactIndex
+from llmrec_stream.security import redis_options
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +45,8 @@ def redis_client(settings: Settings) -> aioredis.Redis:
             "LLMREC_REDIS_URL is not set: start the embedded stack (llmrec-stream stack) "
             "or point it at your Redis"
         )
-    password = settings.redis_password.get_secret_value() if settings.redis_password else None
     return aioredis.Redis.from_url(
-        settings.redis_url, password=password, health_check_interval=10
+        settings.redis_url, health_check_interval=10, **redis_options(settings)
     )
 
 

@@ -6,6 +6,7 @@ import faust
 
 from llmrec_stream.config import Settings
 from llmrec_stream.events import topics
+from llmrec_stream.security import faust_credentials
 from streams.compat import pace_empty_fetches
 
 settings = Settings()
@@ -32,6 +33,7 @@ app = faust.App(
     key_serializer="raw",
     web_enabled=False,
     producer_acks=-1,
+    broker_credentials=faust_credentials(settings),
 )
 
 # Raw bytes in: validation is ours (events.codec), so a malformed record becomes a dead letter

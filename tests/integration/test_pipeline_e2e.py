@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import random
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -210,6 +211,33 @@ def test_erasure_removes_the_user_everywhere_within_5s(
         assert user.encode() not in key
         if worker.redis.type(key) == b"string":
             assert user.encode() not in worker.redis.get(key)
+
+
+def test_comment_text_never_reaches_logs_metrics_or_redis(
+    worker: LiveWorker, watcher: OutputWatcher
+) -> None:
+    canary = "zqxcanary7731 my very private words"
+    user = "e2e-canary"
+    worker.publish([_comment(user, f"I loved the espresso beans {canary}", 0)])
+    _wait_for(lambda: user in watcher.snapshot().latest, 30, "recs for the canary comment")
+    token = b"zqxcanary7731"
+    assert token not in worker.proc.log_path.read_bytes()
+    assert token.decode() not in urllib.request.urlopen(worker.metrics_url).read().decode()  # noqa: S310
+    r = worker.redis
+    for key in r.scan_iter():
+        assert token not in key
+        kind = r.type(key)
+        if kind == b"string":
+            values = [r.get(key)]
+        elif kind == b"hash":
+            values = list(r.hgetall(key).values())
+        elif kind == b"list":
+            values = r.lrange(key, 0, -1)
+        elif kind == b"zset":
+            values = r.zrange(key, 0, -1)
+        else:  # the catalog change log: item ids only
+            values = [repr(r.xrange(key)).encode()]
+        assert not any(token in v for v in values if v), key
 
 
 ERASED = "e2e-erase-me"

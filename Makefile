@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export LLMREC_TEST_CACHE ?= $(CURDIR)/.cache/test
 
-.PHONY: demo test lint typecheck unit integration encoder clean
+.PHONY: demo test lint typecheck unit integration encoder soak clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -34,6 +34,10 @@ integration: $(STAMP)
 
 test: lint typecheck
 	$(BIN)/pytest -q --durations=10
+
+# the long fault run: 10 kill -9 over 100,000 events, verified against the input
+soak: $(STAMP)
+	LLMREC_SOAK_KILLS=10 LLMREC_SOAK_EVENTS=100000 $(BIN)/pytest -q -s tests/fault/test_kill_worker.py
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache

@@ -38,7 +38,7 @@ def run_scenario(
     encoder_dir: Path,
     logdir: Path,
     encoder: TextEncoder,
-    fault: Callable[[LiveWorker, OutputWatcher], None],
+    fault: Callable[[list[LiveWorker], OutputWatcher], None],
     *,
     n_events: int,
     rate: float,
@@ -46,6 +46,7 @@ def run_scenario(
     app_id: str,
     n_users: int = 1000,
     truth: str = "log",
+    workers: int = 1,
 ) -> Outcome:
     """Replay ``n_events`` at ``rate`` while ``fault`` runs; compare Redis with the verifier.
 
@@ -61,7 +62,11 @@ def run_scenario(
     )
     watcher = OutputWatcher(stack.kafka_bootstrap, keep_all=True)
     watcher.start(stack.partitions)
-    worker = LiveWorker(stack, encoder_dir, logdir, app_id=app_id).start()
+    crew = [
+        LiveWorker(stack, encoder_dir, logdir, app_id=app_id, worker_id=f"{app_id}-{n}").start()
+        for n in range(workers)
+    ]
+    worker = crew[0]
     # acks=all with in-order retries; not idempotent, because a broker restart can make the
     # embedded broker forget producer ids (a fatal error for an idempotent producer). Any
     # duplicate a retry writes is in the log, and the verifier reads the log.
@@ -85,7 +90,7 @@ def run_scenario(
         marks = {"start": time.time()}
         feeder.start()
         try:
-            fault(worker, watcher)
+            fault(crew, watcher)
             marks["fault_done"] = time.time()
         finally:
             feeder.join()
@@ -115,9 +120,12 @@ def run_scenario(
         missing = missing_recommendations(checked, watcher.snapshot().all_records)
         marks["verified"] = time.time()
         print({k: round(v - marks["start"], 1) for k, v in marks.items()})
-        assert worker.stop() == 0, worker.proc.log_tail()
+        for w in crew:
+            if w.proc.alive:  # a worker a fault killed for good has nothing left to stop
+                assert w.stop() == 0, w.proc.log_tail()
     finally:
-        worker.stop()
+        for w in crew:
+            w.stop()
         watcher.stop()
     return Outcome(
         report,

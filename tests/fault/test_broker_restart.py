@@ -22,7 +22,8 @@ def test_broker_restart_mid_stream_loses_nothing(
 ) -> None:
     notes: dict[str, float] = {}
 
-    def restart(worker: LiveWorker, watcher: OutputWatcher) -> None:
+    def restart(crew: list[LiveWorker], watcher: OutputWatcher) -> None:
+        worker = crew[0]
         time.sleep(5.0)
         fault_stack.restart_broker(down_s=3.0)  # SIGTERM (noida-db still drops some acked records)
         back = time.time()

@@ -24,7 +24,8 @@ def test_redis_down_for_30s_then_back_loses_nothing(
 ) -> None:
     notes: dict[str, float] = {}
 
-    def outage(worker: LiveWorker, watcher: OutputWatcher) -> None:
+    def outage(crew: list[LiveWorker], watcher: OutputWatcher) -> None:
+        worker = crew[0]
         time.sleep(4.0)
         retries_before = worker.metrics().get("llmrec_redis_retries_total", 0.0)
         fault_stack.restart_redis(down_s=OUTAGE_S)  # AOF on: data survives the restart

@@ -26,7 +26,14 @@ EVENT_TOPICS = [topics.COMMENTS, topics.CLICKS, topics.PURCHASES, topics.USERS]
 class LiveWorker:
     """One worker process with its own consumer group, plus the producer that feeds it."""
 
-    def __init__(self, stack: DevStack, encoder_dir: Path, logdir: Path, app_id: str = "") -> None:
+    def __init__(
+        self,
+        stack: DevStack,
+        encoder_dir: Path,
+        logdir: Path,
+        app_id: str = "",
+        worker_id: str = "",
+    ) -> None:
         self.stack = stack
         self.app_id = app_id or f"test-{uuid.uuid4().hex[:8]}"
         env = {
@@ -38,7 +45,8 @@ class LiveWorker:
             "LLMREC_METRICS_PORT": str(free_port()),
         }
         self.metrics_url = f"http://127.0.0.1:{env['LLMREC_METRICS_PORT']}/metrics"
-        self.proc = WorkerProcess(env, logdir / f"{self.app_id}.log", worker_id=self.app_id)
+        worker_id = worker_id or self.app_id
+        self.proc = WorkerProcess(env, logdir / f"{worker_id}.log", worker_id=worker_id)
         self.producer = producer(stack.kafka_bootstrap)
         self.redis = redis.Redis.from_url(stack.redis_url)
 

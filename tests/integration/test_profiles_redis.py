@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import redis
 import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis.crc import key_slot
 
 from llmrec_stream.devstack import DevStack
@@ -105,3 +107,55 @@ def test_attributes_are_stored_and_user_keys_share_one_slot(
     assert p[b"a:age_band"] == b"25-34" and p[b"a:num.tenure_days"] == b"12.0"
     assert p[b"wm:llmrec.users:0"] == b"9"
     assert len({key_slot(k.encode()) for k in user_keys("carol")}) == 1
+
+
+# --- property: any sequence of valid events applies without error and matches the maths ------
+
+_ids = st.text(alphabet="abcdefghij0123456789-_:é中", min_size=1, max_size=12)
+_vecs = st.lists(st.floats(-1e3, 1e3, allow_nan=False, width=32), min_size=DIM, max_size=DIM).map(
+    lambda xs: np.asarray(xs, dtype=np.float32)
+)
+
+
+@st.composite
+def _event(
+    draw: st.DrawFn, n: int
+) -> tuple[UserEvent, Source, np.ndarray | None, np.ndarray | None]:
+    ts = draw(st.integers(0, 2**53 - 1))
+    kind = draw(st.sampled_from("ckpu"))
+    item = draw(_ids)
+    if kind == "c":
+        rating = draw(st.none() | st.integers(1, 5))
+        event: UserEvent = Comment(f"e{n}", ts, "prop", "t", draw(st.none() | _ids), rating)
+        return event, Source("llmrec.comments", 0, n), draw(_vecs), draw(_vecs)
+    if kind == "k":
+        return Click(f"e{n}", ts, "prop", item), Source("llmrec.clicks", 0, n), None, draw(_vecs)
+    if kind == "p":
+        amount = draw(st.floats(0, 1e6, allow_nan=False))
+        event = Purchase(f"e{n}", ts, "prop", item, amount, draw(st.integers(1, 10_000)))
+        return event, Source("llmrec.purchases", 0, n), None, draw(_vecs)
+    numeric = draw(st.dictionaries(_ids, st.floats(-1e15, 1e15, allow_nan=False), max_size=3))
+    event = UserAttributes(f"e{n}", ts, "prop", "18-24", "x", "low", numeric)
+    return event, Source("llmrec.users", 0, n), None, None
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(data=st.data())
+def test_any_valid_event_sequence_applies_and_matches_the_reference(
+    store, redis_client: redis.Redis, data: st.DataObject
+) -> None:  # type: ignore[no-untyped-def]
+    s, loop = store
+    redis_client.delete(*user_keys("prop"))
+    n = data.draw(st.integers(1, 12))
+    evs = [data.draw(_event(i + 1)) for i in range(n)]
+    assert all(_apply(s, loop, "prop", evs))
+    weights = WEIGHTS
+    ref = reference_profile([(e, t, b) for e, _, t, b in evs], DIM, weights)
+    p = redis_client.hgetall(profile_key("prop"))
+    for field, want in ((b"tv", ref.text), (b"bv", ref.behaviour)):
+        got = np.frombuffer(p.get(field, np.zeros(DIM, np.float32).tobytes()), "<f4")
+        scale = max(1.0, float(np.abs(want).max()))
+        np.testing.assert_allclose(got, want, atol=1e-3 * scale, rtol=1e-3)
+    assert _apply(s, loop, "prop", evs) == (False,) * n

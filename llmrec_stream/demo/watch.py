@@ -92,6 +92,7 @@ class OutputWatcher:
                         self.observed.last_published_ms, rec["published_ts"]
                     )
                     if self.keep_all:
+                        rec["_received"] = now
                         self.observed.all_records.append(rec)
 
     def stop(self) -> None:

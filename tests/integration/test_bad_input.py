@@ -61,6 +61,13 @@ def _bad_records(world: SyntheticReplay, rng: random.Random) -> list[tuple[str, 
 
 
 @pytest.fixture(scope="module")
+def stack() -> Iterator[DevStack]:
+    """A stack of this module's own: other modules' events and Redis flushes stay out."""
+    with DevStack() as own:
+        yield own
+
+
+@pytest.fixture(scope="module")
 def worker(
     stack: DevStack, encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[LiveWorker]:

@@ -26,6 +26,13 @@ validate_rec = fastjsonschema.compile(json.loads((SCHEMAS_DIR / "recommendation.
 
 
 @pytest.fixture(scope="module")
+def stack() -> Iterator[DevStack]:
+    """A stack of this module's own: other modules' events and Redis flushes stay out."""
+    with DevStack() as own:
+        yield own
+
+
+@pytest.fixture(scope="module")
 def world() -> SyntheticReplay:
     return synthetic_replay(n_items=160, n_users=30, n_events=600, seed=11)
 

@@ -193,6 +193,9 @@ def settings_cmd(markdown: bool) -> None:
     click.echo(json.dumps(Settings().as_dict(), indent=2, default=str))
 
 
-from llmrec_stream.demo.cli import demo  # noqa: E402 - registers the command on `main`
+# Commands that live with their rooms (imports are light: heavy ones happen when they run).
+from llmrec_stream.demo.cli import demo  # noqa: E402
+from llmrec_stream.eval.cli import eval_cmd  # noqa: E402
 
 main.add_command(demo)
+main.add_command(eval_cmd)

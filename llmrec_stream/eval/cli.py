@@ -1,0 +1,79 @@
+"""``llmrec-stream eval``: run the harness from the command line.
+
+The torch models (SASRec, the project's model) live in ``trainer/`` and are imported here, at
+call time, so the harness core keeps no torch dependency.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from llmrec_stream.eval.harness import EvalContext, ModelSpec, peer_specs, run_eval
+
+DEFAULT_DATA: tuple[str, ...] = ("../shared/data/scientific", "../shared/data/beauty/Beauty.txt")
+DEFAULT_MODELS = "popularity,bpr,als,sasrec,ours-ce,ours-mse"
+
+
+def model_specs(names: list[str]) -> list[ModelSpec]:
+    specs = {s.name: s for s in peer_specs()}
+    if any(n not in specs for n in names):
+        from llmrec_stream.trainer.specs import torch_specs
+
+        specs.update({s.name: s for s in torch_specs()})
+    unknown = [n for n in names if n not in specs]
+    if unknown:
+        raise click.BadParameter(f"unknown models {unknown}; known: {sorted(specs)}")
+    return [specs[n] for n in names]
+
+
+@click.command("eval")
+@click.option("--data", "data_paths", multiple=True, type=click.Path(path_type=Path),
+              help="Atomic folder or one-line-per-user file; repeatable. [default: both "
+                   "shared data sets]")
+@click.option("--models", default=DEFAULT_MODELS, show_default=True,
+              help="Comma-separated model names.")
+@click.option("--results", "results_dir", type=click.Path(path_type=Path),
+              default=Path("results/eval"), show_default=True)
+@click.option("--grid-points", default=3, show_default=True,
+              help="Hyper-parameter points tried per model (same for every model).")
+@click.option("--max-minutes", default=5.0, show_default=True,
+              help="Wall-clock bound of one neural training run.")
+@click.option("--max-epochs", default=200, show_default=True)
+@click.option("--encoder", "encoder_dir", type=click.Path(path_type=Path, exists=True,
+              file_okay=False), help="Text encoder artifact for item text vectors.")
+@click.option("--cache", "cache_dir", type=click.Path(path_type=Path),
+              default=Path(".cache/eval"), show_default=True, help="Item text vector cache.")
+@click.option("--threads", default=1, show_default=True, help="torch / BLAS threads.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+def eval_cmd(
+    data_paths: tuple[Path, ...], models: str, results_dir: Path, grid_points: int,
+    max_minutes: float, max_epochs: int, encoder_dir: Path | None, cache_dir: Path,
+    threads: int, quiet: bool,
+) -> None:
+    """Evaluate the project's model and its peers on one full-ranking protocol."""
+    from llmrec_stream.encoder.artifact import default_encoder_dir
+    from llmrec_stream.eval.data import load_dataset
+    from llmrec_stream.eval.report import table
+
+    logging.getLogger("llmrec_stream").setLevel(logging.INFO)
+    paths = list(data_paths) or [Path(p) for p in DEFAULT_DATA]
+    missing = [str(p) for p in paths if not p.exists()]
+    if missing:
+        raise click.UsageError(f"data not found: {missing} (see ../shared/data/README.md)")
+    encoder = encoder_dir or default_encoder_dir()
+    ctx = EvalContext(
+        encoder_dir=encoder if (encoder / "manifest.json").is_file() else None,
+        cache_dir=cache_dir, max_minutes=max_minutes, max_epochs=max_epochs,
+        threads=threads, progress=not quiet,
+    )
+    if ctx.encoder_dir is None:
+        click.echo(f"no encoder artifact at {encoder}: models run without item text", err=True)
+    specs = model_specs([m.strip() for m in models.split(",") if m.strip()])
+    datasets = [load_dataset(p) for p in paths]
+    results = run_eval(datasets, specs, results_dir=results_dir, grid_points=grid_points,
+                       ctx=ctx)
+    click.echo(table(results))
+    click.echo(f"results in {results_dir}")

@@ -194,8 +194,12 @@ def settings_cmd(markdown: bool) -> None:
 
 
 # Commands that live with their rooms (imports are light: heavy ones happen when they run).
+from llmrec_stream.bench.cli import bench_group  # noqa: E402
+from llmrec_stream.bench.pipeline_cli import pipeline_cmd  # noqa: E402
 from llmrec_stream.demo.cli import demo  # noqa: E402
 from llmrec_stream.eval.cli import eval_cmd  # noqa: E402
 
+bench_group.add_command(pipeline_cmd)
+main.add_command(bench_group)
 main.add_command(demo)
 main.add_command(eval_cmd)

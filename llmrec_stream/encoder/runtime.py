@@ -82,17 +82,38 @@ def select_providers(device: str) -> list[str]:
     return [CPU_PROVIDER]
 
 
-def create_session(
-    model_path: Path, *, device: str = "auto", intra_op_threads: int | None = None
-) -> ort.InferenceSession:
-    """Open the ONNX graph on the requested device and check which providers really took."""
-    requested = select_providers(device)
+def session_options(*, intra_op_threads: int | None = None) -> ort.SessionOptions:
+    """The tuned CPU/GPU session options every encoder session starts from.
+
+    One encoder call is one chain of kernels, so inter-op parallelism only adds hand-offs:
+    sequential execution, one inter-op thread, every intra-op thread on the kernels.
+    """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.inter_op_num_threads = 1
     if intra_op_threads is not None:
         if intra_op_threads < 1:
             raise ValueError(f"intra_op_threads must be >= 1, got {intra_op_threads}")
         options.intra_op_num_threads = intra_op_threads
+    return options
+
+
+def create_session(
+    model_path: Path,
+    *,
+    device: str = "auto",
+    intra_op_threads: int | None = None,
+    options: ort.SessionOptions | None = None,
+) -> ort.InferenceSession:
+    """Open the ONNX graph on the requested device and check which providers really took.
+
+    `options` (e.g. from `session_options`, with profiling switched on) replaces the tuned
+    defaults; `intra_op_threads` is then ignored.
+    """
+    requested = select_providers(device)
+    if options is None:
+        options = session_options(intra_op_threads=intra_op_threads)
     session = ort.InferenceSession(str(model_path), sess_options=options, providers=requested)
     active = list(session.get_providers())
     log.info("encoder session on %s: providers %s (requested %s)", model_path, active, requested)

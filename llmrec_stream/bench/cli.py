@@ -1,0 +1,200 @@
+"""``llmrec-stream bench``: the benchmark commands (also ``python -m llmrec_stream.bench``).
+
+Each command writes ``<out>/<name>.json`` and ``<out>/<name>.png`` and prints a short table.
+Heavy imports (torch, sentence-transformers, faiss, matplotlib) happen inside the commands,
+so registering the group costs the CLI nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import click
+
+from llmrec_stream.bench.report import DEFAULT_RESULTS_DIR
+
+
+def _ints(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
+    try:
+        out = tuple(int(v.replace("_", "")) for v in value.split(",") if v.strip())
+    except ValueError as exc:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from exc
+    if not out or min(out) < 1:
+        raise click.BadParameter(f"expected positive integers, got {value!r}")
+    return out
+
+
+def _default_threads() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
+
+
+@click.group("bench")
+def bench_group() -> None:
+    """Benchmarks: figures as JSON + PNG under --out, and a table on stdout."""
+
+
+@bench_group.command("encoder")
+@click.option(
+    "--artifact",
+    "artifact_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Encoder artifact (default: the worker's, $LLMREC_ENCODER_DIR).",
+)
+@click.option(
+    "--texts",
+    "n_texts",
+    default=2000,
+    show_default=True,
+    help="How many real texts (half reviews, half item texts).",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=Path("../shared/data"),
+    show_default=True,
+    help="The shared data folder.",
+)
+@click.option("--batch-sizes", default="1,8,32,128", show_default=True, callback=_ints)
+@click.option(
+    "--threads", type=int, default=None, help="Threads for every contender (default: usable cores)."
+)
+@click.option("--repeats", default=3, show_default=True, help="Timed passes per batch size.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option(
+    "--precisions",
+    default="fp32,int8",
+    show_default=True,
+    help="Artifact variants to run on CPU (the CUDA run uses fp32 and fp16).",
+)
+@click.option("--no-peer", is_flag=True, help="Skip sentence-transformers (then no speed-up).")
+@click.option(
+    "--profile/--no-profile",
+    default=True,
+    show_default=True,
+    help="Also record onnxruntime's per-operator profile at batch 32.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_RESULTS_DIR,
+    show_default=True,
+)
+def encoder_cmd(
+    artifact_dir: Path | None,
+    n_texts: int,
+    data_dir: Path,
+    batch_sizes: tuple[int, ...],
+    threads: int | None,
+    repeats: int,
+    device: str,
+    precisions: str,
+    no_peer: bool,
+    profile: bool,
+    out_dir: Path,
+) -> None:
+    """Encoder throughput and fidelity: ONNX (CPU fp32/int8, CUDA fp32/fp16) vs the peer."""
+    from llmrec_stream.bench.run import run_encoder_bench
+    from llmrec_stream.bench.texts import BenchDataError
+
+    try:
+        run_encoder_bench(
+            artifact_dir=artifact_dir,
+            n_texts=n_texts,
+            data_dir=data_dir,
+            batch_sizes=batch_sizes,
+            threads=threads or _default_threads(),
+            repeats=repeats,
+            device=device,
+            precisions=tuple(p.strip() for p in precisions.split(",") if p.strip()),
+            peer=not no_peer,
+            profile=profile,
+            out_dir=out_dir,
+            echo=click.echo,
+        )
+    except BenchDataError as exc:
+        raise click.ClickException(str(exc)) from exc
+
+
+@bench_group.command("retrieval")
+@click.option(
+    "--sizes",
+    default="10000,100000,1000000",
+    show_default=True,
+    callback=_ints,
+    help="Catalog sizes (items).",
+)
+@click.option("--queries", default=200, show_default=True, help="Users timed per size.")
+@click.option("--k", default=100, show_default=True)
+@click.option(
+    "--ef",
+    "expansions",
+    default="128,256,512",
+    show_default=True,
+    callback=_ints,
+    help="ANN search expansions to measure.",
+)
+@click.option("--connectivity", type=int, default=None, help="HNSW M (default: AnnIndex's).")
+@click.option(
+    "--expansion-add", type=int, default=None, help="HNSW efConstruction (default: AnnIndex's)."
+)
+@click.option("--threads", type=int, default=None, help="Build threads (default: all cores).")
+@click.option(
+    "--search-threads",
+    default=1,
+    show_default=True,
+    help="Cores per single-user search, both indexes.",
+)
+@click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_RESULTS_DIR,
+    show_default=True,
+)
+def retrieval_cmd(
+    sizes: tuple[int, ...],
+    queries: int,
+    k: int,
+    expansions: tuple[int, ...],
+    connectivity: int | None,
+    expansion_add: int | None,
+    threads: int | None,
+    search_threads: int,
+    seed: int,
+    out_dir: Path,
+) -> None:
+    """Exact top-k vs the HNSW index on clustered 384-d catalogs: latency, recall, build, memory."""
+    from llmrec_stream.bench.report import write_results
+    from llmrec_stream.bench.retrieval import (
+        bench_retrieval,
+        retrieval_chart,
+        retrieval_payload,
+        retrieval_table,
+    )
+
+    results = bench_retrieval(
+        sizes,
+        queries=queries,
+        k=k,
+        expansions=expansions,
+        connectivity=connectivity,
+        expansion_add=expansion_add,
+        threads=threads,
+        search_threads=search_threads,
+        seed=seed,
+        log=lambda msg: click.echo(msg, err=True),
+    )
+    payload = retrieval_payload(results)
+    json_path, png_path = write_results(out_dir, "retrieval", payload, retrieval_chart(results))
+    click.echo(retrieval_table(results))
+    target = payload["target"]
+    if "met" in target:
+        click.echo(
+            f"target (1M: p99 <= {target['p99_ms_max']} ms at recall@{k} >= "
+            f"{target['recall_min']}): {'met' if target['met'] else 'MISSED'}"
+        )
+    click.echo(f"wrote {json_path} and {png_path}")

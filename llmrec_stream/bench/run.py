@@ -1,0 +1,161 @@
+"""``bench encoder`` end to end: texts, contenders, timing, profile, files, table, verdicts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from llmrec_stream.bench.encoder import (
+    PEER,
+    Contender,
+    EncoderBench,
+    OnnxContender,
+    SentenceTransformerPeer,
+    bench_encoder,
+    encoder_chart,
+    encoder_payload,
+    encoder_table,
+)
+from llmrec_stream.bench.report import format_table, write_results
+from llmrec_stream.bench.texts import load_bench_texts
+
+if TYPE_CHECKING:
+    from llmrec_stream.bench.profile import Profile
+
+PROFILE_BATCH = 32
+PROFILE_TEXTS = 512
+
+
+def run_encoder_bench(
+    *,
+    artifact_dir: Path | None,
+    n_texts: int,
+    data_dir: Path,
+    batch_sizes: Sequence[int],
+    threads: int,
+    repeats: int,
+    device: str,
+    precisions: Sequence[str],
+    peer: bool,
+    profile: bool,
+    out_dir: Path,
+    echo: Callable[[str], None] = print,
+) -> EncoderBench:
+    """Run the encoder benchmark and write ``encoder[-cuda].json`` / ``.png`` under `out_dir`.
+
+    On ``device="cuda"`` the contenders are the artifact's fp32 graph and its fp16 conversion,
+    both with I/O binding, and the run fails (`ProviderError`) unless the CUDA provider ran
+    their heavy kernels, as read from onnxruntime's profile.
+    """
+    from llmrec_stream.encoder.artifact import MODEL_NAME, default_encoder_dir, verify_artifact
+    from llmrec_stream.encoder.runtime import load_tokenizer
+
+    artifact_dir = Path(artifact_dir or default_encoder_dir())
+    manifest = verify_artifact(artifact_dir)
+    texts = load_bench_texts(n_texts, data_dir)
+    tokenizer = load_tokenizer(artifact_dir / "tokenizer.json", max_length=manifest.max_length)
+    lengths = [len(e.ids) for e in tokenizer.encode_batch(texts)]
+    name = "encoder" if device == "cpu" else f"encoder-{device}"
+    echo(f"{len(texts)} texts, {threads} threads, device {device}, artifact {artifact_dir}")
+
+    contenders: list[Contender] = []
+    if peer:
+        contenders.append(SentenceTransformerPeer(threads, device=device))
+    profiled: list[tuple[str, str, Path]] = []  # (contender, precision, graph)
+    if device == "cuda":
+        from llmrec_stream.bench.cuda import IoBoundContender, fp16_model
+
+        fp16 = fp16_model(artifact_dir, out_dir / ".cache")
+        for label, path in (("fp32", artifact_dir / MODEL_NAME), ("fp16", fp16)):
+            contenders.append(IoBoundContender(artifact_dir, path, name=f"onnx-{label}-cuda"))
+            profiled.append((f"onnx-{label}-cuda", "fp32", path))
+    else:
+        from llmrec_stream.encoder.artifact import PRECISIONS
+
+        for precision in precisions:
+            contenders.append(OnnxContender(artifact_dir, precision, threads))
+            profiled.append((f"onnx-{precision}", precision, artifact_dir / PRECISIONS[precision]))
+
+    result = bench_encoder(
+        texts,
+        contenders,
+        batch_sizes=batch_sizes,
+        repeats=repeats,
+        threads=threads,
+        device=device,
+        token_lengths=lengths,
+        log=echo,
+    )
+    measured = _profiles(artifact_dir, texts, profiled, threads, device) if profile else {}
+    if device == "cuda":
+        from llmrec_stream.bench.cuda import check_cuda_ran
+
+        if not measured:
+            raise ValueError("a CUDA run must profile (--profile) to prove where it ran")
+        for label, prof_obj in measured.items():
+            echo(f"{label}: kernel seconds by provider {prof_obj.by_provider}")
+            check_cuda_ran(prof_obj)
+    profiles = {label: p.to_dict() for label, p in measured.items()}
+    extra: dict[str, Any] = {
+        "artifact": {
+            "dir": str(artifact_dir),
+            "source": manifest.source,
+            "files": manifest.files,
+            "fused": _is_fused(artifact_dir / MODEL_NAME),
+        },
+        "reference": f"{PEER} fp32 at batch 32" if peer else None,
+        "profiles": profiles,
+    }
+    json_path, png_path = write_results(
+        out_dir, name, encoder_payload(result, extra), encoder_chart(result)
+    )
+    echo(encoder_table(result))
+    for contender, verdict in result.verdicts().items():
+        echo(
+            f"target {contender}: {'met' if verdict['met'] else 'MISSED'} "
+            f"{verdict['target']} per batch {verdict['per_batch']}"
+        )
+    for label, prof in profiles.items():
+        top = sorted(prof["by_op_s"].items(), key=lambda kv: -kv[1])[:6]
+        total = sum(prof["by_op_s"].values()) or 1.0
+        echo(
+            f"profile {label} (batch {PROFILE_BATCH}, {prof['wall_s']:.2f}s wall, "
+            f"{prof['outside_kernels_s']:.2f}s outside kernels):"
+        )
+        echo(format_table(["op", "share"], [[op, s / total] for op, s in top]))
+    echo(f"wrote {json_path} and {png_path}")
+    return result
+
+
+def _profiles(
+    artifact_dir: Path,
+    texts: Sequence[str],
+    profiled: Sequence[tuple[str, str, Path]],
+    threads: int,
+    device: str,
+) -> dict[str, Profile]:
+    from llmrec_stream.bench.profile import profile_encoder
+
+    out: dict[str, Profile] = {}
+    for label, precision, path in profiled:
+        prof = profile_encoder(
+            artifact_dir,
+            texts[:PROFILE_TEXTS],
+            precision=precision,
+            batch_size=PROFILE_BATCH,
+            threads=threads,
+            device=device,
+            model_path=path,
+        )
+        out[label] = prof
+    return out
+
+
+def _is_fused(path: Path) -> bool:
+    import onnx
+
+    from llmrec_stream.encoder.quantize import FUSED_KEY
+
+    model = onnx.load(str(path), load_external_data=False)
+    return any(p.key == FUSED_KEY for p in model.metadata_props)

@@ -245,13 +245,3 @@ def missing_recommendations(
         if not isinstance(e, UserAttributes) and (user, e.event_id) not in seen
     ]
 
-
-def dumps(report: Report) -> str:
-    return json.dumps(
-        {
-            "users": report.users,
-            "lost": report.lost,
-            "duplicated": report.duplicated,
-            "mismatches": report.mismatches[:20],
-        }
-    )

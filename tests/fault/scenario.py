@@ -149,8 +149,3 @@ def wait_resumed(worker: LiveWorker, watcher: OutputWatcher, since: float) -> fl
     )
     return time.time() - since
 
-
-def feed_in_background(target: Callable[[], None]) -> threading.Thread:
-    t = threading.Thread(target=target, daemon=True)
-    t.start()
-    return t

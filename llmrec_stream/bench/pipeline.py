@@ -57,14 +57,7 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def _wait(check: Any, timeout: float, what: str, worker: WorkerProcess) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not worker.alive:
-            raise RuntimeError(f"worker died waiting for {what}:\n{worker.log_tail()}")
-        if check():
-            return
-        time.sleep(0.2)
-    raise TimeoutError(f"timed out waiting for {what}")
+    worker.wait_until(check, timeout, what)
 
 
 class _Run:

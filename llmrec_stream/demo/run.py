@@ -49,14 +49,10 @@ def encoder_dir(settings: Settings) -> Path:
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str, worker: WorkerProcess) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not worker.alive:
-            raise SystemExit(f"the worker died while waiting for {what}:\n{worker.log_tail()}")
-        if check():
-            return
-        time.sleep(0.2)
-    raise SystemExit(f"timed out after {timeout:.0f}s waiting for {what}:\n{worker.log_tail()}")
+    try:
+        worker.wait_until(check, timeout, what)
+    except (RuntimeError, TimeoutError) as exc:  # the CLI ends with the reason, not a trace
+        raise SystemExit(str(exc)) from exc
 
 
 def taste_hit_rate(replay: Replay, observed: Observed, k: int = 10) -> float | None:

@@ -6,7 +6,8 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
@@ -58,6 +59,18 @@ class WorkerProcess:
             self._log.close()
             self._log = None
         return self.proc.returncode
+
+    def wait_until(self, check: Callable[[], bool], timeout: float, what: str) -> None:
+        """Poll ``check`` until true; RuntimeError if the worker dies, TimeoutError after
+        ``timeout`` seconds, both with the tail of its log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not self.alive:
+                raise RuntimeError(f"the worker died waiting for {what}:\n{self.log_tail()}")
+            if check():
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}:\n{self.log_tail()}")
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():

@@ -15,7 +15,7 @@
 -- skipped: replays after a crash never double-apply. Vectors are exponentially decayed sums
 -- referenced to t_ref, the newest event time seen, so out-of-order events decay correctly.
 -- Returns {applied flags "0101..", text vector bytes, behaviour vector bytes, w_text, w_beh,
---          bought items}.
+--          bought items, recent items (newest first)}.
 
 local p, recent, bought = KEYS[1], KEYS[2], KEYS[3]
 local dim = tonumber(ARGV[1])
@@ -107,4 +107,4 @@ else
   tblob, bblob = state[1] or "", state[2] or ""
 end
 return {table.concat(flags), tblob, bblob, tostring(wt), tostring(wb),
-        redis.call("ZRANGE", bought, 0, -1)}
+        redis.call("ZRANGE", bought, 0, -1), redis.call("LRANGE", recent, 0, -1)}

@@ -61,6 +61,8 @@ class ProfileState:
     text: Vector
     behaviour: Vector
     bought: frozenset[str]
+    recent: tuple[str, ...] = ()
+    """Recent item ids, newest first (what a sequence model reads)."""
 
 
 def _event_args(c: Contribution) -> list[Any]:
@@ -120,7 +122,7 @@ class ProfileStore:
         return [self._state(u, r) for u, r in zip(users, replies, strict=True)]
 
     def _state(self, user_id: str, reply: list[Any]) -> ProfileState:
-        flags, tv, bv, _wt, _wb, bought = reply
+        flags, tv, bv, _wt, _wb, bought, recent = reply
         zeros = np.zeros(self.dim, dtype=np.float32)
         return ProfileState(
             user_id=user_id,
@@ -128,6 +130,7 @@ class ProfileStore:
             text=np.frombuffer(tv, dtype="<f4").copy() if tv else zeros,
             behaviour=np.frombuffer(bv, dtype="<f4").copy() if bv else zeros,
             bought=frozenset(b.decode("utf-8") for b in bought),
+            recent=tuple(r.decode("utf-8") for r in recent),
         )
 
     async def cache_recommendations(self, records: dict[str, bytes]) -> None:

@@ -83,6 +83,9 @@ def test_lua_matches_the_numpy_reference(store, redis_client: redis.Redis) -> No
     assert float(p[b"spend"]) == pytest.approx(ref.spend)
     assert {k: int(p[f"n:{k}".encode()]) for k in "ckp"} == ref.counts
     assert redis_client.llen("u:{alice}:recent") == 5  # bounded
+    last = loop.run_until_complete(s.apply({"alice": []}))  # an empty batch reads the state
+    with_items = [e.item_id for e, *_ in evs if getattr(e, "item_id", None)]
+    assert last[0].recent == tuple(reversed(with_items))[:5]  # newest first
     assert redis_client.zcard("u:{alice}:bought") == 4  # bounded
 
 

@@ -132,6 +132,7 @@ def worker(ctx: click.Context) -> None:
 @click.argument("user_id")
 def recs(user_id: str) -> None:
     """Print the cached recommendations of a user (pulled from Redis)."""
+    from llmrec_stream.profiles import recs as cache
     from llmrec_stream.profiles.store import recs_key
     from llmrec_stream.worker import redis_client
 
@@ -146,7 +147,7 @@ def recs(user_id: str) -> None:
     raw = asyncio.run(fetch())
     if raw is None:
         raise click.ClickException(f"no recommendations for {user_id!r}")
-    click.echo(json.dumps(json.loads(raw), indent=2, ensure_ascii=False))
+    click.echo(json.dumps(cache.decode(user_id, raw), indent=2, ensure_ascii=False))
 
 
 @main.command()

@@ -30,7 +30,14 @@ from llmrec_stream.profiles.fusion import (
     event_kind,
     reference_profile,
 )
-from llmrec_stream.profiles.store import bought_key, profile_key, recent_key
+from llmrec_stream.profiles.store import (
+    VectorState,
+    bought_key,
+    decode_vector_state,
+    profile_key,
+    recent_key,
+    vectors_key,
+)
 from llmrec_stream.replay import Delivered
 from llmrec_stream.retrieval.catalog import VECTORS
 from llmrec_stream.sources.base import OutboundEvent
@@ -157,7 +164,9 @@ def compare(
         got: dict[bytes, bytes] = client.hgetall(profile_key(user))  # type: ignore[assignment]
         bad = _compare_user(client, user, exp, got, recent_items, report)
         if encoder is not None and not bad and user in with_vectors:
-            bad = _compare_vectors(user, exp, got, items, texts, weights, encoder.dim, atol)
+            raw: Any = client.get(vectors_key(user))
+            state = decode_vector_state(raw or b"", encoder.dim)
+            bad = _compare_vectors(exp, state, items, texts, weights, encoder.dim, atol)
         if bad:
             report.mismatches.append(f"{user}: {bad}")
     return report
@@ -206,9 +215,8 @@ def _compare_user(
 
 
 def _compare_vectors(
-    user: str,
     exp: Expected,
-    got: dict[bytes, bytes],
+    got: VectorState,
     items: dict[str, np.ndarray],
     texts: dict[str, np.ndarray],
     weights: FusionWeights,
@@ -224,12 +232,13 @@ def _compare_vectors(
         for e, _ in exp.events
     ]
     ref = reference_profile(triples, dim, weights)
-    for name, want in ((b"tv", ref.text), (b"bv", ref.behaviour)):
-        have = np.frombuffer(got.get(name, b""), dtype="<f4")
-        if not have.size:
-            have = np.zeros(dim, dtype=np.float32)
-        if not np.allclose(have, want, atol=atol, rtol=1e-3):
-            return f"{name.decode()} differs by {float(np.max(np.abs(have - want))):.2e}"
+    for name, have, want, bound in (
+        ("text", got.text, ref.text, ref.text_error_bound),
+        ("behaviour", got.behaviour, ref.behaviour, ref.behaviour_error_bound),
+    ):
+        # atol: float rounding; bound: what the int16 storage may round away (fusion.py)
+        if not np.allclose(have, want, atol=atol + bound, rtol=1e-3):
+            return f"{name} differs by {float(np.max(np.abs(have - want))):.2e}"
     return ""
 
 

@@ -17,6 +17,10 @@ from llmrec_stream.events.models import Click, Comment, Purchase, UserAttributes
 
 Vector = npt.NDArray[np.float32]
 
+#: Redis keeps profile vectors as int16 codes of max|v| / 32767: rounding moves a component
+#: by at most max|v| / HALF_STEPS.
+HALF_STEPS = 2 * 32767
+
 
 @dataclass(frozen=True, slots=True)
 class FusionWeights:
@@ -106,6 +110,12 @@ class ReferenceProfile:
     counts: dict[str, int] = field(default_factory=dict)
     spend: float = 0.0
     attributes: dict[str, str] = field(default_factory=dict)
+    text_error_bound: float = 0.0
+    behaviour_error_bound: float = 0.0
+    """How far Redis's int16 vectors may be from these sums, per component. Each write
+    rounds by at most half a step, max|v| / 65534; the script writes once per micro-batch,
+    after one of its events; so the sum over events of max|v| / 65534 bounds the error
+    however the events were batched (later decay only shrinks earlier errors)."""
 
 
 def reference_profile(
@@ -134,6 +144,8 @@ def reference_profile(
                 prof.text += f * tc
             if bc is not None:
                 prof.behaviour += f * bc
+            prof.text_error_bound += float(np.abs(prof.text).max()) / HALF_STEPS
+            prof.behaviour_error_bound += float(np.abs(prof.behaviour).max()) / HALF_STEPS
         if isinstance(event, Purchase):
             prof.spend += event.amount
         if isinstance(event, UserAttributes):

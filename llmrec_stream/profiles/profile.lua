@@ -1,9 +1,19 @@
 -- Apply one micro-batch of one user's events to that user's profile, atomically.
 --
--- KEYS[1] profile hash  u:{uid}:p      (vectors, weights, counters, attributes, watermarks)
+-- KEYS[1] profile hash  u:{uid}:p      (counters, spend, attributes, watermarks)
 -- KEYS[2] recent list   u:{uid}:recent (newest first, bounded)
 -- KEYS[3] bought zset   u:{uid}:bought (item -> ts, bounded; for seen-item filtering)
--- All three share the {uid} hash tag: one slot, so this also runs on Redis Cluster.
+-- KEYS[4] vector state  u:{uid}:v      (string: t_ref, weights, text and behaviour vectors)
+-- All four share the {uid} hash tag: one slot, so this also runs on Redis Cluster.
+--
+-- The vectors live in a string of their own so that the hash keeps only short fields, which
+-- Redis stores compactly (a ziplist/listpack; a single 1.5 KB value would turn the whole hash
+-- into a hashtable at ~4x the size). Layout, little endian: t_ref, w_text, w_beh (float64),
+-- text scale, behaviour scale (float32), then dim int16 codes of text and dim of behaviour.
+-- Component i is code[i] * scale with scale = max|v| / 32767 (rounded to float32), so each
+-- rewrite moves a component by at most half a step: max|v| / 65534.
+-- Profiles written before this layout (float32 "tv"/"bv" and "wt"/"wb"/"t_ref" hash fields)
+-- are read from there and moved over on their next write.
 --
 -- ARGV[1] dim, ARGV[2] half-life in ms, ARGV[3] recent max, ARGV[4] bought max,
 -- ARGV[5] number of events, then 9 fields per event:
@@ -14,10 +24,10 @@
 -- An event whose offset is at or below the stored watermark of its (topic, partition) is
 -- skipped: replays after a crash never double-apply. Vectors are exponentially decayed sums
 -- referenced to t_ref, the newest event time seen, so out-of-order events decay correctly.
--- Returns {applied flags "0101..", text vector bytes, behaviour vector bytes, w_text, w_beh,
+-- Returns {applied flags "0101..", vector state (the KEYS[4] layout, or ""), w_text, w_beh,
 --          bought items, recent items (newest first)}.
 
-local p, recent, bought = KEYS[1], KEYS[2], KEYS[3]
+local p, recent, bought, vkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local dim = tonumber(ARGV[1])
 local half_life = tonumber(ARGV[2])
 local recent_max = tonumber(ARGV[3])
@@ -26,20 +36,35 @@ local n = tonumber(ARGV[5])
 local fmt = "<" .. string.rep("f", dim)
 local LN2 = math.log(2)
 
-local state = redis.call("HMGET", p, "tv", "bv", "wt", "wb", "t_ref")
-local function load(blob)
-  local v = {}
-  if blob then
-    local vals = {struct.unpack(fmt, blob)}
-    for i = 1, dim do v[i] = vals[i] end
-  else
-    for i = 1, dim do v[i] = 0.0 end
+local QMAX = 32767
+local qfmt = "<dddff" .. string.rep("h", 2 * dim)
+local LEGACY = {"tv", "bv", "wt", "wb", "t_ref"}
+
+local vblob = redis.call("GET", vkey)
+local tv, bv, wt, wb, t_ref = {}, {}, 0.0, 0.0, nil
+local legacy = false
+if vblob then
+  local vals = {struct.unpack(qfmt, vblob)}
+  t_ref, wt, wb = vals[1], vals[2], vals[3]
+  local t_scale, b_scale = vals[4], vals[5]
+  for i = 1, dim do
+    tv[i] = vals[5 + i] * t_scale
+    bv[i] = vals[5 + dim + i] * b_scale
   end
-  return v
+else
+  local old = redis.call("HMGET", p, unpack(LEGACY))
+  for _, pair in ipairs({{tv, old[1]}, {bv, old[2]}}) do
+    local v, blob = pair[1], pair[2]
+    if blob then
+      legacy = true
+      local vals = {struct.unpack(fmt, blob)}
+      for i = 1, dim do v[i] = vals[i] end
+    else
+      for i = 1, dim do v[i] = 0.0 end
+    end
+  end
+  wt, wb, t_ref = tonumber(old[3]) or 0.0, tonumber(old[4]) or 0.0, tonumber(old[5])
 end
-local tv, bv = load(state[1]), load(state[2])
-local wt, wb = tonumber(state[3]) or 0.0, tonumber(state[4]) or 0.0
-local t_ref = tonumber(state[5])
 local dirty = false
 
 local function add(v, blob, f)
@@ -97,14 +122,33 @@ for e = 0, n - 1 do
   end
 end
 
-local tblob, bblob
-if dirty then
-  tblob = struct.pack(fmt, unpack(tv))
-  bblob = struct.pack(fmt, unpack(bv))
-  redis.call("HSET", p, "tv", tblob, "bv", bblob, "wt", tostring(wt), "wb", tostring(wb),
-             "t_ref", string.format("%d", t_ref))
-else
-  tblob, bblob = state[1] or "", state[2] or ""
+-- int16 codes and the float32 scale they were computed with (the scale is rounded to
+-- float32 first, so decoding q * scale anywhere gives back what was meant)
+local function quantize(v, codes)
+  local m = 0.0
+  for i = 1, dim do
+    local a = math.abs(v[i])
+    if a > m then m = a end
+  end
+  local s = struct.unpack("<f", struct.pack("<f", m / QMAX))
+  for i = 1, dim do
+    local q = 0
+    if s > 0 then
+      q = math.floor(v[i] / s + 0.5)
+      if q > QMAX then q = QMAX elseif q < -QMAX then q = -QMAX end
+    end
+    codes[#codes + 1] = q
+  end
+  return s
 end
-return {table.concat(flags), tblob, bblob, tostring(wt), tostring(wb),
+
+if dirty then
+  local codes = {}
+  local t_scale = quantize(tv, codes)
+  local b_scale = quantize(bv, codes)
+  vblob = struct.pack(qfmt, t_ref, wt, wb, t_scale, b_scale, unpack(codes))
+  redis.call("SET", vkey, vblob)
+  if legacy then redis.call("HDEL", p, unpack(LEGACY)) end
+end
+return {table.concat(flags), vblob or "", tostring(wt), tostring(wb),
         redis.call("ZRANGE", bought, 0, -1), redis.call("LRANGE", recent, 0, -1)}

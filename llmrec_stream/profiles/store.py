@@ -7,6 +7,7 @@ keys tagged ``{user_id}``, so each is atomic on one shard and works on Redis Clu
 from __future__ import annotations
 
 import json
+import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -16,6 +17,7 @@ import numpy as np
 import redis.asyncio as aioredis
 
 from llmrec_stream.events.models import Purchase, Source, UserAttributes, UserEvent
+from llmrec_stream.profiles import recs
 from llmrec_stream.profiles.fusion import FusionWeights, Vector, attribute_fields, event_kind
 
 LUA = resources.files("llmrec_stream.profiles").joinpath("profile.lua").read_text("utf-8")
@@ -33,13 +35,57 @@ def bought_key(user_id: str) -> str:
     return f"u:{{{user_id}}}:bought"
 
 
+def vectors_key(user_id: str) -> str:
+    return f"u:{{{user_id}}}:v"
+
+
 def recs_key(user_id: str) -> str:
     return f"u:{{{user_id}}}:recs"
 
 
 def user_keys(user_id: str) -> list[str]:
     """Every key that holds something of this user."""
-    return [profile_key(user_id), recent_key(user_id), bought_key(user_id), recs_key(user_id)]
+    return [
+        profile_key(user_id),
+        recent_key(user_id),
+        bought_key(user_id),
+        vectors_key(user_id),
+        recs_key(user_id),
+    ]
+
+
+_STATE_HEAD = struct.Struct("<dddff")
+
+
+@dataclass(frozen=True, slots=True)
+class VectorState:
+    """The decayed sums of a profile, as ``u:{uid}:v`` holds them."""
+
+    t_ref: int | None
+    """Newest event time (ms) the sums are referenced to; None before the first vector."""
+    w_text: float
+    w_behaviour: float
+    text: Vector
+    behaviour: Vector
+
+
+def decode_vector_state(blob: bytes, dim: int) -> VectorState:
+    """Decode the string the Lua script writes (layout in ``profile.lua``).
+
+    Two float32 scales and ``dim`` int16 codes per vector: a component is code × scale, so
+    it is within max|v| / 65534 of the float64 sum the script computed. Empty bytes (no
+    vector yet) decode to zeros.
+    """
+    if not blob:
+        zeros = np.zeros(dim, dtype=np.float32)
+        return VectorState(None, 0.0, 0.0, zeros, zeros.copy())
+    if len(blob) != _STATE_HEAD.size + 4 * dim:
+        raise ValueError(f"vector state of {len(blob)} bytes does not hold 2 x {dim} int16")
+    t_ref, w_text, w_beh, t_scale, b_scale = _STATE_HEAD.unpack_from(blob)
+    codes = np.frombuffer(blob, dtype="<i2", offset=_STATE_HEAD.size).reshape(2, dim)
+    scales = np.array([[t_scale], [b_scale]], dtype=np.float32)
+    vectors = codes.astype(np.float32) * scales
+    return VectorState(int(t_ref), w_text, w_beh, vectors[0].copy(), vectors[1].copy())
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +160,12 @@ class ProfileStore:
             for c in contributions:
                 args.extend(_event_args(c))
             await self._script(
-                keys=[profile_key(user_id), recent_key(user_id), bought_key(user_id)],
+                keys=[
+                    profile_key(user_id),
+                    recent_key(user_id),
+                    bought_key(user_id),
+                    vectors_key(user_id),
+                ],
                 args=args,
                 client=pipe,
             )
@@ -122,29 +173,34 @@ class ProfileStore:
         return [self._state(u, r) for u, r in zip(users, replies, strict=True)]
 
     def _state(self, user_id: str, reply: list[Any]) -> ProfileState:
-        flags, tv, bv, _wt, _wb, bought, recent = reply
-        zeros = np.zeros(self.dim, dtype=np.float32)
+        flags, vectors, _wt, _wb, bought, recent = reply
+        state = decode_vector_state(vectors, self.dim)
         return ProfileState(
             user_id=user_id,
             applied=tuple(ch == ord("1") for ch in flags),
-            text=np.frombuffer(tv, dtype="<f4").copy() if tv else zeros,
-            behaviour=np.frombuffer(bv, dtype="<f4").copy() if bv else zeros,
+            text=state.text,
+            behaviour=state.behaviour,
             bought=frozenset(b.decode("utf-8") for b in bought),
             recent=tuple(r.decode("utf-8") for r in recent),
         )
 
     async def cache_recommendations(self, records: dict[str, bytes]) -> None:
-        """Store the latest published recommendations per user, for pull (one round trip)."""
+        """Store the latest published recommendations per user, for pull (one round trip).
+
+        ``records`` are the published JSON records; the cache keeps them in the compact
+        layout of ``profiles.recs``.
+        """
         if not records:
             return
         pipe = self.client.pipeline(transaction=False)
         for user_id, payload in records.items():
-            pipe.set(recs_key(user_id), payload)
+            pipe.set(recs_key(user_id), recs.encode(payload))
         await pipe.execute()
 
     async def recommendations(self, user_id: str) -> dict[str, Any] | None:
-        raw = await self.client.get(recs_key(user_id))
-        return None if raw is None else dict(json.loads(raw))
+        """The user's cached recommendations (``profiles.recs.decode``), or None."""
+        raw: Any = await self.client.get(recs_key(user_id))
+        return None if raw is None else recs.decode(user_id, bytes(raw))
 
     async def erase(self, user_id: str) -> int:
         """Delete everything stored for one user (right to erasure)."""

@@ -18,6 +18,7 @@ from llmrec_stream.demo.watch import OutputWatcher
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.events import topics
 from llmrec_stream.events.codec import SCHEMAS_DIR
+from llmrec_stream.profiles import recs
 from llmrec_stream.sources.base import OutboundEvent, envelope
 from llmrec_stream.sources.synthetic import SyntheticReplay, comment_text_for, synthetic_replay
 from tests.integration.live import LiveWorker
@@ -185,11 +186,12 @@ def test_recommendations_are_cached_for_pull(worker: LiveWorker, world: Syntheti
     worker.publish([_click("e2e-pull", world.items[1].key, 0)])
     key = "u:{e2e-pull}:recs"
     _wait_for(lambda: worker.redis.exists(key), 30, "cached recommendations")
-    assert json.loads(worker.redis.get(key))["user_id"] == "e2e-pull"
+    cached = recs.decode("e2e-pull", worker.redis.get(key))
+    assert cached["user_id"] == "e2e-pull" and len(cached["items"]) >= 1
     env = {"LLMREC_REDIS_URL": worker.stack.redis_url}
     result = CliRunner().invoke(main, ["recs", "e2e-pull"], env=env)
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output)["items"] == json.loads(worker.redis.get(key))["items"]
+    assert json.loads(result.output)["items"] == cached["items"]
     missing = CliRunner().invoke(main, ["recs", "nobody"], env=env)
     assert missing.exit_code != 0 and "no recommendations" in missing.output
 
@@ -251,7 +253,8 @@ ERASED = "e2e-erase-me"
 
 
 def _profile_state(worker: LiveWorker) -> dict[bytes, object]:
-    """Every profile key's exact bytes: hash fields, list entries, sorted-set members + scores.
+    """Every profile key's exact bytes: hash fields, list entries, sorted-set members + scores,
+    the vector string.
 
     (Not DUMP: a large hash's serialisation order follows its dict's rehashing, which even
     reads advance, so equal contents can dump differently.)
@@ -268,6 +271,8 @@ def _profile_state(worker: LiveWorker) -> dict[bytes, object]:
             state[key] = r.hgetall(key)
         elif kind == b"list":
             state[key] = r.lrange(key, 0, -1)
+        elif kind == b"string":  # the vector state
+            state[key] = r.get(key)
         else:
             state[key] = r.zrange(key, 0, -1, withscores=True)
     return state

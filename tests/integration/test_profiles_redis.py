@@ -16,7 +16,16 @@ from redis.crc import key_slot
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.events.models import Click, Comment, Purchase, Source, UserAttributes, UserEvent
 from llmrec_stream.profiles.fusion import FusionWeights, contribution, reference_profile
-from llmrec_stream.profiles.store import Contribution, ProfileStore, profile_key, user_keys
+from llmrec_stream.profiles.store import (
+    Contribution,
+    ProfileStore,
+    VectorState,
+    decode_vector_state,
+    profile_key,
+    user_keys,
+    vectors_key,
+)
+from llmrec_stream.publish import recommendation_record
 
 DIM = 16
 WEIGHTS = FusionWeights(half_life_s=60.0)
@@ -70,6 +79,10 @@ def _apply(
     return loop.run_until_complete(store.apply({user: contributions}))[0].applied
 
 
+def _vectors(client: redis.Redis, user: str) -> VectorState:
+    return decode_vector_state(client.get(vectors_key(user)) or b"", DIM)
+
+
 def test_lua_matches_the_numpy_reference(store, redis_client: redis.Redis) -> None:  # type: ignore[no-untyped-def]
     s, loop = store
     evs = _events(np.random.default_rng(0), "alice", 30)
@@ -77,9 +90,15 @@ def test_lua_matches_the_numpy_reference(store, redis_client: redis.Redis) -> No
         assert all(_apply(s, loop, "alice", evs[start : start + 7]))
     ref = reference_profile([(e, t, b) for e, _, t, b in evs], DIM, WEIGHTS)
     p = redis_client.hgetall(profile_key("alice"))
-    np.testing.assert_allclose(np.frombuffer(p[b"tv"], "<f4"), ref.text, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(np.frombuffer(p[b"bv"], "<f4"), ref.behaviour, rtol=1e-4, atol=1e-5)
-    assert int(p[b"t_ref"]) == ref.t_ref
+    v = _vectors(redis_client, "alice")
+    # int16 storage: each of the 5 writes rounds a component by at most max|v| / 65534
+    # (ref.*_error_bound sums that over events); 1e-5 covers float rounding as before
+    text_tol = 1e-5 + 1.01 * ref.text_error_bound
+    beh_tol = 1e-5 + 1.01 * ref.behaviour_error_bound
+    np.testing.assert_allclose(v.text, ref.text, rtol=1e-4, atol=text_tol)
+    np.testing.assert_allclose(v.behaviour, ref.behaviour, rtol=1e-4, atol=beh_tol)
+    assert text_tol < 2e-3 and beh_tol < 2e-3  # the bound stays small for unit vectors
+    assert v.t_ref == ref.t_ref
     assert float(p[b"spend"]) == pytest.approx(ref.spend)
     assert {k: int(p[f"n:{k}".encode()]) for k in "ckp"} == ref.counts
     assert redis_client.llen("u:{alice}:recent") == 5  # bounded
@@ -156,9 +175,95 @@ def test_any_valid_event_sequence_applies_and_matches_the_reference(
     assert all(_apply(s, loop, "prop", evs))
     weights = WEIGHTS
     ref = reference_profile([(e, t, b) for e, _, t, b in evs], DIM, weights)
-    p = redis_client.hgetall(profile_key("prop"))
-    for field, want in ((b"tv", ref.text), (b"bv", ref.behaviour)):
-        got = np.frombuffer(p.get(field, np.zeros(DIM, np.float32).tobytes()), "<f4")
+    v = _vectors(redis_client, "prop")
+    # one write: int16 rounding is within max|v| / 65534, far inside this tolerance
+    for got, want in ((v.text, ref.text), (v.behaviour, ref.behaviour)):
         scale = max(1.0, float(np.abs(want).max()))
         np.testing.assert_allclose(got, want, atol=1e-3 * scale, rtol=1e-3)
     assert _apply(s, loop, "prop", evs) == (False,) * n
+
+
+def test_a_profile_in_the_float32_hash_layout_moves_to_the_int16_string(
+    store, redis_client: redis.Redis
+) -> None:  # type: ignore[no-untyped-def]
+    s, loop = store
+    rng = np.random.default_rng(3)
+    old_t, old_b = _vec(rng), _vec(rng)
+    redis_client.hset(
+        profile_key("dave"),
+        mapping={"tv": old_t.tobytes(), "bv": old_b.tobytes(), "wt": "1", "wb": "1",
+                 "t_ref": "5000", "wm:llmrec.clicks:1": "3"},
+    )
+    item = _vec(rng)
+    click = Click("d1", 5000, "dave", "i1")
+    assert _apply(s, loop, "dave", [(click, Source("llmrec.clicks", 1, 4), None, item)]) == (True,)
+    p = redis_client.hgetall(profile_key("dave"))
+    assert not {b"tv", b"bv", b"wt", b"wb", b"t_ref"} & set(p)
+    v = _vectors(redis_client, "dave")
+    assert (v.t_ref, v.w_text, v.w_behaviour) == (5000, 1.0, 2.0)
+    np.testing.assert_allclose(v.text, old_t, atol=1e-4)
+    np.testing.assert_allclose(v.behaviour, old_b + WEIGHTS.click * item, atol=1e-4)
+
+
+def test_a_realistic_profile_takes_at_most_4_kb_of_redis(
+    stack: DevStack, redis_client: redis.Redis
+) -> None:
+    """384-d vectors, 50 recent items, 20 bought, attributes, 4 watermarks, a top-20 cache."""
+    dim, user = 384, "A2SUAM1J3GNN3B"  # an Amazon reviewer id
+    rng = np.random.default_rng(7)
+    weights = FusionWeights()
+
+    def unit() -> np.ndarray:
+        v = rng.standard_normal(dim).astype(np.float32)
+        return v / np.linalg.norm(v)
+
+    def asin() -> str:
+        return "B0" + "".join(rng.choice(list("0123456789ABCDEFGHJKLMNPQRSTUVWXYZ"), 8))
+
+    evs: list[Contribution] = [
+        Contribution(
+            UserAttributes("u1", 1, user, "25-34", "f", "high", {"tenure_days": 412.0}),
+            Source("llmrec.users", 3, 48_211),
+        )
+    ]
+    offsets = {"c": 0, "k": 0, "p": 0}
+    ts = 1_700_000_000_000
+    for i in range(90):
+        ts += int(rng.integers(1_000, 600_000))
+        kind = "kkkkcckpp"[i % 9]
+        offsets[kind] += 1
+        event: UserEvent
+        if kind == "c":
+            event = Comment(f"c{i}", ts, user, "text", asin(), int(rng.integers(1, 6)))
+            topic = "llmrec.comments"
+        elif kind == "k":
+            event = Click(f"k{i}", ts, user, asin())
+            topic = "llmrec.clicks"
+        else:
+            event = Purchase(f"p{i}", ts, user, asin(), round(float(rng.uniform(1, 99)), 2), 1)
+            topic = "llmrec.purchases"
+        text = unit() if kind == "c" else None
+        tc, bc = contribution(event, text, unit(), weights)
+        evs.append(Contribution(event, Source(topic, 3, 1_000_000 + offsets[kind]), tc, bc))
+    loop = asyncio.new_event_loop()
+    client = aioredis.Redis.from_url(stack.redis_url)
+    try:
+        s = ProfileStore(client, dim, weights, recent_items=50, seen_items=500)
+        for start in range(0, len(evs), 8):
+            loop.run_until_complete(s.apply({user: evs[start : start + 8]}))
+        top = [(asin(), float(rng.uniform(-1, 1))) for _ in range(20)]
+        record = recommendation_record(user, top, "fused-v1(mix_text=0.5)", ["p88", "p89"], ts)
+        loop.run_until_complete(s.cache_recommendations({user: record}))
+        pulled = loop.run_until_complete(s.recommendations(user))
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+    assert pulled is not None and pulled["items"] == [i for i, _ in top]
+    assert redis_client.llen(f"u:{{{user}}}:recent") == 50
+    assert redis_client.zcard(f"u:{{{user}}}:bought") == 20
+    usage = {k: redis_client.memory_usage(k, samples=0) for k in user_keys(user)}
+    assert all(usage.values()), usage  # every key exists
+    total = sum(u for u in usage.values() if u)
+    assert total <= 4096, usage
+    # the hash stays in Redis's compact encoding (a hashtable would cost ~4x)
+    assert redis_client.object("encoding", profile_key(user)) in (b"ziplist", b"listpack")

@@ -199,8 +199,10 @@ from llmrec_stream.bench.cli import bench_group  # noqa: E402
 from llmrec_stream.bench.pipeline_cli import pipeline_cmd  # noqa: E402
 from llmrec_stream.demo.cli import demo  # noqa: E402
 from llmrec_stream.eval.cli import eval_cmd  # noqa: E402
+from llmrec_stream.trainer.cli import train_cmd  # noqa: E402
 
 bench_group.add_command(pipeline_cmd)
 main.add_command(bench_group)
 main.add_command(demo)
 main.add_command(eval_cmd)
+main.add_command(train_cmd)

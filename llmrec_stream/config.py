@@ -93,6 +93,12 @@ class Settings(BaseSettings):
 
     # --- recommendations and input limits -----------------------------------------------
     top_k: int = Field(20, ge=1, description="Recommendations published per user.")
+    model_dir: str = Field(
+        "", description="Ranking model artifact served at start while none is promoted."
+    )
+    model_poll_s: float = Field(
+        1.0, gt=0, description="How often a worker checks which model is live."
+    )
     max_text_bytes: int = Field(8192, ge=1, description="Longest comment text accepted.")
     max_future_skew_s: float = Field(
         300.0, ge=0, description="Events stamped further in the future go to the DLQ."

@@ -53,6 +53,12 @@ class Metrics:
         self.model_version = Gauge(
             "llmrec_model_info", "The ranking model in use (value 1).", ["version"], registry=r
         )
+        self.model_decisions = Counter(
+            "llmrec_model_decisions",
+            "Published models considered: promoted, not_better, or why they were refused.",
+            ["decision"],
+            registry=r,
+        )
         self.redis_retries = Counter(
             "llmrec_redis_retries", "Redis calls retried after a connection error.", registry=r
         )

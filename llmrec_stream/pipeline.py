@@ -27,6 +27,7 @@ from llmrec_stream.profiles.fusion import FusionWeights, Vector, contribution
 from llmrec_stream.profiles.store import Contribution, ProfileState, ProfileStore
 from llmrec_stream.publish import Sink, recommendation_record
 from llmrec_stream.ranking.protocol import Ranker
+from llmrec_stream.ranking.registry import ModelFollower
 from llmrec_stream.retrieval.catalog import Catalog
 
 log = logging.getLogger(__name__)
@@ -72,6 +73,7 @@ class Pipeline:
         top_k: int = 20,
         worker_id: str = "worker",
         retry_max_s: float = 5.0,
+        models: ModelFollower | None = None,
     ) -> None:
         self.encoder = encoder
         self.store = store
@@ -84,6 +86,7 @@ class Pipeline:
         self.top_k = top_k
         self.worker_id = worker_id
         self.retry_max_s = retry_max_s
+        self.models = models
         # onnxruntime releases the GIL: encoding in a thread keeps the event loop (and the
         # consumer's heartbeats) running. One thread: batches are sequential anyway.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="encoder")
@@ -118,6 +121,47 @@ class Pipeline:
             log.info("erased user at %s[%d]@%d", env.source.topic, env.source.partition,
                      env.source.offset)
         return outcome
+
+    async def process_models(self, records: Sequence[RawRecord]) -> BatchOutcome:
+        """Records of ``llmrec.models``: check each artifact and decide its promotion.
+
+        An invalid record or artifact is a dead letter with its reason; a valid model that
+        evaluates below the live one is counted and logged, not promoted. Every worker then
+        picks up the live pointer through `follow_models`.
+        """
+        outcome = BatchOutcome(consumed=len(records))
+        models = self.models
+        if models is None:
+            return outcome
+        for r in records:
+            decision = await self._retry(lambda v=r.value: models.consider(v))  # type: ignore[misc]
+            self.metrics.model_decisions.labels(decision.reason).inc()
+            if decision.promoted:
+                outcome.applied += 1
+            elif decision.reason != "not_better":
+                rejected = Rejected(f"model_{decision.reason}", decision.detail,
+                                    Source(r.topic, r.partition, r.offset),
+                                    "ModelArtifactError", r.key, r.value)
+                await self._dead_letter(rejected, outcome)
+        return outcome
+
+    async def follow_models(self) -> bool:
+        """Swap in the live model if it moved; True when a swap happened."""
+        if self.models is None:
+            return False
+        found = await self.models.poll()
+        if found is None:
+            return False
+        record, ranker = found
+        self.swap_ranker(ranker)
+        log.info("now serving model %s", record.version)
+        return True
+
+    def swap_ranker(self, ranker: Ranker) -> None:
+        """Atomic between micro-batches: a batch reads ``self.ranker`` once."""
+        self.metrics.model_version.clear()
+        self.metrics.model_version.labels(ranker.version).set(1)
+        self.ranker = ranker
 
     async def process_events(self, records: Sequence[RawRecord]) -> BatchOutcome:
         """Apply user events to profiles and publish fresh top-k for every touched user."""
@@ -200,16 +244,13 @@ class Pipeline:
         batch: dict[str, list[Contribution]],
         outcome: BatchOutcome,
     ) -> None:
-        queries = self.ranker.queries(states)
-        live = [i for i in range(len(states)) if np.any(queries[i])]
-        if not live:
-            return
-        ranked = self.catalog.index.search(
-            queries[live], self.top_k, exclude=[states[i].bought for i in live]
-        )
-        version = self.ranker.version
-        for i, top in zip(live, ranked, strict=True):
-            user_id = states[i].user_id
+        ranker = self.ranker  # one model for the whole batch, even if a swap lands meanwhile
+        ranked = ranker.rank(states, self.top_k, self.catalog.index)
+        for state, result in zip(states, ranked, strict=True):
+            if result is None:
+                continue
+            version, top = result
+            user_id = state.user_id
             events: list[UserEvent] = [c.event for c in batch[user_id]]
             trigger_ts = max(e.ts for e in events)
             payload = recommendation_record(
@@ -218,7 +259,7 @@ class Pipeline:
             await self.sink.recommendation(user_id, payload)
             self.metrics.freshness.observe(max(0.0, time.time() - trigger_ts / 1000.0))
             outcome.published[user_id] = payload
-        self.metrics.recommendations.inc(len(live))
+        self.metrics.recommendations.inc(len(outcome.published))
         await self._retry(lambda: self.store.cache_recommendations(outcome.published))
 
     async def _dead_letter(self, rejected: Rejected, outcome: BatchOutcome) -> None:

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 import redis
-from confluent_kafka import Consumer, TopicPartition
 
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events import topics
 from llmrec_stream.events.codec import Limits, Rejected, decode
 from llmrec_stream.events.models import Comment, Erasure, Item, Source, UserAttributes, UserEvent
+from llmrec_stream.kafka_log import read_records
 from llmrec_stream.profiles.fusion import (
     FusionWeights,
     attribute_fields,
@@ -89,32 +89,16 @@ def read_log(bootstrap: str, topic_names: Sequence[str], partitions: int) -> lis
     Reading the log (rather than trusting delivery reports) also counts the duplicates a
     producer's retries may have written, which the pipeline must then apply too.
     """
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": "llmrec-verifier", "enable.auto.commit": False}
-    )
-    out: list[Delivered] = []
-    try:
-        for topic in topic_names:
-            for p in range(partitions):
-                tp = TopicPartition(topic, p)
-                low, high = consumer.get_watermark_offsets(tp, timeout=10)
-                if high <= low:
-                    continue
-                consumer.assign([TopicPartition(topic, p, low)])
-                next_offset = low
-                while next_offset < high:
-                    for msg in consumer.consume(min(1000, high - next_offset), timeout=5):
-                        err, offset = msg.error(), msg.offset()
-                        if err is not None or offset is None:
-                            continue
-                        raw_key, raw_value = msg.key(), msg.value()
-                        key = raw_key.decode("utf-8", "replace") if raw_key else ""
-                        value = json.loads(raw_value) if raw_value else {}
-                        out.append(Delivered(OutboundEvent(topic, key, value), p, offset))
-                        next_offset = offset + 1
-    finally:
-        consumer.close()
-    return out
+    return [
+        Delivered(
+            OutboundEvent(r.topic, r.key.decode("utf-8", "replace") if r.key else "",
+                          json.loads(r.value) if r.value else {}),
+            r.partition,
+            r.offset,
+        )
+        for r in read_records(bootstrap, topic_names, partitions=partitions,
+                              group_id="llmrec-verifier")
+    ]
 
 
 def item_vectors(client: redis.Redis) -> dict[str, np.ndarray]:

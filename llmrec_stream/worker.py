@@ -21,6 +21,9 @@ from llmrec_stream.profiles.fusion import FusionWeights
 from llmrec_stream.profiles.store import ProfileStore
 from llmrec_stream.publish import Sink
 from llmrec_stream.ranking.fused import FusedProfileRanker
+from llmrec_stream.ranking.model import ModelArtifactError
+from llmrec_stream.ranking.protocol import Ranker
+from llmrec_stream.ranking.registry import ModelFollower, ModelRecord, load_ranker
 from llmrec_stream.retrieval.catalog import Catalog
 from llmrec_stream.retrieval.exact import ExactIndex
 from llmrec_stream.security import redis_options
@@ -85,16 +88,32 @@ async def build_pipeline(
     metrics = metrics or Metrics()
     metrics.items.set(n_items)
     log.info("catalog: %d items loaded from redis", n_items)
-    return Pipeline(
+    fallback = FusedProfileRanker(settings.mix_text)
+    models = ModelFollower(client, encoder.dim, fallback)
+    pipeline = Pipeline(
         encoder=encoder,
         store=ProfileStore(client, encoder.dim, weights, settings.recent_items,
                            settings.seen_items),
         catalog=catalog,
-        ranker=FusedProfileRanker(settings.mix_text),
+        ranker=fallback,
         sink=sink,
         metrics=metrics,
         weights=weights,
         limits=Limits(settings.max_text_bytes, settings.max_future_skew_s),
         top_k=settings.top_k,
         worker_id=settings.resolved_worker_id,
+        models=models,
     )
+    if not await pipeline.follow_models() and settings.model_dir:
+        pipeline.swap_ranker(pinned_model(settings, encoder.dim, fallback))
+    log.info("ranking with %s", pipeline.ranker.version)
+    return pipeline
+
+
+def pinned_model(settings: Settings, text_dim: int, fallback: Ranker) -> Ranker:
+    """The artifact named by ``LLMREC_MODEL_DIR``; a bad one stops the start with its reason."""
+    try:
+        record = ModelRecord.for_artifact(Path(settings.model_dir))
+        return load_ranker(record, text_dim, fallback)
+    except ModelArtifactError as exc:
+        raise RuntimeError(f"LLMREC_MODEL_DIR={settings.model_dir}: {exc}") from exc

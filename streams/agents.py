@@ -16,6 +16,7 @@ from streams.app import (
     dlq_topic,
     erase_topic,
     items_topic,
+    models_topic,
     recommendations_topic,
     settings,
     user_events_topic,
@@ -100,6 +101,25 @@ async def erasures(stream: AsyncIterable[Any]) -> None:
     p = await pipeline()
     async for batch in stream.take_events(64, within=settings.batch_within_s):  # type: ignore[attr-defined]
         await _process(p.process_erasures, batch)
+
+
+@app.agent(models_topic)
+async def models(stream: AsyncIterable[Any]) -> None:
+    """Published models: one worker checks each and decides its promotion."""
+    p = await pipeline()
+    async for batch in stream.take_events(16, within=settings.batch_within_s):  # type: ignore[attr-defined]
+        await _process(p.process_models, batch)
+
+
+@app.timer(interval=settings.model_poll_s)
+async def follow_models() -> None:
+    """Every worker swaps in the live model between micro-batches (its loop runs one at a time)."""
+    if _pipeline is None:
+        return
+    try:
+        await _pipeline.follow_models()
+    except redis.exceptions.RedisError as exc:  # an outage: the next tick tries again
+        log.warning("model check skipped: %s", exc)
 
 
 @app.timer(interval=0.5)

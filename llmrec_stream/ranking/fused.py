@@ -9,9 +9,11 @@ import numpy as np
 import numpy.typing as npt
 
 from llmrec_stream.profiles.fusion import fuse
+from llmrec_stream.ranking.protocol import Ranked, rank_by_queries
 
 if TYPE_CHECKING:
     from llmrec_stream.profiles.store import ProfileState
+    from llmrec_stream.retrieval.protocol import ItemIndex
 
 
 class FusedProfileRanker:
@@ -32,3 +34,6 @@ class FusedProfileRanker:
         if not states:
             return np.zeros((0, 0), dtype=np.float32)
         return np.stack([fuse(s.text, s.behaviour, self.mix_text) for s in states])
+
+    def rank(self, states: Sequence[ProfileState], k: int, index: ItemIndex) -> list[Ranked]:
+        return rank_by_queries(self.queries(states), states, k, index, self.version)

@@ -10,13 +10,40 @@ import numpy.typing as npt
 
 if TYPE_CHECKING:
     from llmrec_stream.profiles.store import ProfileState
+    from llmrec_stream.retrieval.protocol import ItemIndex
+
+#: Top-k ``(item id, score)``, best first.
+TopK = list[tuple[str, float]]
+#: What a ranker says for one user: the version that ranked them and their top-k, or None
+#: when it has no signal for them yet (nothing is published then).
+Ranked = tuple[str, TopK] | None
 
 
 class Ranker(Protocol):
-    """Turns profiles into query vectors in the item space; its version tags every output."""
+    """Ranks the catalog for the profiles of one micro-batch; its version tags every output."""
 
     @property
     def version(self) -> str: ...
 
-    def queries(self, states: Sequence[ProfileState]) -> npt.NDArray[np.float32]:
-        """One query row per profile; an all-zero row means "no signal yet"."""
+    def rank(self, states: Sequence[ProfileState], k: int, index: ItemIndex) -> list[Ranked]:
+        """One entry per profile, in order."""
+
+
+def rank_by_queries(
+    queries: npt.NDArray[np.float32],
+    states: Sequence[ProfileState],
+    k: int,
+    index: ItemIndex,
+    version: str,
+) -> list[Ranked]:
+    """Search ``index`` with one query row per profile; all-zero rows mean "no signal yet".
+
+    Items the user bought are never recommended back.
+    """
+    out: list[Ranked] = [None] * len(states)
+    live = [i for i in range(len(states)) if np.any(queries[i])]
+    if live:
+        found = index.search(queries[live], k, exclude=[states[i].bought for i in live])
+        for i, top in zip(live, found, strict=True):
+            out[i] = (version, top)
+    return out

@@ -1,7 +1,7 @@
 """``train``: search a bounded grid, keep the best model on validation, export the artifact.
 
-Publishing on ``llmrec.models`` and the workers' hot swap come later; this returns what such a
-message needs: the artifact folder (with its sha256 manifest) and the metrics.
+The artifact folder (with its sha256 manifest and validation metrics) is what a record on
+``llmrec.models`` points to; `llmrec_stream.trainer.cli` publishes it.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ def train(
     threads: int = 1,
     progress: bool = True,
     grid: list[dict[str, Any]] | None = None,
+    version: str | None = None,
 ) -> TrainResult:
     """Train the project's model (``loss`` "ce": two-tower full softmax; "mse": fused map).
 
@@ -85,7 +86,7 @@ def train(
                "test": evaluate(best.scorer("test"), data, "test"),
                "best_epoch": best.result.best_epoch, "dataset": data.name,
                "train_seconds": best.result.seconds}
-    version = f"{data.name.lower()}-{loss}-s{seed}"
+    version = version or f"{data.name.lower()}-{loss}-s{seed}"
     if isinstance(best, FittedSeq):
         with torch.no_grad():
             items = best.net.item_matrix().numpy().copy()  # type: ignore[operator]

@@ -1,0 +1,198 @@
+"""Model versions as the workers see them: the published record, its checks, promotion.
+
+The trainer writes an artifact (``llmrec_stream.ranking.model``) and publishes a `ModelRecord`
+on ``llmrec.models``. The worker that owns that topic's partition checks the artifact (the
+manifest's sha256 against the record, every file's sha256 against the manifest, the graph's
+signature against what this worker can feed it) and then decides promotion in one atomic Redis
+call: a model whose validation NDCG@10 is below the live one's is refused unless the record
+says ``force``. The decision is a pointer in Redis, ``{models}:live``; every worker follows it
+and swaps its ranker between micro-batches (`ModelFollower`). A model that fails any check is
+never served: the live one keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import redis.asyncio as aioredis
+
+from llmrec_stream.events.codec import validator
+from llmrec_stream.ranking.model import (
+    MANIFEST,
+    FusedMapRanker,
+    ModelArtifactError,
+    ModelManifest,
+    OnnxRanker,
+    SequenceRanker,
+    sha256_file,
+)
+from llmrec_stream.ranking.protocol import Ranker
+
+log = logging.getLogger(__name__)
+
+LIVE_KEY = "{models}:live"
+#: The metric that decides promotion, as it appears in a record's ``metrics``.
+SELECT_METRIC = "valid_ndcg@10"
+
+# Compare-and-set of the live pointer. KEYS[1] the pointer hash; ARGV: version, sha256,
+# score, force ("1"/"0"), record JSON. Returns {promoted 1/0, live version, live score}.
+_PROMOTE = """
+local live_score = tonumber(redis.call("HGET", KEYS[1], "score"))
+if ARGV[4] ~= "1" and live_score ~= nil and tonumber(ARGV[3]) < live_score then
+  return {0, redis.call("HGET", KEYS[1], "version"), tostring(live_score)}
+end
+redis.call("HSET", KEYS[1], "version", ARGV[1], "sha256", ARGV[2], "score", ARGV[3],
+           "record", ARGV[5])
+return {1, ARGV[1], ARGV[3]}
+"""
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """The ``llmrec.models`` value (``schemas/model_update.json``)."""
+
+    version: str
+    sha256: str
+    location: str
+    metrics: dict[str, float]
+    created_ts: int
+    force: bool = False
+    schema_version: int = 1
+
+    @classmethod
+    def for_artifact(cls, artifact_dir: Path, *, force: bool = False) -> ModelRecord:
+        """The record announcing an artifact written by the trainer."""
+        artifact_dir = Path(artifact_dir).resolve()
+        manifest = ModelManifest.read(artifact_dir)
+        metrics = {
+            f"{split}_{name}": float(value)
+            for split in ("valid", "test")
+            for name, value in manifest.metrics.get(split, {}).items()
+        }
+        return cls(manifest.version, sha256_file(artifact_dir / MANIFEST), str(artifact_dir),
+                   metrics, int(time.time() * 1000), force)
+
+    @classmethod
+    def parse(cls, raw: bytes | str | None) -> ModelRecord:
+        try:
+            obj = json.loads(raw or b"")
+            validator("model_update")(obj)
+        except Exception as exc:  # JSON or schema: both mean "not a model record"
+            raise ModelArtifactError(f"not a valid model record: {exc}", "invalid_record") from exc
+        return cls(**obj)
+
+    def dumps(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode("utf-8")
+
+    @property
+    def score(self) -> float:
+        """Validation NDCG@10; a record without it never beats a live model (unless forced)."""
+        return float(self.metrics.get(SELECT_METRIC, float("-inf")))
+
+
+def load_ranker(
+    record: ModelRecord, text_dim: int, fallback: Ranker, *, threads: int = 1
+) -> Ranker:
+    """Check the artifact a record points to and build the ranker that serves it.
+
+    Raises `ModelArtifactError` (with its ``reason``) on anything this worker cannot serve.
+    """
+    path = Path(record.location)
+    manifest_file = path / MANIFEST
+    if not manifest_file.is_file():
+        raise ModelArtifactError(f"{path}: no {MANIFEST}", "unreadable")
+    if sha256_file(manifest_file) != record.sha256:
+        raise ModelArtifactError(
+            f"{path}: manifest sha256 differs from the published record", "checksum_mismatch"
+        )
+    model = OnnxRanker(path, verify=True, threads=threads)
+    if model.version != record.version:
+        raise ModelArtifactError(
+            f"{path}: artifact is {model.version!r}, record says {record.version!r}",
+            "incompatible",
+        )
+    if model.manifest.kind == "fused":
+        if model.manifest.text_dim != text_dim:
+            raise ModelArtifactError(
+                f"{path}: profile input is {model.manifest.text_dim}-d, the encoder's {text_dim}-d",
+                "incompatible",
+            )
+        return FusedMapRanker(model)
+    return SequenceRanker(model, fallback)
+
+
+@dataclass
+class Decision:
+    promoted: bool
+    reason: str
+    live_version: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class ModelFollower:
+    """One worker's view of the registry: decides promotions, follows the live pointer."""
+
+    client: aioredis.Redis
+    text_dim: int
+    fallback: Ranker
+    threads: int = 1
+    retry_s: float = 30.0
+    live_sha256: str | None = None
+    _failed: dict[str, float] = field(default_factory=dict)
+
+    async def consider(self, raw: bytes | None) -> Decision:
+        """A record from ``llmrec.models``: check its artifact, then promote it or refuse."""
+        try:
+            record = ModelRecord.parse(raw)
+            await asyncio.to_thread(load_ranker, record, self.text_dim, self.fallback,
+                                    threads=self.threads)
+        except ModelArtifactError as exc:
+            log.error("model refused (%s): %s", exc.reason, exc)
+            return Decision(False, exc.reason, detail=str(exc))
+        promote = self.client.register_script(_PROMOTE)
+        ok, version, score = await promote(
+            keys=[LIVE_KEY],
+            args=[record.version, record.sha256, repr(record.score), int(record.force),
+                  record.dumps()],
+        )
+        live = version.decode() if isinstance(version, bytes) else str(version)
+        if not ok:
+            detail = (f"{record.version} has {SELECT_METRIC} {record.score:.5f}, below live "
+                      f"{live} ({float(score):.5f}); publish with force to override")
+            log.warning("model not promoted: %s", detail)
+            return Decision(False, "not_better", live, detail)
+        log.info("model %s promoted (%s %.5f)", record.version, SELECT_METRIC, record.score)
+        return Decision(True, "promoted", live)
+
+    async def live_record(self) -> ModelRecord | None:
+        raw = await self.client.hget(LIVE_KEY, "record")
+        return None if raw is None else ModelRecord.parse(raw)
+
+    async def poll(self) -> tuple[ModelRecord, Ranker] | None:
+        """A new ranker when the live pointer moved to a model this worker has not loaded.
+
+        A model that fails its checks here is retried only after ``retry_s``; meanwhile the
+        current ranker keeps serving.
+        """
+        record = await self.live_record()
+        if record is None or record.sha256 == self.live_sha256:
+            return None
+        if time.monotonic() < self._failed.get(record.sha256, 0.0):
+            return None
+        try:
+            ranker = await asyncio.to_thread(load_ranker, record, self.text_dim, self.fallback,
+                                             threads=self.threads)
+        except ModelArtifactError as exc:
+            log.error("live model %s not loaded (%s): %s; keeping %s", record.version,
+                      exc.reason, exc, self.live_sha256 or "the current ranker")
+            self._failed[record.sha256] = time.monotonic() + self.retry_s
+            return None
+        self.live_sha256 = record.sha256
+        return record, ranker
+

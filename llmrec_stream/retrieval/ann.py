@@ -15,8 +15,11 @@ well-known HNSW libraries:
 
 faiss's HNSW cannot remove a vector, so a replaced item gets a new row and its old row becomes
 a tombstone, filtered out inside the graph search by a bitmap selector (no over-fetch needed
-for those). Exclusion (items a user already has) is by over-fetching: ask for ``k`` plus the
-number of excluded ids actually present, drop them, and fetch wider if still short.
+for those). Tombstones still cost graph memory and search steps, so once they pass
+``max_stale`` of the live items the graph is rebuilt from the live vectors (amortised: at the
+default 0.25, each replacement pays for about four re-insertions). Exclusion (items a user
+already has) is by over-fetching: ask for ``k`` plus the number of excluded ids actually
+present, drop them, and fetch wider if still short.
 """
 
 from __future__ import annotations
@@ -29,19 +32,25 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from llmrec_stream.retrieval.rows import RowMap, check_shape, last_of_each
+
 #: Graph degree (HNSW "M"): faiss's usual 32; ef, not M, is what buys recall@100 here.
 DEFAULT_CONNECTIVITY = 32
 #: Candidate list while inserting ("efConstruction").
 DEFAULT_EXPANSION_ADD = 80
 #: Candidate list while searching ("efSearch"); raised to the fetch size when that is larger.
 DEFAULT_EXPANSION_SEARCH = 256
+#: Rebuild the graph when dead rows exceed this share of live items.
+DEFAULT_MAX_STALE = 0.25
+_CHUNK = 65_536  # rows read back at a time while rebuilding
 
 
 class AnnIndex:
     """`ItemIndex` over a faiss HNSW graph (inner product; vectors are unit length).
 
     ``threads`` is used for bulk adds (default: the cores this process may use); a
-    single-query search runs on the calling thread.
+    single-query search runs on the calling thread. ``max_stale`` bounds the tombstones that
+    replaced items leave (a share of the live items) before the graph is rebuilt.
     """
 
     def __init__(
@@ -51,29 +60,38 @@ class AnnIndex:
         connectivity: int = DEFAULT_CONNECTIVITY,
         expansion_add: int = DEFAULT_EXPANSION_ADD,
         expansion_search: int = DEFAULT_EXPANSION_SEARCH,
+        max_stale: float = DEFAULT_MAX_STALE,
         threads: int | None = None,
     ) -> None:
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
+        if max_stale < 0:
+            raise ValueError(f"max_stale must be >= 0, got {max_stale}")
         self._dim = dim
+        self._connectivity = connectivity
+        self._expansion_add = expansion_add
         self._threads = threads if threads is not None else _usable_cores()
-        self._index = faiss.IndexHNSWFlat(dim, connectivity, faiss.METRIC_INNER_PRODUCT)
-        self._index.hnsw.efConstruction = expansion_add
         self._expansion_search = expansion_search
-        self._row: dict[str, int] = {}
-        self._ids: list[str] = []  # row -> id; a replaced row keeps its id but is dead
-        self._alive = np.zeros(0, dtype=bool)
-        self._dead = 0
+        self._max_stale = max_stale
+        self._index = self._new_graph()
+        self._rows = RowMap()
+        self._keep: npt.NDArray[np.uint8] | None = None  # packed live-row bitmap, cached
+        self.rebuilds = 0
+
+    def _new_graph(self) -> faiss.IndexHNSWFlat:
+        index = faiss.IndexHNSWFlat(self._dim, self._connectivity, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = self._expansion_add
+        return index
 
     @property
     def dim(self) -> int:
         return self._dim
 
     def __len__(self) -> int:
-        return len(self._row)
+        return len(self._rows)
 
     def __contains__(self, item_id: object) -> bool:
-        return item_id in self._row
+        return item_id in self._rows
 
     @property
     def expansion_search(self) -> int:
@@ -89,7 +107,7 @@ class AnnIndex:
     @property
     def tombstones(self) -> int:
         """Rows left behind by replaced items (still in the graph, never returned)."""
-        return self._dead
+        return self._rows.dead
 
     @property
     def memory_bytes(self) -> int:
@@ -104,35 +122,50 @@ class AnnIndex:
         return int(self._index.ntotal * self._dim * 4 + links)
 
     def upsert(self, ids: Sequence[str], vectors: npt.NDArray[np.float32]) -> None:
-        """Add items (one multi-threaded batch); a known id gets a new row, the old one dies."""
-        if vectors.shape != (len(ids), self._dim):
-            raise ValueError(f"expected vectors of shape ({len(ids)}, {self._dim})")
+        """Add items (one multi-threaded batch); a known id gets a new row, the old one dies.
+
+        Past ``max_stale`` dead rows per live item, the graph is rebuilt without them.
+        """
+        check_shape(ids, vectors, self._dim)
         # The last vector wins when an id repeats within the batch, as in ExactIndex.
-        last = {item_id: row for row, item_id in enumerate(ids)}
+        last = last_of_each(ids)
         if not last:
             return
-        rows = np.fromiter(last.values(), dtype=np.int64, count=len(last))
-        start = len(self._ids)
-        alive = np.ones(start + len(last), dtype=bool)
-        alive[:start] = self._alive
-        for offset, item_id in enumerate(last):
-            old = self._row.get(item_id)
-            if old is not None:
-                alive[old] = False
-                self._dead += 1
-            self._row[item_id] = start + offset
-            self._ids.append(item_id)
-        batch = np.ascontiguousarray(vectors[rows], dtype=np.float32)
+        if len(last) < len(ids):
+            positions = np.fromiter(last.values(), dtype=np.int64, count=len(last))
+            vectors = vectors[positions]
+        for item_id in last:
+            self._rows.move(item_id)
+        self._keep = None
+        self._add(np.ascontiguousarray(vectors, dtype=np.float32))
+        if self._rows.dead > self._max_stale * len(self._rows):
+            self.rebuild()
+
+    def rebuild(self) -> None:
+        """A fresh graph of the live items only (drops every tombstone)."""
+        alive = self._rows.alive().copy()
+        ids = [self._rows.id_at(r) for r in np.flatnonzero(alive).tolist()]
+        chunks = []
+        for start in range(0, len(alive), _CHUNK):
+            block = self._index.reconstruct_n(start, min(_CHUNK, len(alive) - start))
+            chunks.append(block[alive[start : start + _CHUNK]])
+        vectors = np.concatenate(chunks) if chunks else np.zeros((0, self._dim), np.float32)
+        self._index, self._rows, self._keep = self._new_graph(), RowMap(), None
+        for item_id in ids:
+            self._rows.move(item_id)
+        self._add(vectors)
+        self.rebuilds += 1
+
+    def _add(self, batch: npt.NDArray[np.float32]) -> None:
         previous = faiss.omp_get_max_threads()
         faiss.omp_set_num_threads(self._threads)
         try:
             self._index.add(batch)
         finally:
             faiss.omp_set_num_threads(previous)
-        self._alive = alive
 
     def vector(self, item_id: str) -> npt.NDArray[np.float32] | None:
-        row = self._row.get(item_id)
+        row = self._rows.get(item_id)
         if row is None:
             return None
         return np.asarray(self._index.reconstruct(row), dtype=np.float32)
@@ -144,14 +177,12 @@ class AnnIndex:
         exclude: Sequence[Collection[str]] = (),
     ) -> list[list[tuple[str, float]]]:
         """Top-k (id, inner product) per query, best first (ties: id ascending)."""
-        n = len(self._row)
+        n = len(self._rows)
         if n == 0 or len(queries) == 0 or k < 1:
             return [[] for _ in range(len(queries))]
         queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(-1, self._dim)
         k = min(k, n)
-        skip: list[frozenset[int]] = [
-            frozenset(self._row[i] for i in excluded if i in self._row) for excluded in exclude
-        ]
+        skip: list[frozenset[int]] = [frozenset(self._rows.rows_of(ex)) for ex in exclude]
         skip += [frozenset()] * (len(queries) - len(skip))
         fetch = k + max(len(s) for s in skip)
         out: list[list[tuple[str, float]]] = [[] for _ in range(len(queries))]
@@ -162,7 +193,7 @@ class AnnIndex:
             short: list[int] = []
             for at, q in enumerate(todo):
                 hits = [
-                    (self._ids[row], score)
+                    (self._rows.id_at(row), score)
                     for row, score in zip(rows[at].tolist(), scores[at].tolist(), strict=True)
                     if row >= 0 and row not in skip[q]
                 ]
@@ -180,11 +211,12 @@ class AnnIndex:
         params = faiss.SearchParametersHNSW()  # type: ignore[attr-defined]
         params.efSearch = max(self._expansion_search, count)
         keep: Any = None
-        if self._dead:
-            keep = np.packbits(self._alive.astype(np.uint8), bitorder="little")
-            params.sel = faiss.IDSelectorBitmap(len(self._alive), faiss.swig_ptr(keep))
+        if self._rows.dead:
+            if self._keep is None:
+                self._keep = np.packbits(self._rows.alive(), bitorder="little")
+            keep = self._keep  # held here: the selector reads it during the search
+            params.sel = faiss.IDSelectorBitmap(self._rows.size, faiss.swig_ptr(keep))
         scores, rows = self._index.search(queries, count, params=params)
-        del keep  # the selector reads the bitmap during search only
         return scores, rows
 
 

@@ -7,6 +7,8 @@ from collections.abc import Collection, Sequence
 import numpy as np
 import numpy.typing as npt
 
+from llmrec_stream.retrieval.rows import RowMap, check_shape
+
 
 class ExactIndex:
     """Item vectors in one growable float32 matrix; search is ``Q @ Mᵀ`` plus argpartition."""
@@ -14,40 +16,42 @@ class ExactIndex:
     def __init__(self, dim: int, capacity: int = 1024) -> None:
         self._dim = dim
         self._matrix = np.zeros((max(capacity, 1), dim), dtype=np.float32)
-        self._ids: list[str] = []
-        self._row: dict[str, int] = {}
+        self._rows = RowMap()  # rows are overwritten in place: none ever dies
 
     @property
     def dim(self) -> int:
         return self._dim
 
     def __len__(self) -> int:
-        return len(self._ids)
+        return len(self._rows)
 
     def __contains__(self, item_id: object) -> bool:
-        return item_id in self._row
+        return item_id in self._rows
 
     @property
     def ids(self) -> list[str]:
-        return list(self._ids)
+        """Item ids in row order (a copy)."""
+        return self._rows.ids()
+
+    @property
+    def vectors(self) -> npt.NDArray[np.float32]:
+        """The item vectors in row order, as ``ids`` (a read-only view, no copy)."""
+        view = self._matrix[: len(self._rows)]
+        view.flags.writeable = False
+        return view
 
     def upsert(self, ids: Sequence[str], vectors: npt.NDArray[np.float32]) -> None:
-        if vectors.shape != (len(ids), self._dim):
-            raise ValueError(f"expected vectors of shape ({len(ids)}, {self._dim})")
+        check_shape(ids, vectors, self._dim)
         for item_id, vec in zip(ids, vectors, strict=True):
-            row = self._row.get(item_id)
-            if row is None:
-                row = len(self._ids)
-                if row == self._matrix.shape[0]:
-                    grown = np.zeros((2 * row, self._dim), dtype=np.float32)
-                    grown[:row] = self._matrix
-                    self._matrix = grown
-                self._ids.append(item_id)
-                self._row[item_id] = row
+            row = self._rows.place(item_id)
+            if row == self._matrix.shape[0]:
+                grown = np.zeros((2 * row, self._dim), dtype=np.float32)
+                grown[:row] = self._matrix
+                self._matrix = grown
             self._matrix[row] = vec
 
     def vector(self, item_id: str) -> npt.NDArray[np.float32] | None:
-        row = self._row.get(item_id)
+        row = self._rows.get(item_id)
         return None if row is None else self._matrix[row].copy()
 
     def search(
@@ -56,12 +60,12 @@ class ExactIndex:
         k: int,
         exclude: Sequence[Collection[str]] = (),
     ) -> list[list[tuple[str, float]]]:
-        n = len(self._ids)
+        n = len(self._rows)
         if n == 0 or len(queries) == 0:
             return [[] for _ in range(len(queries))]
         scores = queries.astype(np.float32) @ self._matrix[:n].T
         for q, excluded in enumerate(exclude):
-            scores[q, [self._row[i] for i in excluded if i in self._row]] = -np.inf
+            scores[q, self._rows.rows_of(excluded)] = -np.inf
         k = min(k, n)
         kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1]
         out: list[list[tuple[str, float]]] = []
@@ -71,7 +75,9 @@ class ExactIndex:
             # insertion order
             cut = np.flatnonzero(scores[q] >= kth[q])
             cand = sorted(
-                (-float(scores[q, r]), self._ids[r]) for r in cut if np.isfinite(scores[q, r])
+                (-float(scores[q, r]), self._rows.id_at(r))
+                for r in cut.tolist()
+                if np.isfinite(scores[q, r])
             )
             out.append([(item_id, -neg) for neg, item_id in cand[:k]])
         return out

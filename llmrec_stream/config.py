@@ -91,6 +91,20 @@ class Settings(BaseSettings):
         500, ge=0, description="Purchased items remembered for filtering (bounded)."
     )
 
+    # --- retrieval ----------------------------------------------------------------------
+    ann_min_items: int = Field(
+        50_000, ge=1,
+        description="Catalog size from which workers search an HNSW index instead of exactly.",
+    )
+    ann_connectivity: int = Field(32, ge=2, description="HNSW graph degree (M).")
+    ann_expansion_search: int = Field(
+        256, ge=1, description="HNSW candidate list while searching (efSearch): recall vs time."
+    )
+    ann_max_stale: float = Field(
+        0.25, ge=0,
+        description="Rebuild the HNSW graph when replaced items' rows pass this share of items.",
+    )
+
     # --- recommendations and input limits -----------------------------------------------
     top_k: int = Field(20, ge=1, description="Recommendations published per user.")
     model_dir: str = Field(

@@ -25,7 +25,7 @@ from llmrec_stream.ranking.model import ModelArtifactError
 from llmrec_stream.ranking.protocol import Ranker
 from llmrec_stream.ranking.registry import ModelFollower, ModelRecord, load_ranker
 from llmrec_stream.retrieval.catalog import Catalog
-from llmrec_stream.retrieval.exact import ExactIndex
+from llmrec_stream.retrieval.tiered import TieredIndex
 from llmrec_stream.security import redis_options
 
 log = logging.getLogger(__name__)
@@ -83,7 +83,7 @@ async def build_pipeline(
     encoder = encoder or load_encoder(settings)
     client = redis_client(settings)
     weights = fusion_weights(settings)
-    catalog = Catalog(client, ExactIndex(encoder.dim))
+    catalog = Catalog(client, TieredIndex.from_settings(encoder.dim, settings))
     n_items = await catalog.bootstrap()
     metrics = metrics or Metrics()
     metrics.items.set(n_items)

@@ -17,7 +17,7 @@ import numpy.typing as npt
 import redis.asyncio as aioredis
 
 from llmrec_stream.events.models import Item
-from llmrec_stream.retrieval.exact import ExactIndex
+from llmrec_stream.retrieval.protocol import ItemIndex
 
 # One hash tag: the catalog lives in one slot, so its pipeline works on Redis Cluster too.
 VECTORS = "{catalog}:vec"
@@ -29,7 +29,7 @@ LOG_MAXLEN = 1_000_000
 class Catalog:
     """In-memory mirror of the item vectors in Redis, kept current from the change log."""
 
-    def __init__(self, client: aioredis.Redis, index: ExactIndex) -> None:
+    def __init__(self, client: aioredis.Redis, index: ItemIndex) -> None:
         self.client = client
         self.index = index
         self._log_id = "0-0"

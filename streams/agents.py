@@ -45,13 +45,22 @@ _lock = asyncio.Lock()
 
 
 async def pipeline() -> Pipeline:
-    """Built once per worker process, on first use (loads the encoder and the catalog)."""
+    """Built once per worker process, on first use (loads the encoder and the catalog).
+
+    A worker that cannot build it (no encoder artifact, a bad pinned model...) exits with its
+    reason instead of idling in the group with crashed agents.
+    """
     global _pipeline
     async with _lock:
         if _pipeline is None:
             from llmrec_stream.worker import build_pipeline
 
-            _pipeline = await build_pipeline(settings, FaustSink())
+            try:
+                _pipeline = await build_pipeline(settings, FaustSink())
+            except Exception:
+                log.critical("cannot start the pipeline; exiting", exc_info=True)
+                logging.shutdown()
+                os._exit(78)  # EX_CONFIG
             if settings.metrics_port:
                 _pipeline.metrics.serve(settings.metrics_port)
     return _pipeline

@@ -25,6 +25,15 @@ Scorer = Callable[[IntArray, Sequence[IntArray]], npt.NDArray[np.floating]]
 DEFAULT_KS: tuple[int, ...] = (10, 20)
 
 
+def mask_history(scores: FloatArray, histories: Sequence[IntArray]) -> npt.NDArray[np.float64]:
+    """A float64 copy with the padding column and each row's history items at -inf."""
+    masked = scores.astype(np.float64, copy=True)
+    masked[:, 0] = -np.inf
+    for row, history in enumerate(histories):
+        masked[row, history] = -np.inf
+    return masked
+
+
 def target_ranks(
     scores: FloatArray, targets: IntArray, histories: Sequence[IntArray]
 ) -> npt.NDArray[np.int64]:
@@ -34,13 +43,22 @@ def target_ranks(
     if np.isnan(scores).any():
         raise ValueError("scores contain NaN")
     rows = np.arange(len(targets))
-    masked = scores.astype(np.float64, copy=True)
-    own = masked[rows, targets].copy()
-    masked[:, 0] = -np.inf
-    for row, history in enumerate(histories):
-        masked[row, history] = -np.inf
+    own = scores.astype(np.float64)[rows, targets]
+    masked = mask_history(scores, histories)
     masked[rows, targets] = -np.inf  # the target does not count against itself
     return (masked >= own[:, None]).sum(axis=1).astype(np.int64)
+
+
+def top_k_lists(
+    scores: FloatArray, histories: Sequence[IntArray], k: int
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]:
+    """The ranked lists the metrics judge: best ``k`` columns per row, history excluded.
+
+    Equal scores keep column order (stable sort), so a list is reproducible.
+    """
+    masked = mask_history(scores, histories)
+    order = np.argsort(-masked, axis=1, kind="stable")[:, :k]
+    return order.astype(np.int64), np.take_along_axis(masked, order, axis=1)
 
 
 def recall_at(ranks: npt.NDArray[np.int64], k: int) -> float:

@@ -299,3 +299,18 @@ def test_replaying_everything_again_leaves_profiles_byte_identical(
     changed = [k for k in before if after.get(k) != before[k]]
     assert not changed, changed[:5]
     assert after == before
+
+
+def test_a_worker_that_cannot_build_its_pipeline_exits_with_the_reason(
+    stack: DevStack, tmp_path: Path
+) -> None:
+    from llmrec_stream.devstack.worker import WorkerProcess
+
+    env = {**stack.env(), "LLMREC_ENCODER_DIR": str(tmp_path / "no-encoder-here"),
+           "LLMREC_APP_ID": "broken-config"}
+    broken = WorkerProcess(env, tmp_path / "broken.log", worker_id="broken-0")
+    broken.start()
+    assert broken.proc is not None
+    assert broken.proc.wait(60) == 78  # EX_CONFIG, not an idle member with crashed agents
+    assert "no exported encoder" in broken.log_tail()
+    broken.stop()

@@ -1,0 +1,34 @@
+"""Live = offline on a sample of Scientific: the published top-10 equals the offline top-10.
+
+A model is trained here (ids only, one epoch: the check is about serving, not quality), then
+150 users' validation histories go through the real broker, Faust worker and Redis. The whole
+set is a benchmark: ``llmrec-stream bench live-offline --model DIR``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from llmrec_stream.bench.live_offline import live_vs_offline
+
+pytest.importorskip("torch", reason="training needs the `train` extra")
+SCIENTIFIC = Path(__file__).resolve().parents[3] / "shared" / "data" / "scientific"
+
+
+def test_published_top_10_equals_the_offline_top_10(encoder_dir: Path, tmp_path: Path) -> None:
+    if not SCIENTIFIC.is_dir():
+        pytest.skip(f"real data not found at {SCIENTIFIC} (see ../shared/data/README.md)")
+    from llmrec_stream.trainer.train import train
+
+    trained = train(SCIENTIFIC, tmp_path / "model", budget=1, max_epochs=1, progress=False,
+                    grid=[{"dim": 32, "dropout": 0.2, "lr": 3e-3}])
+    result = live_vs_offline(trained.path, SCIENTIFIC, encoder_dir, users=150, precision="fp32",
+                             logdir=tmp_path)
+    print(f"\nlive = offline on {result['users']} users: exact {result['equal_exact']:.3f}, "
+          f"within ties {result['equal_within_ties']:.3f}, NDCG@10 live "
+          f"{result['ndcg@10_live']:.4f} / offline {result['ndcg@10_offline']:.4f}")
+    assert result["records_from_other_versions"] == 0
+    assert result["equal_within_ties"] >= 0.99, result["mismatch_examples"]
+    assert result["ndcg@10_live"] == pytest.approx(result["ndcg@10_offline"], abs=0.01)

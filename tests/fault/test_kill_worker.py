@@ -48,7 +48,7 @@ def test_kill_9_during_replay_loses_nothing_and_applies_nothing_twice(
         tmp_path,
         text_encoder,
         killer,
-        n_events=20_000,
+        n_events=EVENTS,
         rate=500.0,
         seed=5,
         app_id="fault-kill",

@@ -58,8 +58,20 @@ def _dockerignored() -> set[str]:
 
 
 def test_services_exist(services: dict[str, dict[str, Any]]) -> None:
-    assert {"kafka", "redis", "topics", "worker", "prometheus"} <= set(services)
-    assert "trainer" not in services  # a later issue adds it
+    assert {"kafka", "redis", "topics", "worker", "trainer", "prometheus"} <= set(services)
+
+
+def test_trainer_publishes_artifacts_the_workers_can_read(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    trainer, worker = services["trainer"], services["worker"]
+    assert trainer["build"]["target"] == "trainer"
+    assert trainer["command"][:2] == ["llmrec-stream", "train"]
+    out = trainer["command"][trainer["command"].index("--out") + 1]
+    assert f"models:{out}" in trainer["volumes"]
+    assert f"models:{out}:ro" in worker["volumes"]  # a record's location resolves in both
+    assert ("FROM", "${PYTHON_IMAGE} AS trainer") in _dockerfile_instructions()
+    assert _dockerfile_instructions()[-1][0] == "CMD"  # the runtime stays the default target
 
 
 def test_kafka_runs_kraft_single_node(services: dict[str, dict[str, Any]]) -> None:
@@ -132,11 +144,14 @@ def test_dockerfile_copy_sources_exist_and_are_not_ignored() -> None:
 
 def test_dockerfile_exports_in_a_separate_stage() -> None:
     instructions = _dockerfile_instructions()
-    stages = [args for word, args in instructions if word == "FROM"]
-    assert len(stages) == 2
+    stages = [args.split()[-1] for word, args in instructions if word == "FROM"]
+    assert stages == ["export", "trainer", "runtime"]
     runs = " ".join(args for word, args in instructions if word == "RUN")
     assert '".[export]"' in runs and "llmrec-stream export-encoder --out /opt/encoder" in runs
-    assert '".[cpu]"' in runs
+    last_from = max(i for i, (word, _) in enumerate(instructions) if word == "FROM")
+    runtime_runs = [args for word, args in instructions[last_from:] if word == "RUN"]
+    assert any('".[cpu]"' in r for r in runtime_runs)
+    assert not any("torch" in r or "[export]" in r or "eval" in r for r in runtime_runs)
     assert "--from=export /opt/encoder" in " ".join(
         args for word, args in instructions if word == "COPY"
     )

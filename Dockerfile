@@ -7,49 +7,39 @@
 
 ARG PYTHON_IMAGE=python:3.11-slim
 
-# --- stage 1: export the text encoder to ONNX (torch side) ---------------------------------
-FROM ${PYTHON_IMAGE} AS export
-# torch from the CPU wheel index by default: the CUDA wheels are gigabytes and exporting
-# needs no GPU.
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-WORKDIR /src
-COPY pyproject.toml README.md* ./
-COPY llmrec_stream ./llmrec_stream
-COPY streams ./streams
-COPY schemas ./schemas
-RUN pip install --extra-index-url "${TORCH_INDEX_URL}" ".[export]" \
-    && llmrec-stream export-encoder --out /opt/encoder
-
-# --- stage 2: the trainer (torch side; `--target trainer`) -----------------------------------
-FROM ${PYTHON_IMAGE} AS trainer
-ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+# --- the sources, shared by every stage --------------------------------------------------
+FROM ${PYTHON_IMAGE} AS source
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
 WORKDIR /src
 COPY pyproject.toml README.md* ./
 COPY llmrec_stream ./llmrec_stream
 COPY streams ./streams
 COPY schemas ./schemas
+RUN useradd --system --uid 10001 --home-dir /app --create-home llmrec
+
+# --- stage 1: export the text encoder to ONNX (torch side) ---------------------------------
+FROM source AS export
+# torch from the CPU wheel index by default: the CUDA wheels are gigabytes and exporting
+# needs no GPU.
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
+RUN pip install --extra-index-url "${TORCH_INDEX_URL}" ".[export]" \
+    && llmrec-stream export-encoder --out /opt/encoder
+
+# --- stage 2: the trainer (torch side; `--target trainer`) -----------------------------------
+FROM source AS trainer
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu
 RUN pip install --extra-index-url "${TORCH_INDEX_URL}" ".[cpu,eval]" && rm -rf /src/build
 COPY --from=export /opt/encoder /opt/encoder
-RUN useradd --system --uid 10001 --home-dir /app --create-home llmrec
 USER llmrec
 WORKDIR /app
 ENV LLMREC_ENCODER_DIR=/opt/encoder
 CMD ["llmrec-stream", "train", "--out", "/models", "--every", "60", "--quiet"]
 
 # --- stage 3: the runtime (onnxruntime side; the default target) -----------------------------
-FROM ${PYTHON_IMAGE} AS runtime
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONUNBUFFERED=1
-WORKDIR /src
-COPY pyproject.toml README.md* ./
-COPY llmrec_stream ./llmrec_stream
-COPY streams ./streams
-COPY schemas ./schemas
+FROM source AS runtime
 RUN pip install ".[cpu]" && rm -rf /src/build
 COPY --from=export /opt/encoder /opt/encoder
 
-RUN useradd --system --uid 10001 --home-dir /app --create-home llmrec
 USER llmrec
 WORKDIR /app
 ENV LLMREC_ENCODER_DIR=/opt/encoder \

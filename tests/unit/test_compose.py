@@ -70,7 +70,7 @@ def test_trainer_publishes_artifacts_the_workers_can_read(
     out = trainer["command"][trainer["command"].index("--out") + 1]
     assert f"models:{out}" in trainer["volumes"]
     assert f"models:{out}:ro" in worker["volumes"]  # a record's location resolves in both
-    assert ("FROM", "${PYTHON_IMAGE} AS trainer") in _dockerfile_instructions()
+    assert ("FROM", "source AS trainer") in _dockerfile_instructions()
     assert _dockerfile_instructions()[-1][0] == "CMD"  # the runtime stays the default target
 
 
@@ -145,7 +145,7 @@ def test_dockerfile_copy_sources_exist_and_are_not_ignored() -> None:
 def test_dockerfile_exports_in_a_separate_stage() -> None:
     instructions = _dockerfile_instructions()
     stages = [args.split()[-1] for word, args in instructions if word == "FROM"]
-    assert stages == ["export", "trainer", "runtime"]
+    assert stages == ["source", "export", "trainer", "runtime"]
     runs = " ".join(args for word, args in instructions if word == "RUN")
     assert '".[export]"' in runs and "llmrec-stream export-encoder --out /opt/encoder" in runs
     last_from = max(i for i, (word, _) in enumerate(instructions) if word == "FROM")

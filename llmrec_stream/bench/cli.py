@@ -25,6 +25,12 @@ def _ints(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int
     return out
 
 
+out_option = click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_RESULTS_DIR,
+    show_default=True, help="Results folder (JSON, PNG).",
+)
+
+
 def _default_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
 
@@ -75,13 +81,7 @@ def bench_group() -> None:
     show_default=True,
     help="Also record onnxruntime's per-operator profile at batch 32.",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_RESULTS_DIR,
-    show_default=True,
-)
+@out_option
 def encoder_cmd(
     artifact_dir: Path | None,
     n_texts: int,
@@ -148,13 +148,7 @@ def encoder_cmd(
     help="Cores per single-user search, both indexes.",
 )
 @click.option("--seed", default=0, show_default=True)
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_RESULTS_DIR,
-    show_default=True,
-)
+@out_option
 def retrieval_cmd(
     sizes: tuple[int, ...],
     queries: int,
@@ -212,8 +206,7 @@ def retrieval_cmd(
               help="Exported encoder artifact (default: the cache dir).")
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default="int8",
               show_default=True)
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_RESULTS_DIR,
-              show_default=True)
+@out_option
 def live_offline_cmd(
     model_dir: Path, data_dir: Path, users: int | None, encoder_dir: Path | None,
     precision: str, out_dir: Path,

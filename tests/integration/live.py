@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -65,13 +64,7 @@ class LiveWorker:
         self.producer.flush(10)
 
     def wait(self, check: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc.alive, f"worker died waiting for {what}:\n{self.proc.log_tail()}"
-            if check():
-                return
-            time.sleep(0.2)
-        raise AssertionError(f"timed out waiting for {what}:\n{self.proc.log_tail()}")
+        self.proc.wait_until(check, timeout, what)
 
     def metrics(self) -> dict[str, float]:
         """The worker's Prometheus samples, ``name{labels}`` → value."""

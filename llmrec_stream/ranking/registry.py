@@ -145,18 +145,23 @@ class ModelFollower:
     retry_s: float = 30.0
     live_sha256: str | None = None
     _failed: dict[str, float] = field(default_factory=dict)
+    #: The last model this worker checked in `consider`, so `poll` need not load it again.
+    _checked: tuple[str, Ranker] | None = None
+
+    def __post_init__(self) -> None:
+        self._promote = self.client.register_script(_PROMOTE)
 
     async def consider(self, raw: bytes | None) -> Decision:
         """A record from ``llmrec.models``: check its artifact, then promote it or refuse."""
         try:
             record = ModelRecord.parse(raw)
-            await asyncio.to_thread(load_ranker, record, self.text_dim, self.fallback,
-                                    threads=self.threads)
+            ranker = await asyncio.to_thread(load_ranker, record, self.text_dim, self.fallback,
+                                             threads=self.threads)
         except ModelArtifactError as exc:
             log.error("model refused (%s): %s", exc.reason, exc)
             return Decision(False, exc.reason, detail=str(exc))
-        promote = self.client.register_script(_PROMOTE)
-        ok, version, score = await promote(
+        self._checked = (record.sha256, ranker)
+        ok, version, score = await self._promote(
             keys=[LIVE_KEY],
             args=[record.version, record.sha256, repr(record.score), int(record.force),
                   record.dumps()],
@@ -186,13 +191,16 @@ class ModelFollower:
         if time.monotonic() < self._failed.get(record.sha256, 0.0):
             return None
         try:
-            ranker = await asyncio.to_thread(load_ranker, record, self.text_dim, self.fallback,
-                                             threads=self.threads)
+            if self._checked is not None and self._checked[0] == record.sha256:
+                ranker = self._checked[1]
+            else:
+                ranker = await asyncio.to_thread(load_ranker, record, self.text_dim,
+                                                 self.fallback, threads=self.threads)
         except ModelArtifactError as exc:
             log.error("live model %s not loaded (%s): %s; keeping %s", record.version,
                       exc.reason, exc, self.live_sha256 or "the current ranker")
             self._failed[record.sha256] = time.monotonic() + self.retry_s
             return None
-        self.live_sha256 = record.sha256
+        self.live_sha256, self._checked = record.sha256, None
         return record, ranker
 

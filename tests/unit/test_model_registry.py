@@ -16,23 +16,7 @@ from llmrec_stream.ranking.fused import FusedProfileRanker  # noqa: E402
 from llmrec_stream.ranking.model import ModelArtifactError, SequenceRanker, sha256_file  # noqa: E402
 from llmrec_stream.ranking.registry import ModelRecord, load_ranker  # noqa: E402
 from llmrec_stream.retrieval.exact import ExactIndex  # noqa: E402
-from llmrec_stream.trainer.export import write_artifact  # noqa: E402
-from llmrec_stream.trainer.hybrid import HybridSeq  # noqa: E402
-
-ITEMS = [f"i{k}" for k in range(12)]
-TEXT_DIM = 8
-
-
-def toy_artifact(path: Path, version: str = "toy-1", ndcg: float = 0.5) -> Path:
-    torch.manual_seed(0)
-    text = torch.nn.functional.normalize(torch.randn(len(ITEMS) + 1, TEXT_DIM), dim=1)
-    text[0] = 0
-    net = HybridSeq(len(ITEMS), text, dim=8, heads=2, max_len=8).eval()
-    with torch.no_grad():
-        items = net.item_matrix().numpy().copy()
-    items[0] = 0
-    return write_artifact(path, net, item_ids=ITEMS, items=items, item_text=text.numpy(),
-                          version=version, metrics={"valid": {"ndcg@10": ndcg}}, params={})
+from tests.model_artifacts import ITEMS, TEXT_DIM, toy_artifact  # noqa: E402
 
 
 @pytest.fixture(scope="module")

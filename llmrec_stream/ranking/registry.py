@@ -92,7 +92,7 @@ class ModelRecord:
     @property
     def score(self) -> float:
         """Validation NDCG@10; a record without it never beats a live model (unless forced)."""
-        return float(self.metrics.get(SELECT_METRIC, float("-inf")))
+        return float(self.metrics.get(SELECT_METRIC, -1.0))  # NDCG is never below 0
 
 
 def load_ranker(

@@ -51,6 +51,11 @@ def test_promotion_and_following(
             found = await other.poll()
             assert found is not None and found[1].version == "worse"
 
+            unscored = ModelRecord.for_artifact(better)
+            unscored = ModelRecord(**{**unscored.__dict__, "metrics": {}})
+            refused = await deciding.consider(unscored.dumps())
+            assert refused.reason == "not_better"  # no validation metric: never better
+
             junk = await deciding.consider(b"not json")
             assert not junk.promoted and junk.reason == "invalid_record"
         finally:

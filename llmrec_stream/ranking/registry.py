@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -84,6 +85,9 @@ class ModelRecord:
             validator("model_update")(obj)
         except Exception as exc:  # JSON or schema: both mean "not a model record"
             raise ModelArtifactError(f"not a valid model record: {exc}", "invalid_record") from exc
+        if not all(math.isfinite(v) for v in obj["metrics"].values()):
+            raise ModelArtifactError("not a valid model record: non-finite metric",
+                                     "invalid_record")
         return cls(**obj)
 
     def dumps(self) -> bytes:

@@ -3,9 +3,12 @@
 Item tower: ``r_i = id_emb[i] + P · text_i`` (``text_i`` the ONNX encoder's 384-d vector of the
 item's text; no text, no ``P``). User tower: a causal transformer over the recent items'
 ``r`` plus learned recency positions, pre-layer-norm blocks with gated residuals (LiGR-style,
-as in eSASRec), read at the newest position. Score: ``<user, r_i>`` over the whole catalog,
-trained with full-softmax cross-entropy. Everything the user tower needs at serving time is
-what the worker keeps: the recent item ids (newest first) and the items' text vectors.
+as in eSASRec), read at the newest position; with ``pool`` a linear map of the mean of the
+history's ``r`` is added, the user vector matrix factorisation would give (a bag of items,
+which the attention blocks only approximate on short histories). Score: ``<user, r_i>`` over
+the whole catalog, trained with full-softmax cross-entropy. Everything the user tower needs at
+serving time is what the worker keeps: the recent item ids (newest first) and the items' text
+vectors.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ class HybridSeq(nn.Module):
     def __init__(
         self, n_items: int, item_text: torch.Tensor | None = None, dim: int = 64,
         blocks: int = 2, heads: int = 2, dropout: float = 0.2, max_len: int = 50,
-        id_dropout: float = 0.0,
+        id_dropout: float = 0.0, pool: bool = False,
     ) -> None:
         super().__init__()
         self.dim, self.max_len, self.id_dropout = dim, max_len, id_dropout
@@ -65,6 +68,7 @@ class HybridSeq(nn.Module):
         self.emb_drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(GatedBlock(dim, heads, dropout) for _ in range(blocks))
         self.last_norm = nn.LayerNorm(dim)
+        self.pool = nn.Linear(dim, dim) if pool else None
         with torch.no_grad():
             self.item_emb.weight[0].zero_()
 
@@ -84,12 +88,18 @@ class HybridSeq(nn.Module):
         length = items.shape[1]
         keep = (items != 0).unsqueeze(-1).to(self.item_emb.weight.dtype)
         positions = length - 1 - torch.arange(length, device=items.device)  # 0 = newest
-        x = self.emb_norm(self.represent(items, text) + self.pos_emb(positions)[None])
+        r = self.represent(items, text)
+        x = self.emb_norm(r + self.pos_emb(positions)[None])
         x = self.emb_drop(x) * keep
         mask = attention_mask(items)
         for block in self.blocks:
             x = block(x, mask) * keep
-        return self.last_norm(x)
+        x = self.last_norm(x)
+        if self.pool is not None:
+            # the mean of the history so far, as matrix factorisation sees a user
+            mean = torch.cumsum(r * keep, dim=1) / torch.cumsum(keep, dim=1).clamp(min=1.0)
+            x = x + self.pool(mean)
+        return x
 
     def item_matrix(self) -> torch.Tensor:
         ids = torch.arange(self.item_emb.num_embeddings, device=self.item_emb.weight.device)

@@ -17,6 +17,7 @@ from torch import nn
 from llmrec_stream.eval.data import SeqDataset
 from llmrec_stream.eval.harness import EvalContext, ModelSpec, Skip
 from llmrec_stream.eval.metrics import Scorer
+from llmrec_stream.trainer.cooc import cooccurrence_factors
 from llmrec_stream.trainer.fused_map import FusedMapModel, fit_fused_map
 from llmrec_stream.trainer.hybrid import HybridSeq
 from llmrec_stream.trainer.loop import FitConfig, FitResult, fit_sequential, seq_scorer
@@ -30,10 +31,12 @@ SASREC_GRID: list[dict[str, Any]] = [
     {"dim": 64, "dropout": 0.3, "lr": 3e-3},
     {"dim": 128, "dropout": 0.5, "lr": 1e-3},
 ]
+#: Co-occurrence warm start and the pooled-history path first: on Scientific they lift valid
+#: NDCG@10 from 0.086 to 0.092 (ALS: 0.088); the lower dropout suits the id-only Beauty.
 HYBRID_GRID: list[dict[str, Any]] = [
-    {"dim": 64, "dropout": 0.5, "lr": 3e-3},
-    {"dim": 64, "dropout": 0.3, "lr": 3e-3},
-    {"dim": 128, "dropout": 0.5, "lr": 1e-3},
+    {"dim": 64, "dropout": 0.5, "lr": 3e-3, "id_init": "cooc", "pool": True},
+    {"dim": 64, "dropout": 0.3, "lr": 3e-3, "id_init": "cooc", "pool": True},
+    {"dim": 128, "dropout": 0.5, "lr": 3e-3, "id_init": "cooc", "pool": True},
 ]
 FUSED_GRID: list[dict[str, Any]] = [
     {"hidden": 512, "dropout": 0.1, "lr": 1e-3},
@@ -83,11 +86,20 @@ def fit_sasrec(data: SeqDataset, params: dict[str, Any], ctx: EvalContext) -> Fi
 
 
 def fit_hybrid(data: SeqDataset, params: dict[str, Any], ctx: EvalContext) -> FittedSeq:
-    """The project's model; on a catalog without item text it runs on ids alone."""
+    """The project's model; on a catalog without item text it runs on ids alone.
+
+    ``id_init="cooc"`` starts the id embeddings from co-occurrence factors (`cooc.py`).
+    """
     torch.manual_seed(ctx.seed)
     text = item_text_matrix(data, ctx)
-    net = HybridSeq(data.n_items, None if text is None else torch.from_numpy(text),
-                    **_net_kwargs(params))
+    kwargs = _net_kwargs(params)
+    id_init = kwargs.pop("id_init", "random")
+    net = HybridSeq(data.n_items, None if text is None else torch.from_numpy(text), **kwargs)
+    if id_init == "cooc":
+        with torch.no_grad():
+            net.item_emb.weight.copy_(torch.from_numpy(cooccurrence_factors(data, net.dim)))
+    elif id_init != "random":
+        raise ValueError(f"unknown id_init {id_init!r}")
     return FittedSeq(net, fit_sequential(net, data, fit_config(ctx, params), "ours-ce"))
 
 

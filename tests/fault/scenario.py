@@ -47,6 +47,7 @@ def run_scenario(
     n_users: int = 1000,
     truth: str = "log",
     workers: int = 1,
+    catch_up_s: float = 300.0,
 ) -> Outcome:
     """Replay ``n_events`` at ``rate`` while ``fault`` runs; compare Redis with the verifier.
 
@@ -95,7 +96,7 @@ def run_scenario(
         finally:
             feeder.join()
         marks["fed"] = time.time()
-        worker.wait_caught_up(timeout=300)
+        worker.wait_caught_up(timeout=catch_up_s)
         marks["caught_up"] = time.time()
         time.sleep(2.0)  # the last recommendations are in flight to the watcher
         log = read_log(stack.kafka_bootstrap, EVENT_TOPICS, stack.partitions)

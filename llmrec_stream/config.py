@@ -54,6 +54,11 @@ class Settings(BaseSettings):
         "fp32", description="fp32 reference, or the int8 variant (export-encoder --int8)."
     )
     encoder_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = auto.")
+    encoder_spinning: bool = Field(
+        False,
+        description="Let idle onnxruntime threads busy-wait (faster on cores the worker has "
+        "to itself; off, they leave the CPU to the event loop and the consumer thread).",
+    )
 
     # --- worker identity and stream processing ------------------------------------------
     app_id: str = Field("llmrec-stream", description="Faust app id (the consumer group).")

@@ -67,6 +67,7 @@ def load_encoder(settings: Settings) -> TextEncoder:
         device=settings.encoder_device,
         intra_op_threads=settings.encoder_threads or None,
         precision=settings.encoder_precision,
+        spinning=settings.encoder_spinning,
     )
     log.info("encoder %s dim=%d providers=%s", path, encoder.dim, encoder.providers)
     return encoder

@@ -82,16 +82,23 @@ def select_providers(device: str) -> list[str]:
     return [CPU_PROVIDER]
 
 
-def session_options(*, intra_op_threads: int | None = None) -> ort.SessionOptions:
+def session_options(
+    *, intra_op_threads: int | None = None, spinning: bool = True
+) -> ort.SessionOptions:
     """The tuned CPU/GPU session options every encoder session starts from.
 
     One encoder call is one chain of kernels, so inter-op parallelism only adds hand-offs:
     sequential execution, one inter-op thread, every intra-op thread on the kernels.
+    ``spinning=False`` makes idle intra-op threads sleep instead of busy-waiting for the next
+    kernel: on a machine whose cores are shared (a stream worker's event loop and consumer
+    thread, other processes) the spinning steals the CPU the others need.
     """
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.inter_op_num_threads = 1
+    if not spinning:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     if intra_op_threads is not None:
         if intra_op_threads < 1:
             raise ValueError(f"intra_op_threads must be >= 1, got {intra_op_threads}")
@@ -105,15 +112,16 @@ def create_session(
     device: str = "auto",
     intra_op_threads: int | None = None,
     options: ort.SessionOptions | None = None,
+    spinning: bool = True,
 ) -> ort.InferenceSession:
     """Open the ONNX graph on the requested device and check which providers really took.
 
     `options` (e.g. from `session_options`, with profiling switched on) replaces the tuned
-    defaults; `intra_op_threads` is then ignored.
+    defaults; `intra_op_threads` and `spinning` are then ignored.
     """
     requested = select_providers(device)
     if options is None:
-        options = session_options(intra_op_threads=intra_op_threads)
+        options = session_options(intra_op_threads=intra_op_threads, spinning=spinning)
     session = ort.InferenceSession(str(model_path), sess_options=options, providers=requested)
     active = list(session.get_providers())
     log.info("encoder session on %s: providers %s (requested %s)", model_path, active, requested)
@@ -180,10 +188,12 @@ class OnnxTextEncoder:
         batch_size: int = 64,
         verify: bool = True,
         precision: str = "fp32",
+        spinning: bool = True,
     ) -> OnnxTextEncoder:
         """Load an artifact written by `export_encoder`; `verify` checks every file's sha256.
 
-        ``precision="int8"`` loads the quantized variant (``export-encoder --int8``).
+        ``precision="int8"`` loads the quantized variant (``export-encoder --int8``);
+        ``spinning`` as in `session_options`.
         """
         check_single_onnxruntime()
         artifact_dir = Path(artifact_dir)
@@ -197,7 +207,10 @@ class OnnxTextEncoder:
                 "`llmrec-stream export-encoder --int8`"
             )
         session = create_session(
-            artifact_dir / model_file, device=device, intra_op_threads=intra_op_threads
+            artifact_dir / model_file,
+            device=device,
+            intra_op_threads=intra_op_threads,
+            spinning=spinning,
         )
         tokenizer = load_tokenizer(artifact_dir / TOKENIZER_NAME, max_length=manifest.max_length)
         encoder = cls(

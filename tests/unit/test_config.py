@@ -107,6 +107,7 @@ def test_every_setting_has_an_environment_variable(monkeypatch: pytest.MonkeyPat
         str: ("x-1", "x-1"),
         int: ("3", 3),
         float: ("0.25", 0.25),
+        bool: ("true", True),
     }
     literals = {
         "encoder_device": ("cpu", "cpu"),

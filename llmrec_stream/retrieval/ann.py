@@ -50,7 +50,9 @@ class AnnIndex:
 
     ``threads`` is used for bulk adds (default: the cores this process may use); a
     single-query search runs on the calling thread. ``max_stale`` bounds the tombstones that
-    replaced items leave (a share of the live items) before the graph is rebuilt.
+    replaced items leave (a share of the live items) before the graph is rebuilt; with
+    ``auto_rebuild=False`` the owner decides when (`TieredIndex` rebuilds in the background,
+    from `live` and `needs_rebuild`).
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class AnnIndex:
         expansion_search: int = DEFAULT_EXPANSION_SEARCH,
         max_stale: float = DEFAULT_MAX_STALE,
         threads: int | None = None,
+        auto_rebuild: bool = True,
     ) -> None:
         if dim < 1:
             raise ValueError(f"dim must be >= 1, got {dim}")
@@ -70,9 +73,10 @@ class AnnIndex:
         self._dim = dim
         self._connectivity = connectivity
         self._expansion_add = expansion_add
-        self._threads = threads if threads is not None else _usable_cores()
+        self._threads = threads if threads is not None else usable_cores()
         self._expansion_search = expansion_search
         self._max_stale = max_stale
+        self._auto_rebuild = auto_rebuild
         self._index = self._new_graph()
         self._rows = RowMap()
         self._keep: npt.NDArray[np.uint8] | None = None  # packed live-row bitmap, cached
@@ -110,6 +114,11 @@ class AnnIndex:
         return self._rows.dead
 
     @property
+    def needs_rebuild(self) -> bool:
+        """Tombstones are past ``max_stale`` of the live items."""
+        return self._rows.dead > self._max_stale * len(self._rows)
+
+    @property
     def memory_bytes(self) -> int:
         """Vectors plus graph links, as faiss stores them (the id maps not included)."""
         hnsw = self._index.hnsw
@@ -138,11 +147,11 @@ class AnnIndex:
             self._rows.move(item_id)
         self._keep = None
         self._add(np.ascontiguousarray(vectors, dtype=np.float32))
-        if self._rows.dead > self._max_stale * len(self._rows):
+        if self._auto_rebuild and self.needs_rebuild:
             self.rebuild()
 
-    def rebuild(self) -> None:
-        """A fresh graph of the live items only (drops every tombstone)."""
+    def live(self) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """The live items and their vectors, in row order (a copy: the graph may change on)."""
         alive = self._rows.alive().copy()
         ids = [self._rows.id_at(r) for r in np.flatnonzero(alive).tolist()]
         chunks = []
@@ -150,6 +159,11 @@ class AnnIndex:
             block = self._index.reconstruct_n(start, min(_CHUNK, len(alive) - start))
             chunks.append(block[alive[start : start + _CHUNK]])
         vectors = np.concatenate(chunks) if chunks else np.zeros((0, self._dim), np.float32)
+        return ids, vectors
+
+    def rebuild(self) -> None:
+        """A fresh graph of the live items only (drops every tombstone)."""
+        ids, vectors = self.live()
         self._index, self._rows, self._keep = self._new_graph(), RowMap(), None
         for item_id in ids:
             self._rows.move(item_id)
@@ -220,5 +234,6 @@ class AnnIndex:
         return scores, rows
 
 
-def _usable_cores() -> int:
+def usable_cores() -> int:
+    """CPU cores this process may run on."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1

@@ -8,6 +8,7 @@ the log to its in-memory index, and looks up a missed id directly before giving 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -55,7 +56,9 @@ class Catalog:
         """Load the whole catalog (start-up): scan the vectors, then follow the log from here.
 
         The log position is taken first, so an item written during the scan is applied again
-        by the next ``refresh`` rather than missed.
+        by the next ``refresh`` rather than missed. The bulk load runs in a thread: for a
+        large catalog it builds an HNSW graph (seconds), and the event loop must go on
+        meanwhile; nothing else uses the index before this returns.
         """
         last: Any = await self.client.xrevrange(LOG, count=1)
         if last:
@@ -66,7 +69,7 @@ class Catalog:
             ids.append(_text(item_id))
             vecs.append(np.frombuffer(blob, dtype="<f4"))
         if ids:
-            self.index.upsert(ids, np.stack(vecs))
+            await asyncio.to_thread(self.index.upsert, ids, np.stack(vecs))
         return len(ids)
 
     async def refresh(self) -> int:

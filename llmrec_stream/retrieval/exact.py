@@ -17,6 +17,7 @@ class ExactIndex:
         self._dim = dim
         self._matrix = np.zeros((max(capacity, 1), dim), dtype=np.float32)
         self._rows = RowMap()  # rows are overwritten in place: none ever dies
+        self._shared = 0  # rows [0, _shared) of _matrix are lent out by `snapshot`
 
     @property
     def dim(self) -> int:
@@ -40,14 +41,23 @@ class ExactIndex:
         view.flags.writeable = False
         return view
 
+    def snapshot(self) -> tuple[list[str], npt.NDArray[np.float32]]:
+        """``ids`` and ``vectors`` as they are now, for another thread to read while this
+        index goes on changing: no copy now; the first later upsert that would overwrite one
+        of these rows in place copies the matrix first (copy on write)."""
+        self._shared = len(self._rows)
+        return self.ids, self.vectors
+
     def upsert(self, ids: Sequence[str], vectors: npt.NDArray[np.float32]) -> None:
         check_shape(ids, vectors, self._dim)
         for item_id, vec in zip(ids, vectors, strict=True):
             row = self._rows.place(item_id)
+            if row < self._shared:  # a lent row: write to a copy, never under the reader
+                self._matrix, self._shared = self._matrix.copy(), 0
             if row == self._matrix.shape[0]:
                 grown = np.zeros((2 * row, self._dim), dtype=np.float32)
                 grown[:row] = self._matrix
-                self._matrix = grown
+                self._matrix, self._shared = grown, 0
             self._matrix[row] = vec
 
     def vector(self, item_id: str) -> npt.NDArray[np.float32] | None:

@@ -152,14 +152,22 @@ class AnnIndex:
 
     def live(self) -> tuple[list[str], npt.NDArray[np.float32]]:
         """The live items and their vectors, in row order (a copy: the graph may change on)."""
-        alive = self._rows.alive().copy()
-        ids = [self._rows.id_at(r) for r in np.flatnonzero(alive).tolist()]
-        chunks = []
-        for start in range(0, len(alive), _CHUNK):
-            block = self._index.reconstruct_n(start, min(_CHUNK, len(alive) - start))
-            chunks.append(block[alive[start : start + _CHUNK]])
+        ids, rows = self.live_rows()
+        chunks = [self.read_rows(rows[at : at + _CHUNK]) for at in range(0, len(rows), _CHUNK)]
         vectors = np.concatenate(chunks) if chunks else np.zeros((0, self._dim), np.float32)
         return ids, vectors
+
+    def live_rows(self) -> tuple[list[str], npt.NDArray[np.int64]]:
+        """The live items and their rows, in row order (rows never change once written)."""
+        rows = self._rows.live_rows()
+        return [self._rows.id_at(r) for r in rows.tolist()], rows
+
+    def read_rows(self, rows: npt.NDArray[np.int64]) -> npt.NDArray[np.float32]:
+        """A copy of the vectors in these rows (not safe during an ``upsert``: it may move
+        the storage)."""
+        if not len(rows):
+            return np.zeros((0, self._dim), np.float32)
+        return np.asarray(self._index.reconstruct_batch(rows), dtype=np.float32)
 
     def rebuild(self) -> None:
         """A fresh graph of the live items only (drops every tombstone)."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,10 @@ _SWAP_ROWS = 256
 #: At most this many catch-up rounds without the lock (the log shrinks each round, or the
 #: build swaps in at once).
 _CATCH_UP_ROUNDS = 8
+#: Rows read from the snapshot (under the lock: a few ms) and inserted at a time.
+_CHUNK = 8_192
+
+_Reader = Callable[[int, int], npt.NDArray[np.float32]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,14 +69,14 @@ class TieredIndex:
 
     Memory: while a graph is built the vectors exist twice: the exact matrix (lent to the
     builder without a copy) and the new graph, or for a rebuild the old graph and the new one
-    (briefly three times in a rebuild, until the snapshot of the live vectors is inserted; and
-    once more in a switch if an item is replaced meanwhile: the exact matrix is copied on
-    write). The log holds a copy of each upsert made during the build.
+    (which the builder fills a chunk of ``_CHUNK`` rows at a time). In a switch, the exact
+    matrix is copied once more if an item is replaced meanwhile (copy on write), and the log
+    holds a copy of each upsert made during the build.
 
-    Blocking: the upsert that starts a rebuild copies the live vectors out of the old graph
-    (a memory copy), and an upsert that meets the swap waits while the builder replays the
-    last few logged rows (at most ``_SWAP_ROWS``, unless upserts outpace the graph's inserts);
-    searches never wait. The builder leaves one core to the event loop.
+    Blocking: searches never wait. An upsert waits at most for the builder to copy one chunk
+    out of the old graph (a few ms), and, at the swap, for it to replay the last logged rows
+    (at most ``_SWAP_ROWS``, unless upserts outpace the graph's inserts). The builder leaves
+    one core to the event loop.
 
     Threads: call ``upsert`` and ``search`` from one thread (the event loop), as with any
     `ItemIndex`; the builder thread touches only its own graph and the snapshot, and the log
@@ -157,16 +161,19 @@ class TieredIndex:
             if isinstance(active, ExactIndex):
                 if len(active) < self.ann_min_items:
                     return
-                snapshot = active.snapshot()  # no copy; later writes copy on write
+                ids, lent = active.snapshot()  # no copy; later writes copy on write
+                read = _slicer(lent)
             elif active.needs_rebuild:
-                snapshot = active.live()  # a copy: the old graph goes on growing
+                ids, rows = active.live_rows()  # vectors read by the builder, a chunk at a time
+                read = _row_reader(active, rows)
             else:
                 return
             self._pending = []
             self._idle.clear()
         name = "hnsw-switch" if isinstance(active, ExactIndex) else "hnsw-rebuild"
         try:
-            threading.Thread(target=self._build, args=snapshot, name=name, daemon=True).start()
+            thread = threading.Thread(target=self._build, args=(ids, read), name=name, daemon=True)
+            thread.start()
         except Exception as exc:  # no thread (a process at its limit): retried later
             self._failed(exc)
 
@@ -177,12 +184,16 @@ class TieredIndex:
             self._pending, self.build_error = None, exc
         self._idle.set()
 
-    def _build(self, ids: list[str], vectors: npt.NDArray[np.float32]) -> None:
+    def _build(self, ids: list[str], read: _Reader) -> None:
         """Builder thread: the graph from the snapshot, the log replayed, then the swap."""
         try:
             graph = self._new_ann()
-            graph.upsert(ids, vectors)
-            del ids, vectors  # a rebuild's snapshot: not needed past here
+            for at in range(0, len(ids), _CHUNK):
+                # The old graph's storage moves only in upsert, which holds the lock.
+                with self._lock:
+                    block = read(at, at + _CHUNK)
+                graph.upsert(ids[at : at + _CHUNK], block)
+            del ids, read  # the snapshot: not needed past here
             behind = len(graph) + 1  # rows logged since the last catch-up (a bound, first)
             for catch_up in range(_CATCH_UP_ROUNDS + 1):
                 with self._lock:
@@ -234,3 +245,11 @@ class TieredIndex:
         exclude: Sequence[Collection[str]] = (),
     ) -> list[list[tuple[str, float]]]:
         return self._active.search(queries, k, exclude)
+
+
+def _slicer(vectors: npt.NDArray[np.float32]) -> _Reader:
+    return lambda start, stop: vectors[start:stop]
+
+
+def _row_reader(graph: AnnIndex, rows: npt.NDArray[np.int64]) -> _Reader:
+    return lambda start, stop: graph.read_rows(rows[start:stop])

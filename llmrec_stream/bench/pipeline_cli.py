@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import click
 
@@ -38,6 +39,12 @@ from llmrec_stream.encoder.artifact import default_encoder_dir
     help="Events the hand-written peer loop processes.",
 )
 @click.option(
+    "--rss-catalog",
+    default=100_000,
+    show_default=True,
+    help="Then the peak RSS of a worker over a catalog of this many items (0: skip).",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(path_type=Path),
@@ -50,9 +57,10 @@ def pipeline_cmd(
     n_users: int,
     drain_events: int,
     load_seconds: float,
-    precision: str,
+    precision: Literal["fp32", "int8"],
     workers: int,
     peer_events: int,
+    rss_catalog: int,
     out_dir: Path,
 ) -> None:
     """Throughput, freshness, cost per event and memory of the whole pipeline, vs two peers."""
@@ -65,6 +73,7 @@ def pipeline_cmd(
         precision=precision,
         workers=workers,
         peer_events=peer_events,
+        rss_catalog=rss_catalog,
     )
     json_path, png_path = write_results(
         out_dir, f"pipeline-{workers}w", result, pipeline_chart(result)

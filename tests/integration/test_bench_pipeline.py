@@ -1,0 +1,45 @@
+"""`bench pipeline` on a tiny input: every phase runs and the figures are well formed.
+
+Not a timed test: it checks that the benchmark runs end to end (drain, load points, the big
+catalog's RSS, both peers) and that its peers did the work they claim.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from llmrec_stream.bench.pipeline import bench_pipeline, pipeline_table
+
+pytest_plugins = ["tests.encoder_fixtures"]
+pytestmark = pytest.mark.slow
+
+
+def test_tiny_pipeline_bench(encoder_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("sentence_transformers", reason="the hand-written peer needs `bench`")
+    r = bench_pipeline(
+        encoder_dir,
+        n_items=40,
+        n_users=20,
+        drain_events=150,
+        load_s=2.0,
+        fractions=(0.5,),
+        precision="fp32",
+        peer_events=40,
+        rss_catalog=300,
+        logdir=tmp_path,
+    )
+    for key in ("max_events_per_s", "peer_encoder_bound_events_per_s",
+                "peer_hand_written_events_per_s", "cpu_ms_per_event", "worker_peak_rss_mb",
+                "rss_catalog_worker_peak_mb"):
+        assert r[key] > 0 and math.isfinite(r[key]), key
+    hand = r["peer_hand_written"]
+    assert hand["events"] == 40
+    # the peer sees the stream in order: every comment among its events was encoded
+    assert 0 < hand["comments"] < 40
+    assert r["peer_encoder"]["spinning"] is False  # the worker's setting, not the default
+    assert [p["fraction"] for p in r["load"]] == [0.5]
+    table = pipeline_table(r)
+    assert "300-item catalog" in table and "hand-written" in table

@@ -311,3 +311,29 @@ def test_exact_snapshot_is_copied_on_write() -> None:
     assert ids == ["a", "b"] and vectors.tolist() == np.eye(4)[:2].tolist()
     assert index.vector("a").tolist() == [0.5] * 4  # type: ignore[union-attr]
     assert index.ids == ["a", "b", "c"]
+
+
+def test_a_build_swaps_in_when_upserts_outpace_its_catch_up(world, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    ids, items, queries, _ = world
+    index = TieredIndex(DIM, ann_min_items=1_000)
+    held = _hold_builds(index, monkeypatch)
+    index.upsert(ids[:999], items[:999])
+    index.upsert(ids[999:1_000], items[999:1_000])
+    held.wait_started()
+    index.upsert(ids[1_000:1_400], items[1_000:1_400])  # 400 logged rows: caught up unlocked
+    replay, rounds = index._replay, []
+
+    def replay_while_more_arrive(graph: AnnIndex, batches: list[tuple[list[str], Any]]) -> None:
+        rounds.append(sum(len(b) for b, _ in batches))
+        if len(rounds) == 1:  # more arrive meanwhile than were replayed: the log grew
+            index.upsert(ids[1_400:2_000], items[1_400:2_000])
+        replay(graph, batches)
+
+    monkeypatch.setattr(index, "_replay", replay_while_more_arrive)
+    held.release()
+    assert index.wait_ready(60) and index.kind == "ann"
+    assert rounds == [400, 600]  # no third round: the 600 were replayed under the lock
+    assert len(index) == 2_000 and ids[1_999] in index and index.active.tombstones == 0
+    exact = ExactIndex(DIM)
+    exact.upsert(ids[:2_000], items[:2_000])
+    assert _recall(index.search(queries, 10), exact.search(queries, 10)) >= 0.95

@@ -161,10 +161,10 @@ class TieredIndex:
             if isinstance(active, ExactIndex):
                 if len(active) < self.ann_min_items:
                     return
-                ids, lent = active.snapshot()  # no copy; later writes copy on write
+                items, lent = active.snapshot()  # no copy; later writes copy on write
                 read = _slicer(lent)
             elif active.needs_rebuild:
-                ids, rows = active.live_rows()  # vectors read by the builder, a chunk at a time
+                items, rows = active.live_rows()  # vectors read by the builder, by chunks
                 read = _row_reader(active, rows)
             else:
                 return
@@ -172,7 +172,9 @@ class TieredIndex:
             self._idle.clear()
         name = "hnsw-switch" if isinstance(active, ExactIndex) else "hnsw-rebuild"
         try:
-            thread = threading.Thread(target=self._build, args=(ids, read), name=name, daemon=True)
+            thread = threading.Thread(
+                target=self._build, args=(items, read), name=name, daemon=True
+            )
             thread.start()
         except Exception as exc:  # no thread (a process at its limit): retried later
             self._failed(exc)

@@ -15,6 +15,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -66,6 +67,18 @@ def encoder_bound(settings: Settings, world: SyntheticReplay, comment_share: flo
         cpu_ms_per_text=1000 * cpu / len(texts),
         threads=settings.encoder_threads,
         spinning=settings.encoder_spinning,
+    )
+
+
+def mean_bound(runs: Sequence[EncoderBound]) -> EncoderBound:
+    """The mean of several measurements of the bound (same settings)."""
+    texts_per_s = sum(r.texts_per_s for r in runs) / len(runs)
+    return EncoderBound(
+        events_per_s=sum(r.events_per_s for r in runs) / len(runs),
+        texts_per_s=texts_per_s,
+        cpu_ms_per_text=sum(r.cpu_ms_per_text for r in runs) / len(runs),
+        threads=runs[0].threads,
+        spinning=runs[0].spinning,
     )
 
 

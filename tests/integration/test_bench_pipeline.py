@@ -40,6 +40,7 @@ def test_tiny_pipeline_bench(encoder_dir: Path, tmp_path: Path) -> None:
     # the peer sees the stream in order: every comment among its events was encoded
     assert 0 < hand["comments"] < 40
     assert r["peer_encoder"]["spinning"] is False  # the worker's setting, not the default
+    assert len(r["peer_encoder_runs"]) == 2  # before and after the drain
     assert [p["fraction"] for p in r["load"]] == [0.5]
     table = pipeline_table(r)
     assert "300-item catalog" in table and "hand-written" in table

@@ -42,3 +42,10 @@ def test_table_reports_the_big_catalog() -> None:
     table = pipeline_table(_result() | {"rss_catalog_items": 100_000,
                                         "rss_catalog_worker_peak_mb": 612.0})
     assert "100,000-item catalog" in table and "612" in table
+
+
+def test_mean_bound() -> None:
+    from llmrec_stream.bench.pipeline_peers import EncoderBound, mean_bound
+
+    runs = [EncoderBound(300.0, 90.0, 8.0, 0, False), EncoderBound(100.0, 30.0, 10.0, 0, False)]
+    assert mean_bound(runs) == EncoderBound(200.0, 60.0, 9.0, 0, False)

@@ -53,13 +53,28 @@ def test_fused_graph_matches_the_export(encoder_dir: Path, optimised_dir: Path) 
     assert {"model.onnx", "model.int8.onnx"} <= set(manifest.files)
     model = onnx.load(str(optimised_dir / "model.onnx"))
     assert any(p.key == FUSED_KEY for p in model.metadata_props)
-    assert {"Attention", "SkipLayerNormalization"} <= {n.op_type for n in model.graph.node}
+    ops = {n.op_type for n in model.graph.node}
+    assert {"Attention", "LayerNormalization"} <= ops and "SkipLayerNormalization" not in ops
     assert fuse_artifact(optimised_dir).max_abs_diff == 0.0  # already fused: a no-op
     exported = OnnxTextEncoder.load(encoder_dir, device="cpu").encode(TEXTS)
     fused = OnnxTextEncoder.load(optimised_dir, device="cpu").encode(TEXTS)
     np.testing.assert_allclose(fused, exported, atol=1e-4)
     int8 = OnnxTextEncoder.load(optimised_dir, device="cpu", precision="int8").encode(TEXTS)
     assert float(np.min(np.sum(int8 * exported, axis=1))) >= 0.98
+
+
+def test_cpu_sessions_keep_add_and_layer_norm_apart(optimised_dir: Path, tmp_path: Path) -> None:
+    """onnxruntime would fuse them again at load into its slow CPU SkipLayerNormalization."""
+    import onnx
+
+    from llmrec_stream.encoder.runtime import create_session, session_options
+
+    for name in ("model.onnx", "model.int8.onnx"):
+        options = session_options(intra_op_threads=1)
+        options.optimized_model_filepath = str(tmp_path / f"loaded-{name}")
+        create_session(optimised_dir / name, device="cpu", options=options)
+        ops = {n.op_type for n in onnx.load(options.optimized_model_filepath).graph.node}
+        assert "LayerNormalization" in ops and "SkipLayerNormalization" not in ops, (name, ops)
 
 
 def test_io_binding_path_matches_plain_runs(optimised_dir: Path) -> None:

@@ -112,6 +112,29 @@ def test_batch_order_is_preserved(text_encoder: OnnxTextEncoder, encoder_dir: Pa
     np.testing.assert_allclose(together, one_by_one, atol=1e-5)
 
 
+def test_wide_batches_run_in_token_slices(encoder_dir: Path) -> None:
+    """A batch wider than ``max_batch_tokens`` padded tokens runs in slices: same vectors."""
+    from llmrec_stream.encoder.runtime import MAX_BATCH_TOKENS, OnnxTextEncoder
+
+    assert OnnxTextEncoder.load(encoder_dir, device="cpu", verify=False).max_batch_tokens == (
+        MAX_BATCH_TOKENS
+    )
+    whole = OnnxTextEncoder.load(encoder_dir, device="cpu", verify=False, max_batch_tokens=10**9)
+    capped = OnnxTextEncoder.load(encoder_dir, device="cpu", verify=False, max_batch_tokens=24)
+    runs: list[tuple[int, int]] = []
+    session = capped._session
+
+    class Counting:
+        def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            runs.append(feeds["input_ids"].shape)
+            return session.run(names, feeds)
+
+    capped._session = Counting()  # type: ignore[assignment]
+    np.testing.assert_allclose(capped.encode(TEXTS), whole.encode(TEXTS), atol=1e-5)
+    assert sum(rows for rows, _ in runs) == len(TEXTS) and len(runs) > 1
+    assert all(rows == 1 or rows * width <= 24 for rows, width in runs), runs
+
+
 def test_rejects_non_str(text_encoder: OnnxTextEncoder) -> None:
     with pytest.raises(TypeError, match=r"texts\[1\]"):
         text_encoder.encode(["fine", 3])  # type: ignore[list-item]

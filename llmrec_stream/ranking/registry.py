@@ -203,7 +203,11 @@ class ModelFollower:
         except ModelArtifactError as exc:
             log.error("live model %s not loaded (%s): %s; keeping %s", record.version,
                       exc.reason, exc, self.live_sha256 or "the current ranker")
-            self._failed[record.sha256] = time.monotonic() + self.retry_s
+            now = time.monotonic()
+            # only retry times still ahead matter: the map stays as small as the bad models
+            # published within one retry period
+            self._failed = {k: t for k, t in self._failed.items() if t > now}
+            self._failed[record.sha256] = now + self.retry_s
             return None
         self.live_sha256, self._checked = record.sha256, None
         return record, ranker

@@ -65,3 +65,30 @@ def test_promotion_and_following(
     live = redis_client.hgetall(LIVE_KEY)
     assert live[b"version"] == b"worse"
     assert json.loads(live[b"record"])["sha256"] == sha256_file(worse / "manifest.json")
+
+
+def test_a_live_model_that_fails_its_checks_is_retried_later(
+    stack: DevStack, tmp_path: Path
+) -> None:
+    first = toy_artifact(tmp_path / "first", "first", ndcg=0.30)
+    second = toy_artifact(tmp_path / "second", "second", ndcg=0.31)
+
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        deciding = ModelFollower(client, TEXT_DIM, FusedProfileRanker())
+        follower = ModelFollower(client, TEXT_DIM, FusedProfileRanker(), retry_s=0.0)
+        try:
+            await client.delete(LIVE_KEY)
+            for artifact in (first, second):
+                assert (await deciding.consider(_record(artifact, force=True))).promoted
+                for onnx_file in artifact.glob("*.onnx"):  # broken after promotion
+                    onnx_file.write_bytes(b"not a graph")
+                assert await follower.poll() is None  # refused, the current ranker serves
+                assert await follower.poll() is None  # retried (retry_s=0), refused again
+                # only retry times still ahead are kept: one entry, not one per bad model
+                assert len(follower._failed) == 1  # noqa: SLF001
+            assert follower.live_sha256 is None
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())

@@ -37,7 +37,8 @@ SUPPORTED_INPUTS: frozenset[str] = frozenset({"input_ids", "attention_mask", "to
 CPU_DISABLED_FUSIONS: list[str] = ["SkipLayerNormFusion"]
 #: Padded tokens per onnxruntime run: a batch wider than this runs in slices, so the
 #: activations (tokens x 1,536 floats in the feed-forward) stay in cache. At batch 128 on
-#: 2 cores: int8 78 -> 104 texts/s, fp32 36 -> 47 (600 real texts, median 47 tokens).
+#: 2 cores: int8 78 -> 104 texts/s, fp32 36 -> 47 (600 real texts, median 47 tokens; an A/B
+#: on a busy machine).
 MAX_BATCH_TOKENS = 2048
 #: Builds of onnxruntime that install into the same `onnxruntime/` folder.
 _ORT_DISTRIBUTIONS: frozenset[str] = frozenset(

@@ -103,24 +103,26 @@ def run_scenario(
         log = read_log(stack.kafka_bootstrap, EVENT_TOPICS, stack.partitions)
         source = log if truth == "log" else [d for d in delivered if d.event.topic in EVENT_TOPICS]
         expected, rejected = expected_profiles(source, {e.key for e in world.items})
-        in_log = {(r.event.topic, r.event.value.get("event_id")) for r in log}
-        lost_by_broker = [
-            (d.event.topic, d.partition, d.offset, d.event.value.get("event_id"))
-            for d in delivered
-            if d.event.topic in EVENT_TOPICS
-            and (d.event.topic, d.event.value.get("event_id")) not in in_log
-        ]
-        # acknowledged records the log holds at another offset: the broker rewrote that
-        # partition's tail after a restart (a consumer already past those offsets skips them)
+        # where the log holds each event: (partition, offset) of every copy (retries add some)
         stored: dict[tuple[str, object], set[tuple[int, int]]] = defaultdict(set)
         for r in log:
             stored[(r.event.topic, r.event.value.get("event_id"))].add((r.partition, r.offset))
-        moved = {
-            (d.event.topic, d.partition)
+        acked = [
+            (d, stored.get((d.event.topic, d.event.value.get("event_id"))))
             for d in delivered
             if d.event.topic in EVENT_TOPICS
-            and (at := stored.get((d.event.topic, d.event.value.get("event_id"))))
-            and (d.partition, d.offset) not in at
+        ]
+        lost_by_broker = [
+            (d.event.topic, d.partition, d.offset, d.event.value.get("event_id"))
+            for d, at in acked
+            if not at
+        ]
+        # acknowledged records the log holds at another offset: the broker rewrote that
+        # partition's tail after a restart (a consumer already past those offsets skips them)
+        moved = {
+            (d.event.topic, d.partition)
+            for d, at in acked
+            if at and (d.partition, d.offset) not in at
         }
         # partitions where the broker dropped records it had acknowledged, or moved them (and
         # may reuse their offsets): no consumer can be exact there, so their users are left

@@ -11,8 +11,8 @@ are checked before anything is replaced:
    reads the mask as per-row lengths: padding must be on the right, as the runtime pads.
    Residual Add + LayerNormalization stay two ops: onnxruntime's CPU SkipLayerNormalization
    kernel took 1.48 s where Add + LayerNormalization take 0.34 s (int8, 600 texts, batch 8,
-   one thread; 27 % of all kernel time). CUDA sessions fuse them again at load, where the
-   fused kernel is the fast one (`runtime.create_session`).
+   one thread; about 20 % of all kernel time). CPU sessions are told not to fuse them again
+   at load; CUDA sessions are left free to (`runtime.create_session`; not measured on a GPU).
 2. **int8** (`quantize_artifact`): per-channel dynamic quantization of the fused graph's
    MatMul and Attention weights (``model.int8.onnx``). Activations are quantized per tensor,
    at run time, over the whole batch; BERT's LayerNorm and GELU outputs carry a few channels

@@ -53,7 +53,15 @@ class Settings(BaseSettings):
     encoder_precision: Literal["fp32", "int8"] = Field(
         "fp32", description="fp32 reference, or the int8 variant (export-encoder --int8)."
     )
-    encoder_threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = auto.")
+    encoder_threads: int = Field(
+        0, ge=0, description="onnxruntime intra-op threads per run; 0 = auto (1 when runs > 1)."
+    )
+    encoder_parallel_runs: int = Field(
+        1,
+        ge=1,
+        description="Encoder runs at once on parts of each batch (data parallel, one thread "
+        "each unless encoder_threads says otherwise).",
+    )
     encoder_spinning: bool = Field(
         False,
         description="Let idle onnxruntime threads busy-wait (faster on cores the worker has "
@@ -69,6 +77,12 @@ class Settings(BaseSettings):
     batch_max: int = Field(256, ge=1, description="Micro-batch: at most this many events.")
     batch_within_s: float = Field(
         0.05, gt=0, description="Micro-batch: at most this long waiting for more events."
+    )
+    batches_in_flight: int = Field(
+        2,
+        ge=1,
+        description="Micro-batches of user events in flight: with 2 the next batch is decoded "
+        "and encoded while this one is applied and published; 1 runs them one at a time.",
     )
     fetch_idle_backoff_ms: int = Field(
         0, ge=0, le=1000,

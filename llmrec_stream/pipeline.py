@@ -56,6 +56,15 @@ class BatchOutcome:
     published: dict[str, bytes] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class PreparedEvents:
+    """A micro-batch of user events decoded, checked and encoded, not yet applied."""
+
+    envelopes: list[Envelope]
+    texts: dict[int, Vector]  # id(envelope) -> text vector, for comments
+    outcome: BatchOutcome
+
+
 class Pipeline:
     """Processes micro-batches of user events and of catalog items."""
 
@@ -165,17 +174,31 @@ class Pipeline:
 
     async def process_events(self, records: Sequence[RawRecord]) -> BatchOutcome:
         """Apply user events to profiles and publish fresh top-k for every touched user."""
+        return await self.apply_events(await self.prepare_events(records))
+
+    async def prepare_events(self, records: Sequence[RawRecord]) -> PreparedEvents:
+        """The first half of `process_events`: decode, check items, encode comments.
+
+        Touches no profile, so it may run for the next micro-batch while `apply_events`
+        runs for this one (the stream agent does: the encoder then rarely waits on Redis,
+        ranking or the producer). Bad records are dead letters already.
+        """
         outcome = BatchOutcome(consumed=len(records))
         envelopes = await self._decode(records, outcome)
         envelopes = await self._drop_unknown_items(envelopes, outcome)
         texts = await self._encode_comments(envelopes)
+        return PreparedEvents(envelopes, texts, outcome)
+
+    async def apply_events(self, prepared: PreparedEvents) -> BatchOutcome:
+        """The second half: update profiles, rank, publish. Batches must come in order."""
+        outcome = prepared.outcome
         batch: dict[str, list[Contribution]] = defaultdict(list)
-        for env in envelopes:
+        for env in prepared.envelopes:
             event = env.event
             assert not isinstance(event, Item | Erasure)  # noqa: S101 - own topics, own agents
             item_id = getattr(event, "item_id", None)
             item_vec = None if item_id is None else self.catalog.index.vector(item_id)
-            tc, bc = contribution(event, texts.get(id(env)), item_vec, self.weights)
+            tc, bc = contribution(event, prepared.texts.get(id(env)), item_vec, self.weights)
             batch[event.user_id].append(Contribution(event, env.source, tc, bc))
         if not batch:
             return outcome

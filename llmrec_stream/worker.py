@@ -68,6 +68,7 @@ def load_encoder(settings: Settings) -> TextEncoder:
         intra_op_threads=settings.encoder_threads or None,
         precision=settings.encoder_precision,
         spinning=settings.encoder_spinning,
+        parallel_runs=settings.encoder_parallel_runs,
     )
     log.info("encoder %s dim=%d providers=%s", path, encoder.dim, encoder.providers)
     return encoder

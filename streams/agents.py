@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterable, Awaitable, Callable, Sequence
-from typing import Any
+from collections import deque
+from collections.abc import AsyncIterable, Awaitable, Sequence
+from typing import Any, TypeVar
 
 import redis.exceptions
 
-from llmrec_stream.pipeline import Pipeline, RawRecord
+from llmrec_stream.pipeline import Pipeline, PreparedEvents, RawRecord
 from streams.app import (
     app,
     dlq_topic,
@@ -23,6 +24,7 @@ from streams.app import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class FaustSink:
@@ -74,8 +76,8 @@ def _raw(events: Sequence[Any]) -> list[RawRecord]:
     ]
 
 
-async def _process(step: Callable[[list[RawRecord]], Awaitable[Any]], batch: Any) -> None:
-    """Run one micro-batch; an unexpected failure ends the process before anything commits.
+async def _or_exit(work: Awaitable[T]) -> T:
+    """Run one micro-batch step; an unexpected failure ends the process before anything commits.
 
     Faust acks a ``take_events`` batch even when its body raises, and would then commit past
     events that were never applied. A bug must not turn into silent loss: exit at once, the
@@ -84,32 +86,74 @@ async def _process(step: Callable[[list[RawRecord]], Awaitable[Any]], batch: Any
     retried inside the pipeline (backpressure).
     """
     try:
-        await step(_raw(batch))
+        return await work
     except Exception:
         log.critical("unexpected failure in a micro-batch; exiting uncommitted", exc_info=True)
         logging.shutdown()
         os._exit(70)
 
 
+def _hold(events: Sequence[Any]) -> None:
+    """Keep Faust from committing past these events when ``take_events`` acks them.
+
+    One more reference on each message (Faust's own mechanism for a message that several
+    streams read): its offset becomes committable only at `_release`, once applied.
+    """
+    for event in events:
+        event.message.incref()
+
+
+def _release(events: Sequence[Any]) -> None:
+    for event in events:
+        if event.ack():  # the last reference: committable now
+            message = event.message
+            app.sensors.on_message_out(message.tp, message.offset, message)
+
+
+async def _apply_after(
+    p: Pipeline,
+    prepared: Awaitable[PreparedEvents],
+    previous: asyncio.Future[None] | None,
+    events: Sequence[Any],
+) -> None:
+    ready = await _or_exit(prepared)
+    if previous is not None:
+        await previous  # batches apply in order: a user's events reach Redis in offset order
+    await _or_exit(p.apply_events(ready))
+    _release(events)
+
+
 @app.agent(user_events_topic)
 async def user_events(stream: AsyncIterable[Any]) -> None:
+    """Micro-batches in a two-stage pipeline: batch n+1 is decoded and encoded (the encoder
+    thread) while batch n is applied, ranked and published (the event loop).
+
+    At most ``batches_in_flight`` batches are held; their offsets are committed only once
+    applied (`_hold`), and a rebalance waits for them (Faust's ``stream_wait_empty``).
+    """
     p = await pipeline()
+    in_flight: deque[asyncio.Future[None]] = deque()
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):  # type: ignore[attr-defined]
-        await _process(p.process_events, batch)
+        while len(in_flight) >= settings.batches_in_flight:
+            await in_flight.popleft()
+        _hold(batch)
+        prepared = asyncio.ensure_future(p.prepare_events(_raw(batch)))
+        previous = in_flight[-1] if in_flight else None
+        in_flight.append(asyncio.ensure_future(_apply_after(p, prepared, previous, batch)))
 
 
 @app.agent(items_topic)
 async def items(stream: AsyncIterable[Any]) -> None:
     p = await pipeline()
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):  # type: ignore[attr-defined]
-        await _process(p.process_items, batch)
+        await _or_exit(p.process_items(_raw(batch)))
 
 
 @app.agent(erase_topic)
 async def erasures(stream: AsyncIterable[Any]) -> None:
     p = await pipeline()
     async for batch in stream.take_events(64, within=settings.batch_within_s):  # type: ignore[attr-defined]
-        await _process(p.process_erasures, batch)
+        await _or_exit(p.process_erasures(_raw(batch)))
 
 
 @app.agent(models_topic)
@@ -117,7 +161,7 @@ async def models(stream: AsyncIterable[Any]) -> None:
     """Published models: one worker checks each and decides its promotion."""
     p = await pipeline()
     async for batch in stream.take_events(16, within=settings.batch_within_s):  # type: ignore[attr-defined]
-        await _process(p.process_models, batch)
+        await _or_exit(p.process_models(_raw(batch)))
 
 
 @app.timer(interval=settings.model_poll_s)

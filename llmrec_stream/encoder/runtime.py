@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -168,11 +169,21 @@ class OnnxTextEncoder:
         batch_size: int = 64,
         output_name: str = "embeddings",
         max_batch_tokens: int | None = None,
+        parallel_runs: int = 1,
     ) -> None:
         """``max_batch_tokens``: padded tokens per run (`MAX_BATCH_TOKENS` on CPU, no limit
-        on CUDA, which wants wide batches); a wider batch runs in slices, same vectors."""
+        on CUDA, which wants wide batches); a wider batch runs in slices, same vectors.
+
+        ``parallel_runs`` > 1 splits every run's rows into that many interleaved parts (equal
+        widths: the rows are length-sorted) and runs them at once on as many threads, data
+        parallel. Meant for sessions of one intra-op thread each: on a CPU shared with the
+        event loop, the broker and Redis, an intra-op thread pool stalls at every operator
+        whenever one of its threads loses its core; independent runs only slow down.
+        """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if parallel_runs < 1:
+            raise ValueError(f"parallel_runs must be >= 1, got {parallel_runs}")
         if max_batch_tokens is not None and max_batch_tokens < 1:
             raise ValueError(f"max_batch_tokens must be >= 1, got {max_batch_tokens}")
         self.name = name
@@ -195,6 +206,13 @@ class OnnxTextEncoder:
         self._providers = list(session.get_providers())
         on_gpu = CUDA_PROVIDER in self._providers
         self.max_batch_tokens = max_batch_tokens or (None if on_gpu else MAX_BATCH_TOKENS)
+        self.parallel_runs = parallel_runs
+        # onnxruntime allows concurrent run() calls on one session and releases the GIL in them
+        self._pool = (
+            ThreadPoolExecutor(parallel_runs, thread_name_prefix="encoder-run")
+            if parallel_runs > 1
+            else None
+        )
 
     @classmethod
     def load(
@@ -208,11 +226,13 @@ class OnnxTextEncoder:
         precision: str = "fp32",
         spinning: bool = True,
         max_batch_tokens: int | None = None,
+        parallel_runs: int = 1,
     ) -> OnnxTextEncoder:
         """Load an artifact written by `export_encoder`; `verify` checks every file's sha256.
 
         ``precision="int8"`` loads the quantized variant (``export-encoder --int8``);
-        ``spinning`` as in `session_options`; ``max_batch_tokens`` as in the constructor.
+        ``spinning`` as in `session_options`; ``max_batch_tokens`` and ``parallel_runs`` as in
+        the constructor (with ``parallel_runs`` > 1, ``intra_op_threads`` defaults to 1).
         """
         check_single_onnxruntime()
         artifact_dir = Path(artifact_dir)
@@ -225,6 +245,8 @@ class OnnxTextEncoder:
                 f"{artifact_dir} has no {model_file}: export it with "
                 "`llmrec-stream export-encoder --int8`"
             )
+        if parallel_runs > 1 and intra_op_threads is None:
+            intra_op_threads = 1
         session = create_session(
             artifact_dir / model_file,
             device=device,
@@ -240,6 +262,7 @@ class OnnxTextEncoder:
             batch_size=batch_size,
             output_name=manifest.output_name,
             max_batch_tokens=max_batch_tokens,
+            parallel_runs=parallel_runs,
         )
         if encoder.dim != manifest.dim or set(encoder._input_names) != set(manifest.input_names):
             raise ArtifactError(
@@ -269,17 +292,28 @@ class OnnxTextEncoder:
             return out
         encodings = self._tokenizer.encode_batch(items)
         order = sorted(range(len(items)), key=lambda i: len(encodings[i].ids))
+        runs: list[list[int]] = []
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             width = max(1, len(encodings[batch[-1]].ids))  # sorted: the last is the widest
             rows = len(batch)
             if self.max_batch_tokens is not None:
                 rows = max(1, min(rows, self.max_batch_tokens // width))
-            for at in range(0, len(batch), rows):
-                index = batch[at : at + rows]
-                feeds = self._feeds([encodings[i] for i in index])
-                (vectors,) = self._session.run([self._output_name], feeds)
-                out[index] = vectors
+            runs.extend(batch[at : at + rows] for at in range(0, len(batch), rows))
+
+        def run(index: list[int]) -> npt.NDArray[np.float32]:
+            feeds = self._feeds([encodings[i] for i in index])
+            (vectors,) = self._session.run([self._output_name], feeds)
+            return vectors
+
+        if self._pool is None:
+            for index in runs:
+                out[index] = run(index)
+            return out
+        n = self.parallel_runs
+        parts = [part for index in runs for k in range(n) if (part := index[k::n])]
+        for part, vectors in zip(parts, self._pool.map(run, parts), strict=True):
+            out[part] = vectors
         return out
 
     def _feeds(self, batch: list[Encoding]) -> dict[str, npt.NDArray[np.int64]]:

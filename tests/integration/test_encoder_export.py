@@ -135,6 +135,32 @@ def test_wide_batches_run_in_token_slices(encoder_dir: Path) -> None:
     assert all(rows == 1 or rows * width <= 24 for rows, width in runs), runs
 
 
+def test_parallel_runs_split_each_batch_across_threads(encoder_dir: Path) -> None:
+    """``parallel_runs=2``: every run's rows in two interleaved parts, at once: same vectors."""
+    import threading
+
+    from llmrec_stream.encoder.runtime import OnnxTextEncoder
+
+    sequential = OnnxTextEncoder.load(encoder_dir, device="cpu", verify=False)
+    parallel = OnnxTextEncoder.load(encoder_dir, device="cpu", verify=False, parallel_runs=2)
+    runs: list[tuple[int, str]] = []
+    session = parallel._session
+
+    class Recording:
+        def run(self, names: list[str], feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
+            runs.append((feeds["input_ids"].shape[0], threading.current_thread().name))
+            return session.run(names, feeds)
+
+    parallel._session = Recording()  # type: ignore[assignment]
+    np.testing.assert_allclose(parallel.encode(TEXTS), sequential.encode(TEXTS), atol=1e-5)
+    assert sorted(rows for rows, _ in runs) == [len(TEXTS) // 2, len(TEXTS) - len(TEXTS) // 2]
+    assert {name for _, name in runs} <= {"encoder-run_0", "encoder-run_1"}
+    one = OnnxTextEncoder.load(encoder_dir, device="cpu", verify=False, parallel_runs=2)
+    assert one.encode(TEXTS[:1]).shape == (1, 384)  # a single row: one part, not an empty one
+    with pytest.raises(ValueError, match="parallel_runs"):
+        OnnxTextEncoder.load(encoder_dir, device="cpu", verify=False, parallel_runs=0)
+
+
 def test_rejects_non_str(text_encoder: OnnxTextEncoder) -> None:
     with pytest.raises(TypeError, match=r"texts\[1\]"):
         text_encoder.encode(["fine", 3])  # type: ignore[list-item]

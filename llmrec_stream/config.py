@@ -54,13 +54,13 @@ class Settings(BaseSettings):
         "fp32", description="fp32 reference, or the int8 variant (export-encoder --int8)."
     )
     encoder_threads: int = Field(
-        0, ge=0, description="onnxruntime intra-op threads per run; 0 = auto (1 when runs > 1)."
+        0, ge=0, description="onnxruntime intra-op threads per run; 0 = auto."
     )
     encoder_parallel_runs: int = Field(
-        1,
-        ge=1,
-        description="Encoder runs at once on parts of each batch (data parallel, one thread "
-        "each unless encoder_threads says otherwise).",
+        0,
+        ge=0,
+        description="Encoder runs at once on parts of each batch (data parallel, the cores "
+        "shared out unless encoder_threads says otherwise); 0 = auto: 2 on a CPU, 1 on CUDA.",
     )
     encoder_spinning: bool = Field(
         False,

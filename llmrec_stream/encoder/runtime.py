@@ -18,6 +18,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 from tokenizers import Encoding, Tokenizer  # type: ignore[import-untyped]
 
+from llmrec_stream.cpu import usable_cores
 from llmrec_stream.encoder.artifact import (
     PRECISIONS,
     TOKENIZER_NAME,
@@ -41,6 +42,12 @@ CPU_DISABLED_FUSIONS: list[str] = ["SkipLayerNormFusion"]
 #: 2 cores: int8 78 -> 104 texts/s, fp32 36 -> 47 (600 real texts, median 47 tokens; an A/B
 #: on a busy machine).
 MAX_BATCH_TOKENS = 2048
+#: Runs at once on a CPU when the worker leaves it to auto (`resolve_parallel_runs`). Two
+#: one-thread runs instead of one two-thread run, on 2 cores: encoder alone +3-13 % (three
+#: interleaved rounds), next to a half-busy process +18 %, and the worker's drain +16-24 %
+#: (an A/B on one stack): an intra-op pool stalls at every kernel when one of its threads
+#: loses its core to the event loop, the broker or Redis; independent runs only slow down.
+AUTO_CPU_RUNS = 2
 #: Builds of onnxruntime that install into the same `onnxruntime/` folder.
 _ORT_DISTRIBUTIONS: frozenset[str] = frozenset(
     {"onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino"}
@@ -89,6 +96,26 @@ def select_providers(device: str) -> list[str]:
     if device != "cpu" and CUDA_PROVIDER in available:
         return [CUDA_PROVIDER, CPU_PROVIDER]
     return [CPU_PROVIDER]
+
+
+def resolve_parallel_runs(
+    device: str, parallel_runs: int, intra_op_threads: int | None
+) -> tuple[int, int | None]:
+    """(runs at once, intra-op threads per run) for `OnnxTextEncoder.load`.
+
+    ``parallel_runs=0`` is auto: one run on CUDA (it wants wide batches), else `AUTO_CPU_RUNS`
+    runs on a CPU with at least that many cores. With several runs, each gets an equal share
+    of the cores unless ``intra_op_threads`` says otherwise.
+    """
+    if parallel_runs < 0:
+        raise ValueError(f"parallel_runs must be >= 0 (0 = auto), got {parallel_runs}")
+    cores = usable_cores()
+    if parallel_runs == 0:
+        on_gpu = CUDA_PROVIDER in select_providers(device)
+        parallel_runs = 1 if on_gpu or cores < AUTO_CPU_RUNS else AUTO_CPU_RUNS
+    if parallel_runs > 1 and intra_op_threads is None:
+        intra_op_threads = max(1, cores // parallel_runs)
+    return parallel_runs, intra_op_threads
 
 
 def session_options(
@@ -232,7 +259,7 @@ class OnnxTextEncoder:
 
         ``precision="int8"`` loads the quantized variant (``export-encoder --int8``);
         ``spinning`` as in `session_options`; ``max_batch_tokens`` and ``parallel_runs`` as in
-        the constructor (with ``parallel_runs`` > 1, ``intra_op_threads`` defaults to 1).
+        the constructor, ``0`` for auto (`resolve_parallel_runs`).
         """
         check_single_onnxruntime()
         artifact_dir = Path(artifact_dir)
@@ -245,8 +272,9 @@ class OnnxTextEncoder:
                 f"{artifact_dir} has no {model_file}: export it with "
                 "`llmrec-stream export-encoder --int8`"
             )
-        if parallel_runs > 1 and intra_op_threads is None:
-            intra_op_threads = 1
+        parallel_runs, intra_op_threads = resolve_parallel_runs(
+            device, parallel_runs, intra_op_threads
+        )
         session = create_session(
             artifact_dir / model_file,
             device=device,

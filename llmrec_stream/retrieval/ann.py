@@ -24,7 +24,6 @@ present, drop them, and fetch wider if still short.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -32,6 +31,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from llmrec_stream.cpu import usable_cores
 from llmrec_stream.retrieval.rows import RowMap, check_shape, last_of_each
 
 #: Graph degree (HNSW "M"): faiss's usual 32; ef, not M, is what buys recall@100 here.
@@ -240,8 +240,3 @@ class AnnIndex:
             params.sel = faiss.IDSelectorBitmap(self._rows.size, faiss.swig_ptr(keep))
         scores, rows = self._index.search(queries, count, params=params)
         return scores, rows
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1

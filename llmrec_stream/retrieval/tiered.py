@@ -225,7 +225,8 @@ class TieredIndex:
             graph.upsert(ids, vectors)
 
     def _new_ann(self) -> AnnIndex:
-        from llmrec_stream.retrieval.ann import AnnIndex, usable_cores
+        from llmrec_stream.cpu import usable_cores
+        from llmrec_stream.retrieval.ann import AnnIndex
 
         return AnnIndex(
             self._dim,

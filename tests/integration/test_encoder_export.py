@@ -158,7 +158,7 @@ def test_parallel_runs_split_each_batch_across_threads(encoder_dir: Path) -> Non
     one = OnnxTextEncoder.load(encoder_dir, device="cpu", verify=False, parallel_runs=2)
     assert one.encode(TEXTS[:1]).shape == (1, 384)  # a single row: one part, not an empty one
     with pytest.raises(ValueError, match="parallel_runs"):
-        OnnxTextEncoder.load(encoder_dir, device="cpu", verify=False, parallel_runs=0)
+        OnnxTextEncoder.load(encoder_dir, device="cpu", verify=False, parallel_runs=-1)
 
 
 def test_rejects_non_str(text_encoder: OnnxTextEncoder) -> None:

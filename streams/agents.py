@@ -116,10 +116,10 @@ async def _apply_after(
     previous: asyncio.Future[None] | None,
     events: Sequence[Any],
 ) -> None:
-    ready = await _or_exit(prepared)
+    ready = await prepared
     if previous is not None:
         await previous  # batches apply in order: a user's events reach Redis in offset order
-    await _or_exit(p.apply_events(ready))
+    await p.apply_events(ready)
     _release(events)
 
 
@@ -139,7 +139,8 @@ async def user_events(stream: AsyncIterable[Any]) -> None:
         _hold(batch)
         prepared = asyncio.ensure_future(p.prepare_events(_raw(batch)))
         previous = in_flight[-1] if in_flight else None
-        in_flight.append(asyncio.ensure_future(_apply_after(p, prepared, previous, batch)))
+        applied = _or_exit(_apply_after(p, prepared, previous, batch))
+        in_flight.append(asyncio.ensure_future(applied))
 
 
 @app.agent(items_topic)

@@ -334,13 +334,10 @@ class OnnxTextEncoder:
             (vectors,) = self._session.run([self._output_name], feeds)
             return vectors
 
-        if self._pool is None:
-            for index in runs:
-                out[index] = run(index)
-            return out
         n = self.parallel_runs
         parts = [part for index in runs for k in range(n) if (part := index[k::n])]
-        for part, vectors in zip(parts, self._pool.map(run, parts), strict=True):
+        results = map(run, parts) if self._pool is None else self._pool.map(run, parts)
+        for part, vectors in zip(parts, results, strict=True):
             out[part] = vectors
         return out
 

@@ -311,4 +311,8 @@ class Pipeline:
                 delay = min(delay * 2, self.retry_max_s)
 
     def close(self) -> None:
-        self._executor.shutdown(wait=False)
+        """Stop the encoder thread once its batch is done, and the encoder's own threads."""
+        self._executor.shutdown(wait=True)
+        close = getattr(self.encoder, "close", None)  # optional: not part of `TextEncoder`
+        if close is not None:
+            close()

@@ -341,6 +341,11 @@ class OnnxTextEncoder:
             out[part] = vectors
         return out
 
+    def close(self) -> None:
+        """Stop the parallel runs' threads (idle between calls); encoding after this fails."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
     def _feeds(self, batch: list[Encoding]) -> dict[str, npt.NDArray[np.int64]]:
         width = max(len(e.ids) for e in batch)
         ids = np.full((len(batch), width), self._pad_id, dtype=np.int64)

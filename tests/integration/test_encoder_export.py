@@ -157,6 +157,12 @@ def test_parallel_runs_split_each_batch_across_threads(encoder_dir: Path) -> Non
     assert {name for _, name in runs} <= {"encoder-run_0", "encoder-run_1"}
     one = OnnxTextEncoder.load(encoder_dir, device="cpu", verify=False, parallel_runs=2)
     assert one.encode(TEXTS[:1]).shape == (1, 384)  # a single row: one part, not an empty one
+    threads = list(parallel._pool._threads)  # type: ignore[union-attr]
+    assert threads
+    parallel.close()
+    assert not any(t.is_alive() for t in threads)
+    with pytest.raises(RuntimeError, match="shutdown"):
+        parallel.encode(TEXTS)
     with pytest.raises(ValueError, match="parallel_runs"):
         OnnxTextEncoder.load(encoder_dir, device="cpu", verify=False, parallel_runs=-1)
 

@@ -108,7 +108,8 @@ class Catalog:
         every item this worker published itself, and in an HNSW graph a second insert of the
         same vector would cost a new row and leave a tombstone.
         """
-        keep = [k for k, i in enumerate(ids) if not _same(self.index.vector(i), vectors[k])]
+        last = {item_id: k for k, item_id in enumerate(ids)}  # a repeated id: the last wins
+        keep = [k for i, k in last.items() if not _same(self.index.vector(i), vectors[k])]
         if len(keep) < len(ids):
             ids, vectors = [ids[k] for k in keep], vectors[keep]
         for at in range(0, len(ids), UPSERT_SLICE):

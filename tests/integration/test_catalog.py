@@ -103,3 +103,22 @@ def test_a_changed_item_is_inserted_again(stack: DevStack, redis_client: redis.R
             await client.aclose()
 
     assert asyncio.run(run()) == [["item-0", "item-1", "item-2"], ["item-1"]]
+
+
+def test_an_id_twice_in_one_load_keeps_its_last_vector(
+    stack: DevStack, redis_client: redis.Redis
+) -> None:
+    async def run() -> RecordingIndex:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        index = RecordingIndex([])
+        catalog = Catalog(client, index)
+        try:
+            items, vectors = _items(2, seed=3)
+            await catalog.publish(items, vectors)
+            await catalog.publish([items[0], items[0]], np.stack([-vectors[0], vectors[0]]))
+            return index
+        finally:
+            await client.aclose()
+
+    index = asyncio.run(run())
+    np.testing.assert_array_equal(index.vector("item-0"), _items(2, seed=3)[1][0])

@@ -86,39 +86,34 @@ def test_a_large_mirror_goes_in_slices_with_the_event_loop_free_between_them(
     assert seen[0] < seen[1] < seen[2]  # the ticker ran between every two slices
 
 
-def test_a_changed_item_is_inserted_again(stack: DevStack, redis_client: redis.Redis) -> None:
-    async def run() -> list[list[str]]:
-        client = aioredis.Redis.from_url(stack.redis_url)
-        index = RecordingIndex([])
-        catalog = Catalog(client, index)
-        try:
-            items, vectors = _items(3, seed=2)
+async def _published(
+    url: str, batches: list[tuple[list[Item], npt.NDArray[np.float32]]]
+) -> RecordingIndex:
+    """One worker's index after it published these batches in turn."""
+    client = aioredis.Redis.from_url(url)
+    index = RecordingIndex([])
+    catalog = Catalog(client, index)
+    try:
+        for items, vectors in batches:
             await catalog.publish(items, vectors)
-            changed = vectors.copy()
-            changed[1] = -changed[1]
-            await catalog.publish(items, changed)  # item-1's text changed, the others did not
-            np.testing.assert_array_equal(index.vector("item-1"), changed[1])
-            return [ids for ids, _ in index.calls]
-        finally:
-            await client.aclose()
+        return index
+    finally:
+        await client.aclose()
 
-    assert asyncio.run(run()) == [["item-0", "item-1", "item-2"], ["item-1"]]
+
+def test_a_changed_item_is_inserted_again(stack: DevStack, redis_client: redis.Redis) -> None:
+    items, vectors = _items(3, seed=2)
+    changed = vectors.copy()
+    changed[1] = -changed[1]  # item-1's text changed, the others did not
+    index = asyncio.run(_published(stack.redis_url, [(items, vectors), (items, changed)]))
+    assert [ids for ids, _ in index.calls] == [["item-0", "item-1", "item-2"], ["item-1"]]
+    np.testing.assert_array_equal(index.vector("item-1"), changed[1])
 
 
 def test_an_id_twice_in_one_load_keeps_its_last_vector(
     stack: DevStack, redis_client: redis.Redis
 ) -> None:
-    async def run() -> RecordingIndex:
-        client = aioredis.Redis.from_url(stack.redis_url)
-        index = RecordingIndex([])
-        catalog = Catalog(client, index)
-        try:
-            items, vectors = _items(2, seed=3)
-            await catalog.publish(items, vectors)
-            await catalog.publish([items[0], items[0]], np.stack([-vectors[0], vectors[0]]))
-            return index
-        finally:
-            await client.aclose()
-
-    index = asyncio.run(run())
-    np.testing.assert_array_equal(index.vector("item-0"), _items(2, seed=3)[1][0])
+    items, vectors = _items(2, seed=3)
+    twice = ([items[0], items[0]], np.stack([-vectors[0], vectors[0]]))
+    index = asyncio.run(_published(stack.redis_url, [(items, vectors), twice]))
+    np.testing.assert_array_equal(index.vector("item-0"), vectors[0])

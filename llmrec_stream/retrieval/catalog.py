@@ -19,6 +19,7 @@ import redis.asyncio as aioredis
 
 from llmrec_stream.events.models import Item
 from llmrec_stream.retrieval.protocol import ItemIndex
+from llmrec_stream.retrieval.rows import last_of_each
 
 # One hash tag: the catalog lives in one slot, so its pipeline works on Redis Cluster too.
 VECTORS = "{catalog}:vec"
@@ -108,14 +109,17 @@ class Catalog:
         every item this worker published itself, and in an HNSW graph a second insert of the
         same vector would cost a new row and leave a tombstone.
         """
-        last = {item_id: k for k, item_id in enumerate(ids)}  # a repeated id: the last wins
-        keep = [k for i, k in last.items() if not _same(self.index.vector(i), vectors[k])]
-        if len(keep) < len(ids):
-            ids, vectors = [ids[k] for k in keep], vectors[keep]
-        for at in range(0, len(ids), UPSERT_SLICE):
+        positions = list(last_of_each(ids).values())  # a repeated id: the last vector wins
+        for at in range(0, len(positions), UPSERT_SLICE):
             if at:
                 await asyncio.sleep(0)
-            self.index.upsert(ids[at : at + UPSERT_SLICE], vectors[at : at + UPSERT_SLICE])
+            rows = [
+                k
+                for k in positions[at : at + UPSERT_SLICE]
+                if not _same(self.index.vector(ids[k]), vectors[k])
+            ]
+            if rows:
+                self.index.upsert([ids[k] for k in rows], vectors[rows])
 
     async def resolve(self, ids: Sequence[str]) -> set[str]:
         """Make sure these ids are in memory; returns those that exist nowhere."""

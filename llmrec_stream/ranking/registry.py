@@ -104,8 +104,21 @@ def load_ranker(
 ) -> Ranker:
     """Check the artifact a record points to and build the ranker that serves it.
 
-    Raises `ModelArtifactError` (with its ``reason``) on anything this worker cannot serve.
+    Raises `ModelArtifactError` (with its ``reason``) on anything this worker cannot serve,
+    an artifact this worker cannot read included: a missing or unreadable file, a location the
+    file system refuses (``OSError``) is reason ``unreadable``, so the models agent dead-letters
+    the record and the follower keeps its ranker instead of crashing (and restarting into the
+    same record).
     """
+    try:
+        return _load_ranker(record, text_dim, fallback, threads=threads)
+    except OSError as exc:
+        raise ModelArtifactError(
+            f"{record.location}: cannot read the artifact ({exc})", "unreadable"
+        ) from exc
+
+
+def _load_ranker(record: ModelRecord, text_dim: int, fallback: Ranker, *, threads: int) -> Ranker:
     path = Path(record.location)
     manifest_file = path / MANIFEST
     if not manifest_file.is_file():

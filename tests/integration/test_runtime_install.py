@@ -178,6 +178,20 @@ def _clean_env(venv: Path) -> dict[str, str]:
     return env
 
 
+def _prune(root: Path, keep: str) -> None:
+    """Drop the venvs of earlier pyproject.tomls (~370 MB each) that nobody is using."""
+    for lock_path in root.glob("*.lock"):
+        if lock_path.stem == keep:
+            continue
+        with lock_path.open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # another session is on it
+            shutil.rmtree(root / lock_path.stem, ignore_errors=True)
+            lock_path.unlink()
+
+
 @pytest.fixture(scope="module")
 def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The runtime install of this checkout, built as the Dockerfile builds it."""
@@ -204,6 +218,7 @@ def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             _run([*pip, spec], env, src)  # as the Dockerfile: pip install ".[cpu]"
             (venv / ".complete").touch()
             what = "built"
+            _prune(root, keep=key)
         else:
             # dependencies as cached (same pyproject.toml); this checkout's code, non-editable
             _run([*pip, "--no-deps", "--force-reinstall", "."], env, src)

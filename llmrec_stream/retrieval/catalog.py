@@ -79,14 +79,21 @@ class Catalog:
         return len(ids)
 
     async def refresh(self) -> int:
-        """Apply the change log since the last call; returns how many ids were updated."""
+        """Apply the change log since the last call; returns how many ids were updated.
+
+        The log position moves only once the vectors are in the index: if Redis fails
+        between the read of the log and the load, the next call reads the same entries
+        again instead of skipping those items for good.
+        """
         entries: Any = await self.client.xread({LOG: self._log_id}, count=10_000)
         ids: list[str] = []
+        last = self._log_id
         for _stream, messages in entries:
             for msg_id, fields in messages:
-                self._log_id = _text(msg_id)
+                last = _text(msg_id)
                 ids.extend(fields[b"ids"].decode("utf-8").split("\n"))
         await self.load(list(dict.fromkeys(ids)))
+        self._log_id = last
         return len(ids)
 
     async def load(self, ids: Sequence[str]) -> list[str]:

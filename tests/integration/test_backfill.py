@@ -8,25 +8,35 @@ and Redis must hold exactly what the verifier derives from the log.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import redis.asyncio as aioredis
 
+from llmrec_stream.config import Settings
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.encoder.protocol import TextEncoder
+from llmrec_stream.events import topics
+from llmrec_stream.metrics import Metrics
 from llmrec_stream.profiles.fusion import FusionWeights
 from llmrec_stream.replay import producer, publish
+from llmrec_stream.retrieval.catalog import Catalog
+from llmrec_stream.retrieval.exact import ExactIndex
+from llmrec_stream.sources.base import OutboundEvent
 from llmrec_stream.sources.synthetic import synthetic_replay
 from llmrec_stream.verify import compare, expected_profiles, read_log
+from llmrec_stream.worker import CatalogBootstrap, bootstrap_catalog
 from tests.integration.live import EVENT_TOPICS, LiveWorker
 
 N_ITEMS = 300
 N_EVENTS = 5_000  # 22 % of these were unknown_item dead letters before the catalog bootstrap
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def empty_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     """A stack of its own: the topics hold only this test's records, from offset 0."""
     with DevStack(workdir=tmp_path_factory.mktemp("backfill-stack")) as dev_stack:
@@ -64,6 +74,47 @@ def test_a_backfill_dead_letters_no_event_as_unknown_item(
         assert worker.stop() == 0, worker.proc.log_tail()
     finally:
         worker.stop()
+
+
+async def _start_up(settings: Settings, encoder: TextEncoder) -> tuple[CatalogBootstrap, Catalog]:
+    """What a starting worker's `bootstrap_catalog` does, on a catalog of its own."""
+    client = aioredis.Redis.from_url(settings.redis_url)
+    catalog = Catalog(client, ExactIndex(encoder.dim))
+    try:
+        await catalog.bootstrap()
+        return await bootstrap_catalog(settings, catalog, encoder, Metrics()), catalog
+    finally:
+        await client.aclose()
+
+
+def test_a_starting_worker_encodes_only_the_items_the_catalog_lacks_or_that_changed(
+    empty_stack: DevStack, text_encoder: TextEncoder
+) -> None:
+    world = synthetic_replay(n_items=40, n_users=1, n_events=0, seed=13)
+    prod = producer(empty_stack.kafka_bootstrap)
+    publish(prod, world.items)
+    prod.produce(topics.ITEMS, b"{not json", b"bad-item")  # the items agent's dead letter
+    assert prod.flush(30) == 0
+    settings = Settings(redis_url=empty_stack.redis_url,
+                        kafka_bootstrap=empty_stack.kafka_bootstrap)
+    first, catalog = asyncio.run(_start_up(settings, text_encoder))
+    assert (first.records, first.items, first.encoded) == (41, 40, 40)
+    assert len(catalog.index) == 40
+    again, catalog = asyncio.run(_start_up(settings, text_encoder))  # a second worker
+    assert (again.records, again.items, again.encoded) == (41, 40, 0)
+    assert len(catalog.index) == 40  # loaded from Redis, nothing encoded
+    changed = world.items[3]
+    renamed = OutboundEvent(changed.topic, changed.key, {**changed.value, "title": "Renamed"})
+    publish(prod, [renamed])
+    assert prod.flush(30) == 0
+    after, catalog = asyncio.run(_start_up(settings, text_encoder))
+    assert (after.records, after.items, after.encoded) == (42, 40, 1)
+    text = ". ".join([
+        "Renamed", str(changed.value["description"]), ", ".join(changed.value["tags"]),
+    ])
+    held = catalog.index.vector(changed.key)
+    assert held is not None
+    np.testing.assert_allclose(held, text_encoder.encode([text])[0], atol=1e-6)
 
 
 pytestmark = pytest.mark.timeout(600)

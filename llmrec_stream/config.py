@@ -137,6 +137,23 @@ class Settings(BaseSettings):
         300.0, ge=0, description="Events stamped further in the future go to the DLQ."
     )
 
+    # --- catalog first, log reads, encoder identity (issue 12: catalog) --------------------
+    catalog_bootstrap: bool = Field(
+        True,
+        description="At start, read llmrec.items to its end and encode what the catalog "
+        "lacks before taking user events (a GlobalKTable's restore).",
+    )
+    unknown_item_wait_s: float = Field(
+        3.0, ge=0,
+        description="How long a batch waits for an item it names to reach the catalog "
+        "before its events become unknown_item dead letters.",
+    )
+    log_read_timeout_s: float = Field(
+        60.0, gt=0,
+        description="A partition read from offset 0 (catalog bootstrap, verifier, trainer) "
+        "that makes no progress this long fails with an error naming it.",
+    )
+
     @cached_property
     def resolved_worker_id(self) -> str:
         return self.worker_id or f"{socket.gethostname()}-0"

@@ -62,6 +62,24 @@ class Metrics:
         self.redis_retries = Counter(
             "llmrec_redis_retries", "Redis calls retried after a connection error.", registry=r
         )
+        # --- catalog first (issue 12: catalog) ------------------------------------------
+        self.catalog_bootstrap_items = Gauge(
+            "llmrec_catalog_bootstrap_items",
+            "Start-up read of llmrec.items: records read, distinct items, items encoded.",
+            ["stage"],
+            registry=r,
+        )
+        self.catalog_bootstrap_seconds = Gauge(
+            "llmrec_catalog_bootstrap_seconds",
+            "Start-up read of llmrec.items and encoding of what the catalog lacked.",
+            registry=r,
+        )
+        self.unknown_item_waits = Counter(
+            "llmrec_unknown_item_waits",
+            "Item ids a batch did not find at first: found while it waited, or dead-lettered.",
+            ["outcome"],
+            registry=r,
+        )
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped by Prometheus
         """Expose ``/metrics`` on this port (a background thread)."""

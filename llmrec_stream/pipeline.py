@@ -83,7 +83,10 @@ class Pipeline:
         worker_id: str = "worker",
         retry_max_s: float = 5.0,
         models: ModelFollower | None = None,
+        unknown_item_wait_s: float = 0.0,
     ) -> None:
+        """``unknown_item_wait_s``: how long a batch waits for an item it names to reach the
+        catalog (`_drop_unknown_items`); 0 dead-letters an unknown item at once."""
         self.encoder = encoder
         self.store = store
         self.catalog = catalog
@@ -96,6 +99,7 @@ class Pipeline:
         self.worker_id = worker_id
         self.retry_max_s = retry_max_s
         self.models = models
+        self.unknown_item_wait_s = unknown_item_wait_s
         # onnxruntime releases the GIL: encoding in a thread keeps the event loop (and the
         # consumer's heartbeats) running. One thread: batches are sequential anyway.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="encoder")
@@ -230,8 +234,17 @@ class Pipeline:
     async def _drop_unknown_items(
         self, envelopes: list[Envelope], outcome: BatchOutcome
     ) -> list[Envelope]:
+        """Dead-letter the events whose item the catalog does not know, after a bounded wait.
+
+        Catalog first: a worker has read ``llmrec.items`` to its end before this runs (see
+        `worker.build_pipeline`), so during live traffic an unknown item is one published
+        moments ago, still being encoded by the worker that owns its partition. The batch
+        waits up to ``unknown_item_wait_s`` for it, looking it up in Redis again and again.
+        """
         wanted = [i for e in envelopes if (i := getattr(e.event, "item_id", None)) is not None]
         unknown = await self._retry(lambda: self.catalog.resolve(wanted)) if wanted else set()
+        if unknown and self.unknown_item_wait_s > 0:
+            unknown = await self._await_items(unknown)
         kept: list[Envelope] = []
         for env in envelopes:
             item_id = getattr(env.event, "item_id", None)
@@ -244,6 +257,20 @@ class Pipeline:
             else:
                 kept.append(env)
         return kept
+
+    async def _await_items(self, unknown: set[str]) -> set[str]:
+        """Look these ids up until they exist or the wait is over; returns those still unknown."""
+        deadline = time.monotonic() + self.unknown_item_wait_s
+        delay = 0.05
+        waiting = unknown
+        while waiting and (left := deadline - time.monotonic()) > 0:
+            await asyncio.sleep(min(delay, left))
+            delay = min(delay * 2, 0.5)
+            ids = sorted(waiting)
+            waiting = await self._retry(lambda ids=ids: self.catalog.resolve(ids))  # type: ignore[misc]
+        self.metrics.unknown_item_waits.labels("found").inc(len(unknown - waiting))
+        self.metrics.unknown_item_waits.labels("dead_letter").inc(len(waiting))
+        return waiting
 
     async def _encode_comments(self, envelopes: list[Envelope]) -> dict[int, Vector]:
         comments = [e for e in envelopes if isinstance(e.event, Comment)]

@@ -2,19 +2,30 @@
 
 The Faust app, the tests and the benchmarks all build their pipeline here, so they run the
 same wiring; only the ``Sink`` differs.
+
+Building a pipeline is also a worker's start-up: it checks that its encoder is the catalog's
+(`encoder_id`, `Catalog.claim_encoder`) and restores the catalog from ``llmrec.items`` before
+any agent takes a record (`bootstrap_catalog`: a Kafka Streams GlobalKTable's restore; every
+agent of ``streams/agents.py`` awaits the pipeline before its first record).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import redis.asyncio as aioredis
 
 from llmrec_stream.config import Settings
-from llmrec_stream.encoder.artifact import default_encoder_dir
+from llmrec_stream.encoder.artifact import default_encoder_dir, encoder_identity, read_manifest
 from llmrec_stream.encoder.protocol import TextEncoder
-from llmrec_stream.events.codec import Limits
+from llmrec_stream.events import topics
+from llmrec_stream.events.codec import Limits, Rejected, decode
+from llmrec_stream.events.models import Item, Source
+from llmrec_stream.kafka_log import read_records
 from llmrec_stream.metrics import Metrics
 from llmrec_stream.pipeline import Pipeline
 from llmrec_stream.profiles.fusion import FusionWeights
@@ -26,9 +37,12 @@ from llmrec_stream.ranking.protocol import Ranker
 from llmrec_stream.ranking.registry import ModelFollower, ModelRecord, load_ranker
 from llmrec_stream.retrieval.catalog import Catalog
 from llmrec_stream.retrieval.tiered import TieredIndex
-from llmrec_stream.security import redis_options
+from llmrec_stream.security import confluent_config, redis_options
 
 log = logging.getLogger(__name__)
+#: Items encoded and published per step of the catalog bootstrap: what a crash during a long
+#: bootstrap loses, and the size of one encoder call.
+BOOTSTRAP_CHUNK = 256
 
 
 def fusion_weights(settings: Settings) -> FusionWeights:
@@ -53,11 +67,21 @@ def redis_client(settings: Settings) -> aioredis.Redis:
     )
 
 
+def encoder_path(settings: Settings) -> Path:
+    return Path(settings.encoder_dir) if settings.encoder_dir else default_encoder_dir()
+
+
+def encoder_id(settings: Settings) -> str:
+    """The identity of the encoder `load_encoder` loads for these settings (`encoder_identity`
+    of its artifact's manifest and the precision): what the catalog and profiles record."""
+    return encoder_identity(read_manifest(encoder_path(settings)), settings.encoder_precision)
+
+
 def load_encoder(settings: Settings) -> TextEncoder:
     """The ONNX encoder from its exported artifact (onnxruntime + tokenizers only)."""
     from llmrec_stream.encoder.runtime import OnnxTextEncoder
 
-    path = Path(settings.encoder_dir) if settings.encoder_dir else default_encoder_dir()
+    path = encoder_path(settings)
     if not (path / "manifest.json").exists():
         raise RuntimeError(
             f"no exported encoder at {path}: run `llmrec-stream export-encoder` first"
@@ -80,16 +104,30 @@ async def build_pipeline(
     *,
     encoder: TextEncoder | None = None,
     metrics: Metrics | None = None,
+    identity: str | None = None,
 ) -> Pipeline:
-    """A ready pipeline: encoder loaded, catalog mirrored from Redis."""
-    encoder = encoder or load_encoder(settings)
+    """A ready pipeline: encoder loaded and checked against the catalog's, catalog mirrored
+    from Redis and brought up to the end of ``llmrec.items``.
+
+    ``identity`` names a given ``encoder`` (default: `encoder_id` of the settings, which
+    describe the encoder loaded when none is given). A worker whose encoder is not the
+    catalog's raises `EncoderMismatch` (a ``RuntimeError``: the worker exits with its reason).
+    """
+    if encoder is None:
+        encoder = load_encoder(settings)
+    identity = identity or encoder_id(settings)
     client = redis_client(settings)
     weights = fusion_weights(settings)
     catalog = Catalog(client, TieredIndex.from_settings(encoder.dim, settings))
+    await catalog.claim_encoder(identity)
+    log.info("encoder %s (the catalog's)", identity)
     n_items = await catalog.bootstrap()
     metrics = metrics or Metrics()
     metrics.items.set(n_items)
     log.info("catalog: %d items loaded from redis", n_items)
+    if settings.catalog_bootstrap and settings.kafka_bootstrap:
+        await bootstrap_catalog(settings, catalog, encoder, metrics)
+        metrics.items.set(len(catalog.index))
     fallback = FusedProfileRanker(settings.mix_text)
     models = ModelFollower(client, encoder.dim, fallback)
     pipeline = Pipeline(
@@ -105,11 +143,74 @@ async def build_pipeline(
         top_k=settings.top_k,
         worker_id=settings.resolved_worker_id,
         models=models,
+        unknown_item_wait_s=settings.unknown_item_wait_s,
     )
     if not await pipeline.follow_models() and settings.model_dir:
         pipeline.swap_ranker(pinned_model(settings, encoder.dim, fallback))
     log.info("ranking with %s", pipeline.ranker.version)
     return pipeline
+
+
+@dataclass(frozen=True, slots=True)
+class CatalogBootstrap:
+    """What a worker's start-up read of ``llmrec.items`` found and did."""
+
+    records: int
+    items: int
+    encoded: int
+    seconds: float
+
+
+async def bootstrap_catalog(
+    settings: Settings, catalog: Catalog, encoder: TextEncoder, metrics: Metrics
+) -> CatalogBootstrap:
+    """Read ``llmrec.items`` to its end offsets and publish the items the catalog lacks.
+
+    A Kafka Streams GlobalKTable is restored to its topic's end before the application
+    processes a record; the catalog gets the same start-up, so a backfill (items, then
+    events, all in Kafka before the first worker starts) never meets an item that is only
+    later in the items agent's queue. All partitions are read (assigned, no group, nothing
+    committed: `kafka_log.read_records`), the latest version of each item is kept, and those
+    the catalog lacks or holds with other content (`Catalog.stale`) are encoded and
+    published. Records that do not decode are skipped: the items agent dead-letters them.
+
+    The Kafka read and the encoding run in threads: this runs on the Faust worker's event
+    loop, whose consumer heartbeats must go on. Workers starting together each encode what
+    is stale when they look, so an item may be encoded by several of them: the vectors are
+    the same (one encoder per deployment), and a later publish of an unchanged item changes
+    nothing in any index.
+    """
+    started = time.perf_counter()
+    records, latest = await asyncio.to_thread(_latest_items, settings)
+    stale = await catalog.stale(latest)
+    for at in range(0, len(stale), BOOTSTRAP_CHUNK):
+        chunk = stale[at : at + BOOTSTRAP_CHUNK]
+        vectors = await asyncio.to_thread(encoder.encode, [it.text() for it in chunk])
+        await catalog.publish(chunk, vectors)
+    done = CatalogBootstrap(records, len(latest), len(stale), time.perf_counter() - started)
+    for stage, n in (("records", done.records), ("items", done.items),
+                     ("encoded", done.encoded)):
+        metrics.catalog_bootstrap_items.labels(stage).set(n)
+    metrics.catalog_bootstrap_seconds.set(done.seconds)
+    log.info("catalog bootstrap: %d records of %s read, %d items, %d encoded, in %.1fs",
+             done.records, topics.ITEMS, done.items, done.encoded, done.seconds)
+    return done
+
+
+def _latest_items(settings: Settings) -> tuple[int, list[Item]]:
+    """(records read, the latest version of each item that decodes), in a thread."""
+    limits = Limits(settings.max_text_bytes, settings.max_future_skew_s)
+    latest: dict[str, Item] = {}
+    n = 0
+    for r in read_records(settings.kafka_bootstrap, [topics.ITEMS],
+                          group_id=f"{settings.app_id}-catalog-bootstrap",
+                          conf=confluent_config(settings),
+                          timeout_s=settings.log_read_timeout_s):
+        n += 1
+        env = decode(r.topic, r.key, r.value, Source(r.topic, r.partition, r.offset), limits)
+        if not isinstance(env, Rejected) and isinstance(env.event, Item):
+            latest[env.event.item_id] = env.event  # offset order: a later version wins
+    return n, list(latest.values())
 
 
 def pinned_model(settings: Settings, text_dim: int, fallback: Ranker) -> Ranker:

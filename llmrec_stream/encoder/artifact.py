@@ -91,6 +91,19 @@ def default_encoder_dir() -> Path:
     return Path.home() / ".cache" / "llmrec-stream" / "encoder" / DEFAULT_MODEL_SLUG
 
 
+def encoder_identity(manifest: Manifest, precision: str = "fp32") -> str:
+    """A short stable name for what makes two encoders' vectors comparable.
+
+    The source model, the sha256 of the graph that runs (fp32 or int8: quantizing changes
+    the vectors), the dimension and the token limit (longer texts are cut there), e.g.
+    ``sentence-transformers/all-MiniLM-L6-v2@3f2a9c1b7e4d/384d/fp32/len256``. The catalog
+    and the profiles record it; a worker whose identity differs must not write vectors.
+    """
+    model = manifest.files.get(PRECISIONS.get(precision, ""), "")
+    digest = model[:12] if model else "unhashed"
+    return f"{manifest.source}@{digest}/{manifest.dim}d/{precision}/len{manifest.max_length}"
+
+
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in chunks so a 90 MB model does not sit twice in memory."""
     digest = hashlib.sha256()

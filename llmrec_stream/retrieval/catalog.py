@@ -4,11 +4,17 @@ Items arrive partitioned (each worker encodes only its share of ``llmrec.items``
 worker must score against all of them. So the worker that encodes an item writes its vector
 to one Redis hash and appends the id to a change log (a Redis stream); every worker applies
 the log to its in-memory index, and looks up a missed id directly before giving up on it.
+
+Each item's meta holds a digest of what its vector was made from (`content_digest`), so a
+starting worker can tell which items of ``llmrec.items`` the catalog lacks or holds in an older
+version (`stale`). The catalog also records which encoder made its vectors (`claim_encoder`):
+vectors of two encoders are not comparable, and one deployment has one encoder.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import Sequence
 from typing import Any
@@ -25,12 +31,20 @@ from llmrec_stream.retrieval.rows import last_of_each
 VECTORS = "{catalog}:vec"
 META = "{catalog}:meta"
 LOG = "{catalog}:log"
+#: The identity of the encoder that made every vector of the catalog (`claim_encoder`).
+ENCODER = "{catalog}:encoder"
 LOG_MAXLEN = 1_000_000
 #: Items put into the index per step, the event loop free between steps. An HNSW insert
 #: into a 50,000-item graph took 0.8-1.2 ms an item (one thread): 2,500 items at once stalled
 #: the loop (fetches, heartbeats, the next micro-batch) for 1.9-2.9 s, a slice of 32 for at
 #: most 38 ms.
 UPSERT_SLICE = 32
+#: Ids per HMGET when checking which items are stale (one round trip each, bounded replies).
+STALE_CHUNK = 1000
+
+
+class EncoderMismatch(RuntimeError):
+    """This worker's encoder is not the one the catalog's vectors were made with."""
 
 
 class Catalog:
@@ -78,15 +92,66 @@ class Catalog:
             await asyncio.to_thread(self.index.upsert, ids, np.stack(vecs))
         return len(ids)
 
+    async def claim_encoder(self, identity: str) -> None:
+        """Record ``identity`` as the catalog's encoder, or check that it is the recorded one.
+
+        The first worker of an empty deployment records its encoder (SET NX and GET in one
+        MULTI: of several workers starting at once, one wins and the others compare with
+        it). A catalog written before identities were recorded is accepted when its vectors
+        have this encoder's dimension. Raises `EncoderMismatch` naming both encoders.
+        """
+        held: Any = await self.client.get(ENCODER)
+        if held is None:
+            sample: Any = await self.client.hrandfield(VECTORS, 1, withvalues=True)
+            if sample and len(sample[1]) != 4 * self.dim:
+                raise EncoderMismatch(
+                    f"the catalog in Redis holds {len(sample[1]) // 4}-dimensional vectors "
+                    f"and records no encoder; this worker's encoder is {identity!r} "
+                    f"({self.dim} dimensions). Start the worker with the catalog's encoder, "
+                    "or empty the catalog and profiles to change encoders."
+                )
+            pipe = self.client.pipeline(transaction=True)
+            pipe.set(ENCODER, identity, nx=True)
+            pipe.get(ENCODER)
+            _, held = await pipe.execute()
+        if _text(held) != identity:
+            raise EncoderMismatch(
+                f"the catalog in Redis was encoded with {_text(held)!r}, this worker's encoder "
+                f"is {identity!r}: vectors of two encoders must not mix. Start the worker "
+                "with the catalog's encoder (LLMREC_ENCODER_DIR, LLMREC_ENCODER_PRECISION), "
+                "or empty the catalog and profiles to change encoders."
+            )
+
+    async def stale(self, items: Sequence[Item]) -> list[Item]:
+        """The items whose vector the catalog lacks, or made from other content.
+
+        Reads only the meta (the vector hash is written before it, in the same pipeline):
+        an item whose meta carries no digest (written by an older version) counts as stale.
+        """
+        out: list[Item] = []
+        for at in range(0, len(items), STALE_CHUNK):
+            chunk = items[at : at + STALE_CHUNK]
+            raw: list[Any] = await self.client.hmget(META, [it.item_id for it in chunk])
+            out.extend(it for it, r in zip(chunk, raw, strict=True)
+                       if r is None or _digest_of(r) != content_digest(it))
+        return out
+
     async def refresh(self) -> int:
-        """Apply the change log since the last call; returns how many ids were updated."""
+        """Apply the change log since the last call; returns how many ids were updated.
+
+        The log position moves only once the vectors are in the index: if Redis fails
+        between the read of the log and the load, the next call reads the same entries
+        again instead of skipping those items for good.
+        """
         entries: Any = await self.client.xread({LOG: self._log_id}, count=10_000)
         ids: list[str] = []
+        last = self._log_id
         for _stream, messages in entries:
             for msg_id, fields in messages:
-                self._log_id = _text(msg_id)
+                last = _text(msg_id)
                 ids.extend(fields[b"ids"].decode("utf-8").split("\n"))
         await self.load(list(dict.fromkeys(ids)))
+        self._log_id = last
         return len(ids)
 
     async def load(self, ids: Sequence[str]) -> list[str]:
@@ -144,5 +209,19 @@ def _text(value: bytes | str) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
+def content_digest(item: Item) -> str:
+    """What the catalog stores of an item (the encoded text, title, category), hashed."""
+    content = json.dumps([item.text(), item.title, item.category], ensure_ascii=False)
+    return hashlib.sha256(content.encode("utf-8")).hexdigest()[:32]
+
+
+def _digest_of(raw: bytes | str) -> str | None:
+    try:
+        meta = json.loads(raw)
+    except ValueError:
+        return None
+    return meta.get("digest") if isinstance(meta, dict) else None
+
+
 def _meta(item: Item) -> dict[str, Any]:
-    return {"title": item.title, "category": item.category}
+    return {"title": item.title, "category": item.category, "digest": content_digest(item)}

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 import redis
 import redis.asyncio as aioredis
+import redis.exceptions
 
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.events.models import Item
@@ -117,3 +120,48 @@ def test_an_id_twice_in_one_load_keeps_its_last_vector(
     twice = ([items[0], items[0]], np.stack([-vectors[0], vectors[0]]))
     index = asyncio.run(_published(stack.redis_url, [(items, vectors), twice]))
     np.testing.assert_array_equal(index.vector("item-0"), vectors[0])
+
+
+class DropsNextLoad(aioredis.Redis):
+    """A real client whose next HMGET fails as a connection lost mid-call does: Redis went
+    away between a worker's read of the change log and its load of the vectors."""
+
+    drop_next_load = False
+
+    def hmget(self, name: Any, keys: Any, *args: Any) -> Any:
+        if self.drop_next_load:
+            self.drop_next_load = False
+            return _lost()
+        return super().hmget(name, keys, *args)
+
+
+async def _lost() -> None:
+    raise redis.exceptions.ConnectionError("Connection closed by server (injected)")
+
+
+async def _refresh_across_an_outage(url: str, n: int) -> tuple[ExactIndex, list[Item]]:
+    a_client, b_client = aioredis.Redis.from_url(url), DropsNextLoad.from_url(url)
+    assert isinstance(b_client, DropsNextLoad)
+    index_b = ExactIndex(DIM)
+    a, b = Catalog(a_client, ExactIndex(DIM)), Catalog(b_client, index_b)
+    try:
+        await b.bootstrap()
+        items, vectors = _items(n, seed=4)
+        await a.publish(items, vectors)  # worker A, while B's Redis calls fail
+        b_client.drop_next_load = True
+        with pytest.raises(redis.exceptions.ConnectionError):
+            await b.refresh()  # the log was read, the load was not
+        assert len(index_b) == 0
+        await b.refresh()  # Redis is back: the next tick of the agent's timer
+        return index_b, items
+    finally:
+        await a_client.aclose()
+        await b_client.aclose()
+
+
+def test_items_published_while_a_refresh_fails_reach_the_index_afterwards(
+    stack: DevStack, redis_client: redis.Redis
+) -> None:
+    index_b, items = asyncio.run(_refresh_across_an_outage(stack.redis_url, 40))
+    missing = [it.item_id for it in items if it.item_id not in index_b]
+    assert missing == [], f"{len(missing)} of {len(items)} items never reached the mirror"

@@ -105,6 +105,8 @@ async def build_pipeline(
         top_k=settings.top_k,
         worker_id=settings.resolved_worker_id,
         models=models,
+        dlq_value_prefix_bytes=settings.dlq_value_prefix_bytes,
+        dlq_send_attempts=settings.dlq_send_attempts,
     )
     if not await pipeline.follow_models() and settings.model_dir:
         pipeline.swap_ranker(pinned_model(settings, encoder.dim, fallback))

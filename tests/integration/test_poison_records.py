@@ -19,7 +19,13 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
-from confluent_kafka.admin import AdminClient, ConfigResource, ResourceType
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    ResourceType,
+)
 from jsonschema import Draft7Validator
 
 from llmrec_stream.devstack import DevStack
@@ -178,3 +184,47 @@ def test_poison_records_at_the_size_limits_become_dead_letters_that_fit(
     for event, _ in good:
         if event.topic in (topics.COMMENTS, topics.CLICKS, topics.PURCHASES):
             assert (event.key, event.value["event_id"]) in driven, event
+
+
+def test_a_dead_letter_the_dlq_refuses_is_retried_in_its_minimal_form(
+    worker: LiveWorker, stack: DevStack
+) -> None:
+    """``llmrec.dlq`` takes at most 1,500 bytes a record: the full letter (a 4 KB prefix) is
+    refused, the retry sends coordinates and digests only, and the stream goes on."""
+    admin = AdminClient({"bootstrap.servers": stack.kafka_bootstrap})
+
+    def dlq_limit(value: int) -> None:
+        entry = ConfigEntry("max.message.bytes", str(value),
+                            incremental_operation=AlterConfigOpType.SET)  # fmt: skip
+        res = ConfigResource(ResourceType.TOPIC, topics.DLQ, incremental_configs=[entry])
+        for future in admin.incremental_alter_configs([res]).values():
+            future.result(timeout=10)
+
+    before = worker.metrics().get("llmrec_dead_letter_retries_total", 0.0)
+    original = _broker_limit(stack, topics.DLQ)
+    dlq_limit(1500)
+    try:
+        raw = Producer({"bootstrap.servers": stack.kafka_bootstrap, "linger.ms": 0})
+        value = _poison(200_000, b"refused")
+        partition, offset = _produce(raw, topics.CLICKS, b"poison-refused", value)
+        event = _good(topics.CLICKS, "poison-refused", "it-2", 99)
+        _, good_offset = _produce(raw, topics.CLICKS, *event.encode())
+        wm_key, wm_field = "u:{poison-refused}:p", f"wm:{topics.CLICKS}:{partition}"
+        worker.wait(lambda: int(worker.redis.hget(wm_key, wm_field) or -1) >= good_offset, 60,
+                    "the click after the poison record")  # fmt: skip
+    finally:
+        dlq_limit(original)
+    letters = [
+        json.loads(r.value)
+        for r in read_records(stack.kafka_bootstrap, [topics.DLQ])
+        if r.value and json.loads(r.value)["source_offset"] == offset
+        and json.loads(r.value)["source_topic"] == topics.CLICKS
+    ]
+    assert len(letters) == 1
+    letter = letters[0]
+    assert letter["source_partition"] == partition
+    assert letter["value"] == "" and letter["truncated"] is True
+    assert letter["value_sha256"] == hashlib.sha256(value).hexdigest()
+    assert letter["value_length"] == len(value)
+    assert worker.metrics()["llmrec_dead_letter_retries_total"] - before >= 1
+    assert worker.proc.alive

@@ -154,6 +154,21 @@ class Settings(BaseSettings):
         "that makes no progress this long fails with an error naming it.",
     )
 
+    # --- dead letters and output delivery (issue 12) ------------------------------------
+    dlq_value_prefix_bytes: int = Field(
+        4096,
+        ge=0,
+        le=720_000,
+        description="Bytes of a rejected value kept in its dead letter (with the whole value's "
+        "sha256 and length); checked at start against the producer's max request size.",
+    )
+    dlq_send_attempts: int = Field(
+        5,
+        ge=1,
+        description="Tries to write one dead letter (backoff 0.2 s doubling, the later tries "
+        "without the value prefix); then the batch stays uncommitted and the worker exits.",
+    )
+
     @cached_property
     def resolved_worker_id(self) -> str:
         return self.worker_id or f"{socket.gethostname()}-0"

@@ -80,6 +80,19 @@ class Metrics:
             ["outcome"],
             registry=r,
         )
+        # --- dead letters and output delivery (issue 12) --------------------------------
+        self.dead_letter_retries = Counter(
+            "llmrec_dead_letter_retries",
+            "Dead-letter writes that failed and were tried again.",
+            registry=r,
+        )
+        self.dead_letter_failures = Counter(
+            "llmrec_dead_letter_failures",
+            "Dead letters not written after every try, by reason: their batch stays "
+            "uncommitted (replayed after the worker exits).",
+            ["reason"],
+            registry=r,
+        )
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped by Prometheus
         """Expose ``/metrics`` on this port (a background thread)."""

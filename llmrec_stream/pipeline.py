@@ -7,6 +7,7 @@ nothing about Faust. Its inputs are raw records; its outputs go to a ``Sink``.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import time
 from collections import defaultdict
@@ -18,7 +19,7 @@ from typing import TypeVar
 import numpy as np
 import redis.exceptions
 
-from llmrec_stream.dlq import dead_letter
+from llmrec_stream.dlq import DEFAULT_VALUE_PREFIX_BYTES, DeadLetterFormat
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events.codec import Limits, Rejected, decode
 from llmrec_stream.events.models import Comment, Envelope, Erasure, Item, Source, UserEvent
@@ -54,6 +55,9 @@ class BatchOutcome:
     skipped: int = 0
     dead_letters: dict[str, int] = field(default_factory=dict)
     published: dict[str, bytes] = field(default_factory=dict)
+    deliveries: list[Awaitable[object]] = field(default_factory=list)
+    """One per record the batch produced: resolves when the broker acknowledged it. The batch's
+    offsets may be committed only after all resolved (`llmrec_stream.commit`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +88,8 @@ class Pipeline:
         retry_max_s: float = 5.0,
         models: ModelFollower | None = None,
         unknown_item_wait_s: float = 0.0,
+        dlq_value_prefix_bytes: int = DEFAULT_VALUE_PREFIX_BYTES,
+        dlq_send_attempts: int = 5,
     ) -> None:
         """``unknown_item_wait_s``: how long a batch waits for an item it names to reach the
         catalog (`_drop_unknown_items`); 0 dead-letters an unknown item at once."""
@@ -100,6 +106,8 @@ class Pipeline:
         self.retry_max_s = retry_max_s
         self.models = models
         self.unknown_item_wait_s = unknown_item_wait_s
+        self.dead_letter_format = DeadLetterFormat(worker_id, dlq_value_prefix_bytes)
+        self.dlq_send_attempts = dlq_send_attempts
         # onnxruntime releases the GIL: encoding in a thread keeps the event loop (and the
         # consumer's heartbeats) running. One thread: batches are sequential anyway.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="encoder")
@@ -129,7 +137,7 @@ class Pipeline:
             assert isinstance(env.event, Erasure)  # noqa: S101 - decode keys on the topic
             user_id = env.event.user_id
             await self._retry(lambda u=user_id: self.store.erase(u))  # type: ignore[misc]
-            await self.sink.tombstone(user_id)
+            outcome.deliveries.append(await self.sink.tombstone(user_id))
             outcome.applied += 1
             log.info("erased user at %s[%d]@%d", env.source.topic, env.source.partition,
                      env.source.offset)
@@ -306,21 +314,57 @@ class Pipeline:
             payload = recommendation_record(
                 user_id, top, version, [e.event_id for e in events], trigger_ts
             )
-            await self.sink.recommendation(user_id, payload)
+            outcome.deliveries.append(await self.sink.recommendation(user_id, payload))
             self.metrics.freshness.observe(max(0.0, time.time() - trigger_ts / 1000.0))
             outcome.published[user_id] = payload
         self.metrics.recommendations.inc(len(outcome.published))
         await self._retry(lambda: self.store.cache_recommendations(outcome.published))
 
     async def _dead_letter(self, rejected: Rejected, outcome: BatchOutcome) -> None:
-        payload, headers = dead_letter(rejected, self.worker_id)
-        await self.sink.dead_letter(rejected.key, payload, headers)
+        """Count and log a rejected record and start writing its dead letter; the batch's
+        commit waits for that write (`_deliver_dead_letter`) like for any other output."""
         self.metrics.dead_letters.labels(rejected.reason).inc()
         outcome.dead_letters[rejected.reason] = outcome.dead_letters.get(rejected.reason, 0) + 1
         log.warning(
             "dead letter %s from %s[%d]@%d: %s", rejected.reason, rejected.source.topic,
             rejected.source.partition, rejected.source.offset, rejected.detail[:200],
         )
+        outcome.deliveries.append(asyncio.ensure_future(self._deliver_dead_letter(rejected)))
+
+    async def _deliver_dead_letter(self, rejected: Rejected) -> None:
+        """Write one dead letter until the broker acknowledges it, a bounded number of times.
+
+        A failed try is retried with backoff (0.2 s, doubling), and every retry sends the
+        minimal letter (coordinates, digests, lengths: a few hundred bytes), since a refusal may
+        be about size (a ``llmrec.dlq`` with a smaller ``max.message.bytes``). When every try
+        failed, the letter is counted (``llmrec_dead_letter_failures_total``), its coordinates
+        and digest are logged at ERROR, and this raises: the batch then stays uncommitted and
+        the worker exits, so the record itself stays in its source topic, at those coordinates,
+        and is dead-lettered again after the restart. The stream waits for a writable DLQ
+        rather than moving past a record that left no trace.
+        """
+        letter = self.dead_letter_format.letter(rejected)
+        delay = 0.2
+        for attempt in range(1, self.dlq_send_attempts + 1):
+            try:
+                await (await self.sink.dead_letter(letter.key, letter.value, letter.headers))
+                return
+            except Exception as exc:  # any refusal: the producer's, the broker's, a timeout
+                error: Exception = exc
+                if attempt == self.dlq_send_attempts:
+                    break
+                self.metrics.dead_letter_retries.inc()
+                log.warning("dead letter for %s not written (%r); try %d of %d in %.1fs",
+                            _where(rejected), exc, attempt + 1, self.dlq_send_attempts, delay)
+                letter = self.dead_letter_format.minimal(rejected)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.retry_max_s)
+        self.metrics.dead_letter_failures.labels(rejected.reason).inc()
+        digest = hashlib.sha256(rejected.value).hexdigest() if rejected.value is not None else None
+        log.error("dead letter for %s (%s, value sha256 %s) not written after %d tries: %r; "
+                  "its batch stays uncommitted", _where(rejected), rejected.reason, digest,
+                  self.dlq_send_attempts, error)
+        raise error
 
     async def _retry(self, call: Callable[[], Awaitable[T]]) -> T:
         """Retry Redis calls until they succeed: the stream waits (backpressure), no loss.
@@ -343,3 +387,8 @@ class Pipeline:
         close = getattr(self.encoder, "close", None)  # optional: not part of `TextEncoder`
         if close is not None:
             close()
+
+
+def _where(rejected: Rejected) -> str:
+    src = rejected.source
+    return f"{src.topic}[{src.partition}]@{src.offset}"

@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from typing import Protocol
 
 from llmrec_stream.events.codec import dumps
 
 
 class Sink(Protocol):
-    """Output of the pipeline. Faust topics in the worker; a confluent producer elsewhere."""
+    """Output of the pipeline. Faust topics in the worker.
 
-    async def recommendation(self, user_id: str, payload: bytes) -> None:
+    Each method hands a record to the producer and returns its delivery: an awaitable that
+    resolves once the broker acknowledged the record (acks=all) and raises if it refused it.
+    The pipeline collects the deliveries of a micro-batch (``BatchOutcome.deliveries``), and
+    the batch's offsets become committable only once every one resolved (`llmrec_stream.commit`).
+    """
+
+    async def recommendation(self, user_id: str, payload: bytes) -> Awaitable[object]:
         """Publish on ``llmrec.recommendations``, keyed by user."""
 
-    async def tombstone(self, user_id: str) -> None:
+    async def tombstone(self, user_id: str) -> Awaitable[object]:
         """Publish a null value for the user on ``llmrec.recommendations`` (compaction drops
         every earlier record of theirs)."""
 
     async def dead_letter(
         self, key: bytes | None, payload: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
+    ) -> Awaitable[object]:
         """Publish on ``llmrec.dlq``."""
 
 

@@ -144,6 +144,8 @@ async def build_pipeline(
         worker_id=settings.resolved_worker_id,
         models=models,
         unknown_item_wait_s=settings.unknown_item_wait_s,
+        dlq_value_prefix_bytes=settings.dlq_value_prefix_bytes,
+        dlq_send_attempts=settings.dlq_send_attempts,
     )
     if not await pipeline.follow_models() and settings.model_dir:
         pipeline.swap_ranker(pinned_model(settings, encoder.dim, fallback))

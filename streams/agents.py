@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import deque
 from collections.abc import AsyncIterable, Awaitable, Sequence
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import redis.exceptions
 
-from llmrec_stream.pipeline import Pipeline, PreparedEvents, RawRecord
+from llmrec_stream.commit import InOrderBatches, gated
+from llmrec_stream.dlq import check_prefix
+from llmrec_stream.pipeline import Pipeline, RawRecord
 from streams.app import (
     app,
     dlq_topic,
@@ -28,18 +29,24 @@ T = TypeVar("T")
 
 
 class FaustSink:
-    """Pipeline output through the app's producer (batched, acks=all)."""
+    """Pipeline output through the app's producer (batched, acks=all).
 
-    async def recommendation(self, user_id: str, payload: bytes) -> None:
-        await recommendations_topic.send(key=user_id.encode("utf-8"), value=payload)
+    Faust's ``topic.send`` only puts the record in the producer's buffer; what it returns is
+    the record's delivery (aiokafka's future: metadata once the broker acknowledged it, an
+    exception if it refused it). The pipeline collects those and the agents release a batch's
+    offsets only when all resolved (`llmrec_stream.commit`).
+    """
 
-    async def tombstone(self, user_id: str) -> None:
-        await recommendations_topic.send(key=user_id.encode("utf-8"), value=None)
+    async def recommendation(self, user_id: str, payload: bytes) -> Awaitable[object]:
+        return await recommendations_topic.send(key=user_id.encode("utf-8"), value=payload)
+
+    async def tombstone(self, user_id: str) -> Awaitable[object]:
+        return await recommendations_topic.send(key=user_id.encode("utf-8"), value=None)
 
     async def dead_letter(
         self, key: bytes | None, payload: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        await dlq_topic.send(key=key, value=payload, headers=headers)
+    ) -> Awaitable[object]:
+        return await dlq_topic.send(key=key, value=payload, headers=headers)
 
 
 _pipeline: Pipeline | None = None
@@ -58,6 +65,7 @@ async def pipeline() -> Pipeline:
             from llmrec_stream.worker import build_pipeline
 
             try:
+                check_prefix(settings.dlq_value_prefix_bytes, app.conf.producer_max_request_size)
                 _pipeline = await build_pipeline(settings, FaustSink())
             except Exception:
                 log.critical("cannot start the pipeline; exiting", exc_info=True)
@@ -87,40 +95,20 @@ async def _or_exit(work: Awaitable[T]) -> T:
     """
     try:
         return await work
-    except Exception:
-        log.critical("unexpected failure in a micro-batch; exiting uncommitted", exc_info=True)
-        logging.shutdown()
-        os._exit(70)
+    except Exception as exc:
+        _exit_uncommitted(exc)
 
 
-def _hold(events: Sequence[Any]) -> None:
-    """Keep Faust from committing past these events when ``take_events`` acks them.
-
-    One more reference on each message (Faust's own mechanism for a message that several
-    streams read): its offset becomes committable only at `_release`, once applied.
-    """
-    for event in events:
-        event.message.incref()
+def _exit_uncommitted(exc: BaseException) -> NoReturn:
+    """A batch failed (a bug, or an output the broker refused): its offsets were never
+    released, so exiting now leaves them uncommitted and the restarted worker replays it."""
+    log.critical("unexpected failure in a micro-batch; exiting uncommitted", exc_info=exc)
+    logging.shutdown()
+    os._exit(70)
 
 
-def _release(events: Sequence[Any]) -> None:
-    for event in events:
-        if event.ack():  # the last reference: committable now
-            message = event.message
-            app.sensors.on_message_out(message.tp, message.offset, message)
-
-
-async def _apply_after(
-    p: Pipeline,
-    prepared: Awaitable[PreparedEvents],
-    previous: asyncio.Future[None] | None,
-    events: Sequence[Any],
-) -> None:
-    ready = await prepared
-    if previous is not None:
-        await previous  # batches apply in order: a user's events reach Redis in offset order
-    await p.apply_events(ready)
-    _release(events)
+def _committable(message: Any) -> None:
+    app.sensors.on_message_out(message.tp, message.offset, message)
 
 
 @app.agent(user_events_topic)
@@ -128,33 +116,28 @@ async def user_events(stream: AsyncIterable[Any]) -> None:
     """Micro-batches in a two-stage pipeline: batch n+1 is decoded and encoded (the encoder
     thread) while batch n is applied, ranked and published (the event loop).
 
-    At most ``batches_in_flight`` batches are held; their offsets are committed only once
-    applied (`_hold`), and a rebalance waits for them (Faust's ``stream_wait_empty``).
+    `InOrderBatches` holds at most ``batches_in_flight`` batches; their offsets are committed
+    only once applied and once every record they produced is acknowledged, and a rebalance
+    waits for them (Faust's ``stream_wait_empty``).
     """
     p = await pipeline()
-    in_flight: deque[asyncio.Future[None]] = deque()
+    batches = InOrderBatches(settings.batches_in_flight, _exit_uncommitted)
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):  # type: ignore[attr-defined]
-        while len(in_flight) >= settings.batches_in_flight:
-            await in_flight.popleft()
-        _hold(batch)
-        prepared = asyncio.ensure_future(p.prepare_events(_raw(batch)))
-        previous = in_flight[-1] if in_flight else None
-        applied = _or_exit(_apply_after(p, prepared, previous, batch))
-        in_flight.append(asyncio.ensure_future(applied))
+        await batches.submit(batch, p.prepare_events(_raw(batch)), p.apply_events, _committable)
 
 
 @app.agent(items_topic)
 async def items(stream: AsyncIterable[Any]) -> None:
     p = await pipeline()
     async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):  # type: ignore[attr-defined]
-        await _or_exit(p.process_items(_raw(batch)))
+        await _or_exit(gated(p.process_items(_raw(batch))))
 
 
 @app.agent(erase_topic)
 async def erasures(stream: AsyncIterable[Any]) -> None:
     p = await pipeline()
     async for batch in stream.take_events(64, within=settings.batch_within_s):  # type: ignore[attr-defined]
-        await _or_exit(p.process_erasures(_raw(batch)))
+        await _or_exit(gated(p.process_erasures(_raw(batch))))
 
 
 @app.agent(models_topic)
@@ -162,7 +145,7 @@ async def models(stream: AsyncIterable[Any]) -> None:
     """Published models: one worker checks each and decides its promotion."""
     p = await pipeline()
     async for batch in stream.take_events(16, within=settings.batch_within_s):  # type: ignore[attr-defined]
-        await _or_exit(p.process_models(_raw(batch)))
+        await _or_exit(gated(p.process_models(_raw(batch))))
 
 
 @app.timer(interval=settings.model_poll_s)

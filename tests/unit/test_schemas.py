@@ -10,6 +10,7 @@ a field of a published schema fails here rather than in a consumer in production
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft7Validator
 
-from llmrec_stream.dlq import dead_letter
+from llmrec_stream.dlq import DeadLetterFormat, check_prefix, dead_letter, max_value_prefix
 from llmrec_stream.events import codec, topics
 from llmrec_stream.events.models import (
     Click,
@@ -86,7 +87,8 @@ def test_schema_is_valid_draft07_with_a_version(path: Path) -> None:
     assert schema["type"] == "object"
     version = schema["properties"]["schema_version"]
     assert version["type"] == "integer"
-    assert version["enum"] == [1]
+    # dead letters went to v2 (bounded prefixes and digests); v1 records still validate
+    assert version["enum"] == ([1, 2] if path.stem == "dead_letter" else [1])
     assert "schema_version" in schema["required"]
 
 
@@ -173,7 +175,12 @@ FROZEN_PROPERTIES: dict[str, set[str]] = {
         "source_offset",
         "exception",
         "key",
+        "key_sha256",
+        "key_length",
         "value",
+        "value_sha256",
+        "value_length",
+        "truncated",
         "worker_id",
         "ts",
     },
@@ -436,9 +443,10 @@ def test_empty_recommendation_record_matches_its_schema() -> None:
 def test_dead_letter_matches_its_schema() -> None:
     rejected = codec.decode(topics.CLICKS, b"\xffkey", b"\x00not json", SRC, codec.Limits())
     assert isinstance(rejected, codec.Rejected)
-    body, headers = dead_letter(rejected, "worker-7")
-    record = json.loads(body)
+    letter = dead_letter(rejected, "worker-7")
+    record = json.loads(letter.value)
     assert_valid("dead_letter", record)
+    assert record["schema_version"] == 2
     assert record["reason"] == "invalid_json"
     assert (record["source_topic"], record["source_partition"], record["source_offset"]) == (
         "llmrec.test",
@@ -447,29 +455,102 @@ def test_dead_letter_matches_its_schema() -> None:
     )
     assert base64.b64decode(record["key"]) == b"\xffkey"
     assert base64.b64decode(record["value"]) == b"\x00not json"
+    assert record["value_sha256"] == hashlib.sha256(b"\x00not json").hexdigest()
+    assert record["key_sha256"] == hashlib.sha256(b"\xffkey").hexdigest()
+    assert (record["value_length"], record["key_length"]) == (9, 4)
+    assert record["truncated"] is False
     assert record["worker_id"] == "worker-7"
-    assert dict(headers)["llmrec.reason"] == b"invalid_json"
-    assert dict(headers)["__connect.errors.topic"] == b"llmrec.test"
-    assert dict(headers)["__connect.errors.partition"] == b"3"
-    assert dict(headers)["__connect.errors.offset"] == b"42"
-    assert dict(headers)["__connect.errors.exception.class.name"] == b"JSONDecodeError"
+    headers = dict(letter.headers)
+    assert letter.key == b"\xffkey"
+    assert headers["llmrec.reason"] == b"invalid_json"
+    assert headers["llmrec.truncated"] == b"false"
+    assert headers["llmrec.value.sha256"] == record["value_sha256"].encode()
+    assert headers["__connect.errors.topic"] == b"llmrec.test"
+    assert headers["__connect.errors.partition"] == b"3"
+    assert headers["__connect.errors.offset"] == b"42"
+    assert headers["__connect.errors.exception.class.name"] == b"JSONDecodeError"
+
+
+def test_a_v1_dead_letter_still_validates() -> None:
+    # as workers before schema_version 2 wrote them: the whole key and value, base64
+    v1 = {
+        "schema_version": 1, "reason": "invalid_json", "detail": "Expecting value",
+        "source_topic": "llmrec.clicks", "source_partition": 0, "source_offset": 7,
+        "exception": "JSONDecodeError", "key": "dTE=", "value": "AG5vdCBqc29u",
+        "worker_id": "w", "ts": 1700000000000,
+    }  # fmt: skip
+    assert_valid("dead_letter", v1)
+    assert list(validator("dead_letter").iter_errors({**v1, "schema_version": 2}))
 
 
 def test_dead_letter_without_key_or_value_matches_its_schema() -> None:
     rejected = codec.decode(topics.COMMENTS, None, None, SRC, codec.Limits())
     assert isinstance(rejected, codec.Rejected)
-    record = json.loads(dead_letter(rejected, "w")[0])
+    record = json.loads(dead_letter(rejected, "w").value)
     assert_valid("dead_letter", record)
     assert record["key"] is None and record["value"] is None
+    assert record["value_sha256"] is None and record["value_length"] is None
 
 
 def test_dead_letter_truncates_a_long_detail() -> None:
     rejected = codec.Rejected("schema_violation", "x" * 5000, SRC, "E", b"k", b"v")
-    body, headers = dead_letter(rejected, "w")
-    record = json.loads(body)
+    letter = dead_letter(rejected, "w")
+    record = json.loads(letter.value)
     assert_valid("dead_letter", record)
     assert record["detail"] == "x" * 2000
-    assert dict(headers)["__connect.errors.exception.message"] == b"x" * 500
+    assert dict(letter.headers)["__connect.errors.exception.message"] == b"x" * 500
+
+
+@pytest.mark.parametrize("size", [4097, 999_900, 1_048_500, 5_000_000])
+def test_a_dead_letter_of_a_huge_value_keeps_a_prefix_and_the_digest_and_fits(size: int) -> None:
+    value = bytes(range(256)) * (size // 256) + b"\xff" * (size % 256)
+    key = b"k" * 2000
+    rejected = codec.decode(topics.COMMENTS, key, value, SRC, codec.Limits())
+    assert isinstance(rejected, codec.Rejected)
+    fmt = DeadLetterFormat("w", value_prefix_bytes=4096, max_record_bytes=1_000_000)
+    letter = fmt.letter(rejected)
+    record = json.loads(letter.value)
+    assert_valid("dead_letter", record)
+    assert base64.b64decode(record["value"]) == value[:4096]
+    assert record["value_sha256"] == hashlib.sha256(value).hexdigest()
+    assert record["value_length"] == size
+    assert record["key_sha256"] == hashlib.sha256(key).hexdigest()
+    assert record["key_length"] == 2000 and letter.key == key[:512]
+    assert record["truncated"] is True
+    assert dict(letter.headers)["llmrec.truncated"] == b"true"
+    assert dict(letter.headers)["llmrec.value.length"] == str(size).encode()
+    assert letter.size < 4096 * 4 // 3 + 16 * 1024
+
+
+def test_the_minimal_dead_letter_keeps_coordinates_and_digest_only() -> None:
+    rejected = codec.Rejected("invalid_json", "d" * 2000, SRC, "JSONDecodeError", b"u", b"x" * 10)
+    letter = DeadLetterFormat("w").minimal(rejected)
+    record = json.loads(letter.value)
+    assert_valid("dead_letter", record)
+    assert record["value"] == "" and record["detail"] == ""
+    assert record["value_sha256"] == hashlib.sha256(b"x" * 10).hexdigest()
+    assert record["truncated"] is True and letter.size < 1200
+
+
+def test_a_lone_surrogate_in_the_detail_does_not_break_the_dead_letter() -> None:
+    rejected = codec.Rejected("schema_violation", "bad \ud800 text", SRC, "E", b"u", b"{}")
+    record = json.loads(dead_letter(rejected, "w").value)
+    assert "\\ud800" in record["detail"]
+
+
+def test_the_value_prefix_is_checked_against_the_producer_request_size() -> None:
+    check_prefix(4096, 1_000_000)
+    check_prefix(max_value_prefix(1_000_000), 1_000_000)
+    with pytest.raises(ValueError, match="LLMREC_DLQ_VALUE_PREFIX_BYTES"):
+        check_prefix(max_value_prefix(1_000_000) + 1, 1_000_000)
+    with pytest.raises(ValueError):
+        DeadLetterFormat("w", value_prefix_bytes=900_000, max_record_bytes=1_000_000)
+    # the largest allowed prefix still fits: base64 of it plus every other field
+    rejected = codec.Rejected("invalid_json", "\x07" * 5000, SRC, "E", b"k" * 5000, b"v" * 2**20)
+    prefix = max_value_prefix(1_000_000)
+    letter = DeadLetterFormat("w", prefix, 1_000_000).letter(rejected)
+    assert letter.size <= 1_000_000 - 100
+    assert len(base64.b64decode(json.loads(letter.value)["value"])) == prefix
 
 
 def test_dead_letters_of_every_codec_reason_match_the_schema() -> None:
@@ -493,5 +574,5 @@ def test_dead_letters_of_every_codec_reason_match_the_schema() -> None:
         assert isinstance(rejected, codec.Rejected)
         assert rejected.reason in reasons
         seen.add(rejected.reason)
-        assert_valid("dead_letter", json.loads(dead_letter(rejected, "w")[0]))
+        assert_valid("dead_letter", json.loads(dead_letter(rejected, "w").value))
     assert len(seen) == len(bad)

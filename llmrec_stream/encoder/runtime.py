@@ -197,8 +197,12 @@ class OnnxTextEncoder:
         output_name: str = "embeddings",
         max_batch_tokens: int | None = None,
         parallel_runs: int = 1,
+        text_prefix: str = "",
     ) -> None:
-        """``max_batch_tokens``: padded tokens per run (`MAX_BATCH_TOKENS` on CPU, no limit
+        """``text_prefix`` goes in front of every text (the manifest's: e5 was trained on
+        ``query: ...``), so callers pass plain text whatever the encoder.
+
+        ``max_batch_tokens``: padded tokens per run (`MAX_BATCH_TOKENS` on CPU, no limit
         on CUDA, which wants wide batches); a wider batch runs in slices, same vectors.
 
         ``parallel_runs`` > 1 splits every run's rows into that many interleaved parts (equal
@@ -218,6 +222,7 @@ class OnnxTextEncoder:
         self._session = session
         self._tokenizer = tokenizer
         self._pad_id = pad_id
+        self.text_prefix = text_prefix
         self._output_name = output_name
         self._input_names = [i.name for i in session.get_inputs()]
         unknown = set(self._input_names) - SUPPORTED_INPUTS
@@ -291,6 +296,7 @@ class OnnxTextEncoder:
             output_name=manifest.output_name,
             max_batch_tokens=max_batch_tokens,
             parallel_runs=parallel_runs,
+            text_prefix=manifest.text_prefix,
         )
         if encoder.dim != manifest.dim or set(encoder._input_names) != set(manifest.input_names):
             raise ArtifactError(
@@ -318,6 +324,8 @@ class OnnxTextEncoder:
         out = np.empty((len(items), self._dim), dtype=np.float32)
         if not items:
             return out
+        if self.text_prefix:
+            items = [self.text_prefix + text for text in items]
         encodings = self._tokenizer.encode_batch(items)
         order = sorted(range(len(items)), key=lambda i: len(encodings[i].ids))
         runs: list[list[int]] = []

@@ -4,6 +4,10 @@ Real data sets tell us nothing about *why* a user likes an item. Here every user
 primary (and often a secondary) category, and their comments, clicks and purchases follow it,
 so tests can check that profiles and recommendations recover the taste. The same seed always
 gives byte-identical output: only a seeded ``random.Random`` drives it and no wall clock is read.
+
+``lang="zh"`` writes the same world in Chinese (`vocabulary_zh`); ``lang="mixed"`` keeps half
+of each category's items English and has users comment in Chinese, naming English brands as
+Chinese shoppers do: the cross-language case a multilingual encoder must handle.
 """
 
 from __future__ import annotations
@@ -20,6 +24,12 @@ from llmrec_stream.sources.vocabulary import (
     POSITIVE_OPENERS,
     CategoryVocab,
 )
+from llmrec_stream.sources.vocabulary_zh import (
+    CATEGORIES_ZH,
+    NEGATIVE_OPENERS_ZH,
+    POSITIVE_OPENERS_ZH,
+    CategoryVocabZh,
+)
 
 #: Fixed default start (2023-11-14T22:13:20Z) so output never depends on when it runs.
 DEFAULT_START_TS_MS = 1_700_000_000_000
@@ -27,6 +37,11 @@ AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55+")
 GENDERS = ("f", "m", "x")
 SPEND_LEVELS = ("low", "mid", "high")
 _VOCAB = {vocab.name: vocab for vocab in CATEGORIES}
+_VOCAB_ZH = {vocab.name: vocab for vocab in CATEGORIES_ZH}
+#: Languages of the world: all English, all Chinese, or English and Chinese items with
+#: Chinese comments.
+LANGS = ("en", "zh", "mixed")
+_CODE_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
 #: Share of each event kind that goes to the primary and secondary category; the rest explores.
 #: People write reviews mostly about what they care about, and browse more widely than they buy.
 _AFFINITY = {COMMENTS: (0.85, 0.10), CLICKS: (0.65, 0.20), PURCHASES: (0.75, 0.20)}
@@ -40,6 +55,7 @@ class SyntheticReplay(Replay):
     user_taste: dict[str, str]
     categories: list[str]
     user_secondary: dict[str, str] = field(default_factory=dict)
+    item_lang: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +68,20 @@ class _Item:
     title: str
     description: str
     tags: list[str]
+    lang: str = "en"
 
 
-def comment_text_for(category: str, rng: random.Random, positive: bool = True) -> str:
-    """Write an English review about ``category`` (a name from ``categories``) with its words.
+def comment_text_for(
+    category: str, rng: random.Random, positive: bool = True, lang: str = "en"
+) -> str:
+    """Write a review about ``category`` (a name from ``categories``) with its words, in
+    English (``lang="en"``) or Chinese (``"zh"``).
 
     Tests use this to send a comment whose topic they know in advance.
     """
+    if lang == "zh":
+        zh = _VOCAB_ZH[category]
+        return _review_zh(zh, rng, positive, rng.choice(zh.nouns), rng.choice(zh.brands))
     vocab = _VOCAB[category]
     return _review(vocab, rng, positive, rng.choice(vocab.nouns), rng.choice(vocab.brands))
 
@@ -71,6 +94,7 @@ def synthetic_replay(
     start_ts_ms: int | None = None,
     mix: tuple[float, float, float] = (0.3, 0.5, 0.2),
     mean_gap_ms: float = 1000.0,
+    lang: str = "en",
 ) -> SyntheticReplay:
     """Generate a catalog, user attributes and a time-ordered stream of user events.
 
@@ -78,7 +102,10 @@ def synthetic_replay(
     exponential gaps between consecutive events. Users act mostly in their primary category
     (85 % of comments, 75 % of purchases, 65 % of clicks), then in their secondary one, and
     explore at random otherwise; users without a secondary category use the primary instead.
+    ``lang`` is one of `LANGS` (see the module docstring); "en" output does not depend on it.
     """
+    if lang not in LANGS:
+        raise ValueError(f"lang must be one of {LANGS}, got {lang!r}")
     if n_items < len(CATEGORIES):
         raise ValueError(f"n_items must be at least {len(CATEGORIES)}, one per category")
     if n_users < 1 or n_events < 0 or mean_gap_ms < 0:
@@ -88,7 +115,7 @@ def synthetic_replay(
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     start = DEFAULT_START_TS_MS if start_ts_ms is None else start_ts_ms
     prefix = f"syn{seed}"
-    items, by_category = _make_items(n_items, rng)
+    items, by_category = _make_items(n_items, rng, lang)
     item_events = [_item_event(item, prefix, start) for item in items]
 
     names = [vocab.name for vocab in CATEGORIES]
@@ -131,7 +158,12 @@ def synthetic_replay(
         if topic == COMMENTS:
             liked = category in (primary, secondary.get(user_id))
             positive = rng.random() < (0.9 if liked else 0.3)
-            value["text"] = _review(item.vocab, rng, positive, item.noun, item.brand)
+            if lang == "en":
+                value["text"] = _review(item.vocab, rng, positive, item.noun, item.brand)
+            else:
+                zh = _VOCAB_ZH[item.vocab.name]
+                noun = item.noun if item.lang == "zh" else rng.choice(zh.nouns)
+                value["text"] = _review_zh(zh, rng, positive, noun, item.brand)
             if rng.random() < 0.85:
                 value["item_id"] = item.item_id
             if rng.random() < 0.9:
@@ -152,16 +184,28 @@ def synthetic_replay(
         user_taste=taste,
         categories=names,
         user_secondary=secondary,
+        item_lang={item.item_id: item.lang for item in items},
     )
 
 
-def _make_items(n_items: int, rng: random.Random) -> tuple[list[_Item], dict[str, list[_Item]]]:
-    """Spread items evenly over the categories; titles carry a model code to stay unique."""
+def _make_items(
+    n_items: int, rng: random.Random, lang: str = "en"
+) -> tuple[list[_Item], dict[str, list[_Item]]]:
+    """Spread items evenly over the categories; titles carry a model code to stay unique.
+
+    In a "mixed" world every other round over the categories is Chinese, so each category
+    holds both languages' items.
+    """
     items: list[_Item] = []
     by_category: dict[str, list[_Item]] = {vocab.name: [] for vocab in CATEGORIES}
     seen: set[str] = set()
     for i in range(n_items):
         vocab = CATEGORIES[i % len(CATEGORIES)]
+        if lang == "zh" or (lang == "mixed" and (i // len(CATEGORIES)) % 2 == 1):
+            item = _item_zh(i, vocab, _VOCAB_ZH[vocab.name], rng, seen)
+            items.append(item)
+            by_category[vocab.name].append(item)
+            continue
         brand, noun = rng.choice(vocab.brands), rng.choice(vocab.nouns)
         adjective = rng.choice(vocab.adjectives)
         title = ""
@@ -182,6 +226,59 @@ def _make_items(n_items: int, rng: random.Random) -> tuple[list[_Item], dict[str
         items.append(item)
         by_category[vocab.name].append(item)
     return items, by_category
+
+
+def _item_zh(
+    i: int, vocab: CategoryVocab, zh: CategoryVocabZh, rng: random.Random, seen: set[str]
+) -> _Item:
+    """A Chinese listing: brand, selling point and product, a model code, sometimes a
+    【tag】 in front as Chinese shops write them."""
+    brand, noun, adjective = rng.choice(zh.brands), rng.choice(zh.nouns), rng.choice(zh.adjectives)
+    title = ""
+    while not title or title in seen:
+        code = f"{rng.choice(_CODE_LETTERS)}{rng.choice(_CODE_LETTERS)}-{rng.randint(100, 9999)}"
+        title = f"{brand} {adjective}{noun} {code}"
+        if rng.random() < 0.3:
+            title = f"【{rng.choice(zh.tags)}】{title}"
+    seen.add(title)
+    use, other_use = rng.sample(zh.uses, 2)
+    second = rng.choice(
+        (
+            f"也很适合{other_use}。",
+            f"{rng.choice(zh.brands)}出品，{other_use}的好帮手。",
+            f"专为{other_use}设计，经久耐用。",
+        )
+    )
+    return _Item(
+        item_id=f"item-{i:06d}",
+        vocab=vocab,
+        noun=noun,
+        brand=brand,
+        price=round(rng.uniform(*vocab.price)) - 0.01,
+        title=title,
+        description=f"{adjective}{noun}，采用{rng.choice(zh.materials)}，适合{use}。{second}",
+        tags=sorted(rng.sample(zh.tags, 3)),
+        lang="zh",
+    )
+
+
+def _review_zh(
+    zh: CategoryVocabZh, rng: random.Random, positive: bool, noun: str, brand: str
+) -> str:
+    """The Chinese review: opener, what it was bought for, category details, full-width
+    punctuation."""
+    use = rng.choice(zh.uses)
+    if positive:
+        praise, more = rng.sample(zh.praise, 2)
+        opener = rng.choice(POSITIVE_OPENERS_ZH)
+        parts = [f"{opener}！买了这款{noun}用来{use}，{praise}。", f"{more}。"]
+        if rng.random() < 0.5:
+            parts.append(f"{brand}的{rng.choice(zh.materials)}做工很好。")
+    else:
+        complaint, more = rng.sample(zh.complaints, 2)
+        parts = [f"{rng.choice(NEGATIVE_OPENERS_ZH)}。买了这款{noun}用来{use}，但是{complaint}。"]
+        parts.append(f"而且{more}。" if rng.random() < 0.5 else f"对{brand}太失望了。")
+    return "".join(parts)
 
 
 def _description(vocab: CategoryVocab, rng: random.Random, adjective: str, noun: str) -> str:

@@ -136,7 +136,7 @@ def _snapshot(client: redis.Redis) -> dict[bytes, Any]:
         elif kind == b"zset":
             out[key] = client.zrange(key, 0, -1, withscores=True)
         elif kind == b"string":
-            raw = client.get(key)
+            raw: Any = client.get(key)
             out[key] = (decode_vector_state(raw, DIM), decode_recent(raw, DIM))
         else:
             out[key] = client.lrange(key, 0, -1)
@@ -264,7 +264,7 @@ def test_a_recent_list_in_the_old_list_layout_moves_into_the_vector_string(
     (state,) = loop.run_until_complete(s.apply({"cy": [later, earlier]}))
     assert state.recent == ("later", "new", "mid", "old", "earlier")
     assert not redis_client.exists(recent_key("cy"))
-    held = decode_recent(redis_client.get(vectors_key("cy")), DIM)
+    held = decode_recent(bytes(redis_client.get(vectors_key("cy")) or b""), DIM)
     assert [r.item_id for r in held] == list(state.recent)
     # a read alone (an empty batch) of a profile in the old layout moves it too
     redis_client.rpush(recent_key("dee"), "x", "y")

@@ -264,7 +264,8 @@ def test_a_recent_list_in_the_old_list_layout_moves_into_the_vector_string(
     (state,) = loop.run_until_complete(s.apply({"cy": [later, earlier]}))
     assert state.recent == ("later", "new", "mid", "old", "earlier")
     assert not redis_client.exists(recent_key("cy"))
-    held = decode_recent(bytes(redis_client.get(vectors_key("cy")) or b""), DIM)
+    raw: Any = redis_client.get(vectors_key("cy"))
+    held = decode_recent(raw, DIM)
     assert [r.item_id for r in held] == list(state.recent)
     # a read alone (an empty batch) of a profile in the old layout moves it too
     redis_client.rpush(recent_key("dee"), "x", "y")

@@ -95,7 +95,7 @@ async def build_pipeline(
     pipeline = Pipeline(
         encoder=encoder,
         store=ProfileStore(client, encoder.dim, weights, settings.recent_items,
-                           settings.seen_items),
+                           settings.seen_items, max_attributes=settings.max_attributes),
         catalog=catalog,
         ranker=fallback,
         sink=sink,

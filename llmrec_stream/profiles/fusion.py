@@ -21,12 +21,15 @@ Vector = npt.NDArray[np.float32]
 #: by at most max|v| / HALF_STEPS.
 HALF_STEPS = 2 * 32767
 
-#: Attribute keys one profile holds at most by default (``LLMREC_MAX_ATTRIBUTES``).
-MAX_ATTRIBUTES = 32
+#: Attribute keys one profile holds at most by default (``LLMREC_MAX_ATTRIBUTES``): the three
+#: categorical fields and three numeric ones. A realistic profile (384-d vectors, 50 recent
+#: and 20 bought items, a top-20 cache) leaves ~220 bytes of the 4 KB per user to attributes;
+#: six keys of at most MAX_ATTRIBUTE_FIELD_BYTES fit (tests/integration/test_attributes.py).
+MAX_ATTRIBUTES = 6
 
-#: Longest stored field ("a:" + name, UTF-8 bytes): Redis keeps a hash compact (ziplist or
-#: listpack) only while every field fits in hash-max-*-value, 64 bytes by default.
-MAX_ATTRIBUTE_FIELD_BYTES = 64
+#: Longest stored field ("a:" + name, UTF-8 bytes); a longer one is dropped and counted. Well
+#: inside the 64 bytes up to which Redis keeps a hash compact (ziplist or listpack).
+MAX_ATTRIBUTE_FIELD_BYTES = 32
 
 #: What an attribute event says when it does not know a categorical field (also what the codec
 #: fills in for a field the event leaves out): it never overwrites a known value.

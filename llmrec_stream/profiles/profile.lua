@@ -202,7 +202,7 @@ local function merge_attributes(attrs)
   local kv = cjson.decode(attrs)
   for i = 1, #kv, 2 do
     local f = "a:" .. kv[i]
-    if #f > 64 then
+    if #f > 32 then  -- fusion.MAX_ATTRIBUTE_FIELD_BYTES
       dropped = dropped + 1
     elseif redis.call("HEXISTS", p, f) == 1 then
       redis.call("HSET", p, f, kv[i + 1])

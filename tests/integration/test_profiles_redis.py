@@ -207,10 +207,9 @@ def test_a_profile_in_the_float32_hash_layout_moves_to_the_int16_string(
     np.testing.assert_allclose(v.behaviour, old_b + WEIGHTS.click * item, atol=1e-4)
 
 
-def test_a_realistic_profile_takes_at_most_4_kb_of_redis(
-    stack: DevStack, redis_client: redis.Redis
-) -> None:
-    """384-d vectors, 50 recent items, 20 bought, attributes, 4 watermarks, a top-20 cache."""
+def realistic_profile(stack: DevStack) -> str:
+    """Write a realistic profile (384-d vectors, 50 recent items, 20 bought, attributes, 4
+    watermarks, an encoder id, a top-20 cache); returns its user id."""
     dim, user = 384, "A2SUAM1J3GNN3B"  # an Amazon reviewer id
     rng = np.random.default_rng(7)
     weights = FusionWeights()
@@ -252,7 +251,7 @@ def test_a_realistic_profile_takes_at_most_4_kb_of_redis(
     try:
         # an encoder id as long as a real one ("enc" in the hash)
         s = ProfileStore(client, dim, weights, recent_items=50, seen_items=500,
-                         encoder_id="all-MiniLM-L6-v2/384/int8/3f9a2c41d07b")
+                         encoder_id="all-MiniLM-L6-v2:384:int8:3f9a2c")
         for start in range(0, len(evs), 8):
             loop.run_until_complete(s.apply({user: evs[start : start + 8]}))
         top = [(asin(), float(rng.uniform(-1, 1))) for _ in range(20)]
@@ -263,6 +262,14 @@ def test_a_realistic_profile_takes_at_most_4_kb_of_redis(
         loop.run_until_complete(client.aclose())
         loop.close()
     assert pulled is not None and pulled["items"] == [i for i, _ in top]
+    return user
+
+
+def test_a_realistic_profile_takes_at_most_4_kb_of_redis(
+    stack: DevStack, redis_client: redis.Redis
+) -> None:
+    """384-d vectors, 50 recent items, 20 bought, attributes, 4 watermarks, a top-20 cache."""
+    dim, user = 384, realistic_profile(stack)
     raw_state = redis_client.get(vectors_key(user))
     assert len(decode_recent(raw_state, dim)) == 50
     assert not redis_client.exists(f"u:{{{user}}}:recent")  # the recent items live in :v

@@ -27,12 +27,12 @@ from llmrec_stream.profiles.store import (
     Contribution,
     ProfileStore,
     decode_recent,
-    decode_vector_state,
     profile_key,
     recent_key,
     vectors_key,
 )
 from llmrec_stream.verify import Expected, expected_recent
+from tests.integration.profile_state import differences, profile_snapshot
 
 DIM = 16
 WEIGHTS = FusionWeights(half_life_s=3600.0)
@@ -126,45 +126,6 @@ def _apply(store: ProfileStore, loop: asyncio.AbstractEventLoop, log: Log,
         start += size
 
 
-def _snapshot(client: redis.Redis) -> dict[bytes, Any]:
-    """Every profile key's content; vector strings split into vectors and recent entries."""
-    out: dict[bytes, Any] = {}
-    for key in sorted(client.scan_iter(match="u:*")):
-        kind = client.type(key)
-        if kind == b"hash":
-            out[key] = client.hgetall(key)
-        elif kind == b"zset":
-            out[key] = client.zrange(key, 0, -1, withscores=True)
-        elif kind == b"string":
-            raw: Any = client.get(key)
-            out[key] = (decode_vector_state(raw, DIM), decode_recent(raw, DIM))
-        else:
-            out[key] = client.lrange(key, 0, -1)
-    return out
-
-
-def _differences(a: dict[bytes, Any], b: dict[bytes, Any]) -> list[str]:
-    diffs = [f"{k!r} only in one run" for k in sorted(set(a) ^ set(b))]
-    for key in sorted(set(a) & set(b)):
-        x, y = a[key], b[key]
-        if key.endswith(b":v"):
-            (vx, rx), (vy, ry) = x, y
-            if rx != ry:
-                diffs.append(f"{key!r} recent {[r.item_id for r in rx]} != "
-                             f"{[r.item_id for r in ry]}")
-            if (vx.t_ref, vx.w_text, vx.w_behaviour) != (vy.t_ref, vy.w_text, vy.w_behaviour):
-                if not (vx.t_ref == vy.t_ref and np.isclose(vx.w_text, vy.w_text)
-                        and np.isclose(vx.w_behaviour, vy.w_behaviour)):
-                    diffs.append(f"{key!r} vector header differs")
-            for u, v in ((vx.text, vy.text), (vx.behaviour, vy.behaviour)):
-                # int16 storage: each write rounds by max|v| / 65534, writes differ per run
-                if not np.allclose(u, v, atol=40 * float(np.abs(v).max()) / 65534 + 1e-6):
-                    diffs.append(f"{key!r} vectors differ by {np.abs(u - v).max():.2e}")
-        elif x != y:
-            diffs.append(f"{key!r}: {x!r} != {y!r}"[:300])
-    return diffs
-
-
 @pytest.fixture
 def store(stack: DevStack, redis_client: redis.Redis) -> Iterator[tuple[ProfileStore, Any]]:
     loop = asyncio.new_event_loop()
@@ -193,11 +154,11 @@ def test_other_batch_boundaries_and_interleavings_give_identical_redis_state(
     for _, order in orders:
         redis_client.flushdb()
         _apply(s, loop, order, rng)
-        snapshots.append(_snapshot(redis_client))
+        snapshots.append(profile_snapshot(redis_client, DIM))
     first = snapshots[0]
     assert len([k for k in first if k.endswith(b":v")]) == 12
     for (name, _), snap in zip(orders[1:], snapshots[1:], strict=True):
-        diffs = _differences(first, snap)
+        diffs = differences(first, snap)
         assert not diffs, (name, len(diffs), diffs[:4])
     # and what they all hold is the verifier's expectation: newest first by event time
     users: dict[str, Expected] = {}

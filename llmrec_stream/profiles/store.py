@@ -33,6 +33,7 @@ _HERE = resources.files("llmrec_stream.profiles")
 LUA = _HERE.joinpath("profile.lua").read_text("utf-8")
 ERASE_LUA = _HERE.joinpath("erase.lua").read_text("utf-8")
 
+
 class EncoderMismatch(RuntimeError):
     """A profile's vectors were written by another encoder than this worker's.
 
@@ -59,6 +60,7 @@ TOPIC_CODES = {t: n for n, t in enumerate(sorted(topics.USER_EVENT_TOPICS), star
 
 
 def topic_code(topic: str) -> int:
+    """The code a recent entry of this topic carries (`TOPIC_CODES`)."""
     code = TOPIC_CODES.get(topic)
     if code is None:
         raise ValueError(f"{topic!r} is not a user-event topic")

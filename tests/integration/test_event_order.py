@@ -232,3 +232,28 @@ def test_a_recent_list_in_the_old_list_layout_moves_into_the_vector_string(
     redis_client.rpush(recent_key("dee"), "x", "y")
     (read,) = loop.run_until_complete(s.apply({"dee": []}))
     assert read.recent == ("x", "y") and not redis_client.exists(recent_key("dee"))
+
+
+def test_recent_entries_keep_large_times_partitions_and_offsets_exactly(
+    store: tuple[ProfileStore, Any], redis_client: redis.Redis
+) -> None:
+    s, loop = store
+    rng = np.random.default_rng(4)
+    top = 2**53 - 1  # the schema's largest ts: Lua numbers hold it exactly
+    events = [
+        (top, topics.CLICKS, 40, 2**40, "far"),
+        (top, topics.CLICKS, 31, 2**40, "p31"),
+        (top, topics.CLICKS, 30, 7, "p30"),
+        (0, topics.PURCHASES, 0, 0, "epoch"),
+    ]
+    batch = [
+        Contribution(Click(f"k{n}", ts, "zed", item), Source(topic, part, off), None, _unit(rng))
+        for n, (ts, topic, part, off, item) in enumerate(events)
+    ]
+    (state,) = loop.run_until_complete(s.apply({"zed": batch}))
+    assert state.recent == ("far", "p31", "p30", "epoch")
+    raw: Any = redis_client.get(vectors_key("zed"))
+    held = decode_recent(raw, DIM)
+    assert [(r.ts, r.partition, r.offset, r.item_id) for r in held] == [
+        (ts, part, off, item) for ts, _, part, off, item in events
+    ]

@@ -169,6 +169,17 @@ class Settings(BaseSettings):
         "without the value prefix); then the batch stays uncommitted and the worker exits.",
     )
 
+    # --- profiles: user attributes (issue 12) -------------------------------------------
+    max_attributes: int = Field(
+        6, ge=0,
+        description=(
+            "Attribute keys (categorical and numeric) one profile holds at most. Updates of "
+            "held keys always apply; a new key past the bound (taken in name order), or a "
+            "name longer than 30 bytes, is dropped and counted in the profile's a_dropped "
+            "field. The default keeps a realistic profile within 4 KB of Redis."
+        ),
+    )
+
     @cached_property
     def resolved_worker_id(self) -> str:
         return self.worker_id or f"{socket.gethostname()}-0"

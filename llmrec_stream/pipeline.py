@@ -131,16 +131,28 @@ class Pipeline:
         return outcome
 
     async def process_erasures(self, records: Sequence[RawRecord]) -> BatchOutcome:
-        """Right to erasure: delete the user's keys, then tombstone their recommendations."""
+        """Right to erasure: delete the user's personal keys, then tombstone their
+        recommendations.
+
+        The store keeps a marker (erased-at, offset watermarks) in the user's own keys, so an
+        event batch already in flight or a replay from offset 0 cannot bring the user back.
+        The tombstone goes out even for an erasure applied before (a replay, or a crash
+        between the two steps): another null record is harmless.
+        """
         outcome = BatchOutcome(consumed=len(records))
         for env in await self._decode(records, outcome):
             assert isinstance(env.event, Erasure)  # noqa: S101 - decode keys on the topic
-            user_id = env.event.user_id
-            await self._retry(lambda u=user_id: self.store.erase(u))  # type: ignore[misc]
-            outcome.deliveries.append(await self.sink.tombstone(user_id))
-            outcome.applied += 1
-            log.info("erased user at %s[%d]@%d", env.source.topic, env.source.partition,
-                     env.source.offset)
+            event, source = env.event, env.source
+            erased = await self._retry(
+                lambda e=event, s=source: self.store.erase(e.user_id, e.ts, s)  # type: ignore[misc]
+            )
+            outcome.deliveries.append(await self.sink.tombstone(event.user_id))
+            if erased:
+                outcome.applied += 1
+            else:
+                outcome.skipped += 1
+            log.info("erased user at %s[%d]@%d%s", source.topic, source.partition,
+                     source.offset, "" if erased else " (applied before)")
         return outcome
 
     async def process_models(self, records: Sequence[RawRecord]) -> BatchOutcome:
@@ -222,7 +234,8 @@ class Pipeline:
             outcome.applied += n_applied
             outcome.skipped += len(state.applied) - n_applied
         self.metrics.skipped.inc(outcome.skipped)
-        await self._recommend(states, batch, outcome)
+        # a user erased after every event of this batch gets nothing (the tombstone is last)
+        await self._recommend([s for s in states if not s.all_refused], batch, outcome)
         return outcome
 
     # --- steps --------------------------------------------------------------------------
@@ -309,7 +322,10 @@ class Pipeline:
                 continue
             version, top = result
             user_id = state.user_id
-            events: list[UserEvent] = [c.event for c in batch[user_id]]
+            events: list[UserEvent] = [
+                c.event for c, refused in zip(batch[user_id], state.refused, strict=True)
+                if not refused
+            ]
             trigger_ts = max(e.ts for e in events)
             payload = recommendation_record(
                 user_id, top, version, [e.event_id for e in events], trigger_ts

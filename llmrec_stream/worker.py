@@ -133,7 +133,8 @@ async def build_pipeline(
     pipeline = Pipeline(
         encoder=encoder,
         store=ProfileStore(client, encoder.dim, weights, settings.recent_items,
-                           settings.seen_items),
+                           settings.seen_items, max_attributes=settings.max_attributes,
+                           encoder_id=identity),
         catalog=catalog,
         ranker=fallback,
         sink=sink,

@@ -7,6 +7,11 @@ last event, is compared with the offline list for the same history: the same art
 in one batch, history items excluded exactly as the harness's metrics exclude them
 (`llmrec_stream.eval.metrics.top_k_lists`).
 
+With ``interleave`` the history is spread over clicks, comments and purchases (position by
+position) and produced as a backlog before the worker starts, which then interleaves the three
+topics as its fetches come: the recent list must still follow event time, as offline does.
+The user's record compared is then the last one published once the worker caught up.
+
 Ties: live and offline run the user tower on differently padded batches, so scores may differ
 in the last float bits, and two items whose scores differ by less than that may swap. A list
 counts as equal within ties when, position by position, its scores match the offline scores
@@ -24,14 +29,16 @@ from typing import Any
 import numpy as np
 import redis
 
-from llmrec_stream.demo.watch import OutputWatcher
+from llmrec_stream.demo.watch import OutputWatcher, group_lag
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.devstack.worker import WorkerProcess
 from llmrec_stream.eval.metrics import top_k_lists
+from llmrec_stream.events import topics
 from llmrec_stream.ranking.model import OnnxRanker
 from llmrec_stream.replay import producer, publish
 from llmrec_stream.retrieval.catalog import VECTORS
 from llmrec_stream.sources.atomic import AtomicDataset, atomic_replay, load_atomic
+from llmrec_stream.sources.base import OutboundEvent
 
 TOLERANCE = 1e-4
 
@@ -64,6 +71,7 @@ def live_vs_offline(
     tol: float = TOLERANCE,
     logdir: Path | None = None,
     timeout_s: float = 1800.0,
+    interleave: bool = False,
 ) -> dict[str, Any]:
     """Replay the chosen users (all when ``users`` is None) and compare; returns the figures."""
     ds = load_atomic(data_dir)
@@ -78,19 +86,34 @@ def live_vs_offline(
                        strict=True))
     offline_s = time.monotonic() - started
     live, live_s = _replay(model_dir, ds, histories, encoder_dir, k, precision, logdir,
-                           timeout_s)
+                           timeout_s, interleave)
     return _compare(model, ds, chosen, offline, live, k, tol) | {
         "users": len(chosen), "model": model.version, "k": k, "tolerance": tol,
         "precision": precision, "offline_s": offline_s, "live_s": live_s,
+        "interleave": interleave,
     }
+
+
+def _spread(event: OutboundEvent) -> OutboundEvent:
+    """A history purchase as a click, a comment or a purchase, by its position (ts kept)."""
+    position = int(event.value["event_id"].rsplit(":", 1)[1])
+    base = {k: event.value[k] for k in ("schema_version", "event_id", "ts", "user_id", "item_id")}
+    if position % 3 == 0:
+        return OutboundEvent(topics.CLICKS, event.key, base)
+    if position % 3 == 1:
+        return OutboundEvent(topics.COMMENTS, event.key,
+                             {**base, "text": "Works as described.", "rating": 4})
+    return event
 
 
 def _replay(
     model_dir: Path, ds: AtomicDataset, histories: dict[str, list[str]], encoder_dir: Path,
-    k: int, precision: str, logdir: Path | None, timeout_s: float,
+    k: int, precision: str, logdir: Path | None, timeout_s: float, interleave: bool = False,
 ) -> tuple[dict[str, dict[str, Any]], float]:
     """Purchases of every history through a live worker; each user's final record."""
     replay = atomic_replay(replace(ds, test=histories, user_ids=list(histories)))
+    if interleave:
+        replay = replace(replay, events=[_spread(e) for e in replay.events])
     needed = {i for h in histories.values() for i in h}
     items = [e for e in replay.items if e.key in needed]
     last_event = {u: f"{ds.name}:p:{u}:{len(h) - 1}" for u, h in histories.items()}
@@ -117,18 +140,35 @@ def _replay(
             publish(prod, items)
             worker.wait_until(lambda: client.hlen(VECTORS) >= len(items), timeout_s, "catalog")
             started = time.monotonic()
-            publish(prod, replay.events)
+            if interleave:  # a backlog: the worker starts after every event is in the log
+                worker.stop()
+                publish(prod, replay.events, live=False)
+                prod.flush(60)
+                started = time.monotonic()
+                worker.start()
+            else:
+                publish(prod, replay.events)
             final: dict[str, dict[str, Any]] = {}
             final_seen: list[dict[str, Any]] = []
+            seen_last: set[str] = set()
+            event_topics = [topics.COMMENTS, topics.CLICKS, topics.PURCHASES]
 
             def done() -> bool:
                 for rec in watcher.snapshot().all_records[len(final_seen) :]:
                     final_seen.append(rec)
                     if last_event.get(rec["user_id"]) in rec["event_ids"]:
-                        final[rec["user_id"]] = rec
-                return len(final) == len(histories)
+                        seen_last.add(rec["user_id"])
+                    if interleave or last_event.get(rec["user_id"]) in rec["event_ids"]:
+                        final[rec["user_id"]] = rec  # interleaved: the latest record
+                if len(seen_last) < len(histories):
+                    return False
+                return not interleave or group_lag(stack.kafka_bootstrap, app_id, event_topics,
+                                                   stack.partitions) == 0
 
             worker.wait_until(done, timeout_s, "every user's last recommendation")
+            if interleave:  # the caught-up group's last records are on their way
+                time.sleep(2.0)
+                done()
             return final, time.monotonic() - started
         finally:
             watcher.stop()

@@ -21,6 +21,20 @@ Vector = npt.NDArray[np.float32]
 #: by at most max|v| / HALF_STEPS.
 HALF_STEPS = 2 * 32767
 
+#: Attribute keys one profile holds at most by default (``LLMREC_MAX_ATTRIBUTES``): the three
+#: categorical fields and three numeric ones. A realistic profile (384-d vectors, 50 recent
+#: and 20 bought items, a top-20 cache) leaves ~220 bytes of the 4 KB per user to attributes;
+#: six keys of at most MAX_ATTRIBUTE_FIELD_BYTES fit (tests/integration/test_attributes.py).
+MAX_ATTRIBUTES = 6
+
+#: Longest stored field ("a:" + name, UTF-8 bytes); a longer one is dropped and counted. Well
+#: inside the 64 bytes up to which Redis keeps a hash compact (ziplist or listpack).
+MAX_ATTRIBUTE_FIELD_BYTES = 32
+
+#: What an attribute event says when it does not know a categorical field (also what the codec
+#: fills in for a field the event leaves out): it never overwrites a known value.
+UNKNOWN = "unknown"
+
 
 @dataclass(frozen=True, slots=True)
 class FusionWeights:
@@ -122,6 +136,7 @@ def reference_profile(
     events: Iterable[tuple[UserEvent, Vector | None, Vector | None]],
     dim: int,
     weights: FusionWeights,
+    max_attributes: int = MAX_ATTRIBUTES,
 ) -> ReferenceProfile:
     """Apply ``(event, text vector, item vector)`` triples in order, as the Lua script does."""
     prof = ReferenceProfile(np.zeros(dim), np.zeros(dim))
@@ -149,12 +164,43 @@ def reference_profile(
         if isinstance(event, Purchase):
             prof.spend += event.amount
         if isinstance(event, UserAttributes):
-            prof.attributes.update(attribute_fields(event))
+            merge_attributes(prof.attributes, attribute_fields(event), max_attributes)
     return prof
 
 
 def attribute_fields(event: UserAttributes) -> dict[str, str]:
-    """The profile's traditional features as flat string fields (as stored in Redis)."""
-    out = {"age_band": event.age_band, "gender": event.gender, "spend_level": event.spend_level}
+    """The attributes an update carries, as flat string fields (as stored in Redis).
+
+    A categorical field that is "unknown" (or absent from the event, which the codec decodes
+    to "unknown") is left out: an update only changes what it knows, field by field.
+    """
+    out = {
+        k: v
+        for k, v in (
+            ("age_band", event.age_band),
+            ("gender", event.gender),
+            ("spend_level", event.spend_level),
+        )
+        if v != UNKNOWN
+    }
     out.update({f"num.{k}": repr(float(v)) for k, v in sorted(event.numeric.items())})
     return out
+
+
+def merge_attributes(stored: dict[str, str], update: dict[str, str], max_attributes: int) -> int:
+    """Merge an update into a profile's attributes as the Lua script does; returns the drops.
+
+    Field by field: a name the update lacks keeps its value, a known name takes the new one.
+    A new name enters, in name order, while the profile holds fewer than ``max_attributes``;
+    beyond that, and for a name too long for a compact hash, it is dropped and counted, so
+    a stream of ever-new names cannot grow a profile without bound.
+    """
+    dropped = 0
+    for name in sorted(update):
+        if len(f"a:{name}".encode()) > MAX_ATTRIBUTE_FIELD_BYTES:
+            dropped += 1
+        elif name in stored or len(stored) < max_attributes:
+            stored[name] = update[name]
+        else:
+            dropped += 1
+    return dropped

@@ -7,6 +7,7 @@ keys tagged ``{user_id}``, so each is atomic on one shard and works on Redis Clu
 from __future__ import annotations
 
 import json
+import math
 import struct
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -15,12 +16,55 @@ from typing import Any
 
 import numpy as np
 import redis.asyncio as aioredis
+import redis.exceptions
 
+from llmrec_stream.events import topics
 from llmrec_stream.events.models import Purchase, Source, UserAttributes, UserEvent
 from llmrec_stream.profiles import recs
-from llmrec_stream.profiles.fusion import FusionWeights, Vector, attribute_fields, event_kind
+from llmrec_stream.profiles.fusion import (
+    MAX_ATTRIBUTES,
+    FusionWeights,
+    Vector,
+    attribute_fields,
+    event_kind,
+)
 
-LUA = resources.files("llmrec_stream.profiles").joinpath("profile.lua").read_text("utf-8")
+_HERE = resources.files("llmrec_stream.profiles")
+LUA = _HERE.joinpath("profile.lua").read_text("utf-8")
+ERASE_LUA = _HERE.joinpath("erase.lua").read_text("utf-8")
+
+
+class EncoderMismatch(RuntimeError):
+    """A profile's vectors were written by another encoder than this worker's.
+
+    Mixing them would rank with meaningless sums (or, with another dimension, fail to decode):
+    the worker must not go on with this encoder against this Redis.
+    """
+
+    def __init__(self, user_id: str, stored: str, worker: str) -> None:
+        super().__init__(
+            f"the profile of user {user_id!r} was written by encoder {stored!r}, but this "
+            f"worker's encoder is {worker!r}: start it with the encoder this Redis was built "
+            "with, or rebuild the profiles (a new Redis, a replay from offset 0)"
+        )
+        self.user_id, self.stored, self.worker = user_id, stored, worker
+
+
+_MISMATCH = "ENCODER_MISMATCH "
+
+
+#: Codes of the user-event topics in name order: recent items with equal times are ordered
+#: by (topic, partition, offset), as the trainer orders them. 0 marks items moved over from
+#: the LIST layout of earlier versions.
+TOPIC_CODES = {t: n for n, t in enumerate(sorted(topics.USER_EVENT_TOPICS), start=1)}
+
+
+def topic_code(topic: str) -> int:
+    """The code a recent entry of this topic carries (`TOPIC_CODES`)."""
+    code = TOPIC_CODES.get(topic)
+    if code is None:
+        raise ValueError(f"{topic!r} is not a user-event topic")
+    return code
 
 
 def profile_key(user_id: str) -> str:
@@ -70,22 +114,73 @@ class VectorState:
 
 
 def decode_vector_state(blob: bytes, dim: int) -> VectorState:
-    """Decode the string the Lua script writes (layout in ``profile.lua``).
+    """Decode the vectors of the string the Lua script writes (layout in ``profile.lua``).
 
     Two float32 scales and ``dim`` int16 codes per vector: a component is code × scale, so
     it is within max|v| / 65534 of the float64 sum the script computed. Empty bytes (no
-    vector yet) decode to zeros.
+    vector yet) decode to zeros; the recent items after the vectors are `decode_recent`'s.
     """
     if not blob:
         zeros = np.zeros(dim, dtype=np.float32)
         return VectorState(None, 0.0, 0.0, zeros, zeros.copy())
-    if len(blob) != _STATE_HEAD.size + 4 * dim:
+    if len(blob) < _STATE_HEAD.size + 4 * dim:
         raise ValueError(f"vector state of {len(blob)} bytes does not hold 2 x {dim} int16")
     t_ref, w_text, w_beh, t_scale, b_scale = _STATE_HEAD.unpack_from(blob)
-    codes = np.frombuffer(blob, dtype="<i2", offset=_STATE_HEAD.size).reshape(2, dim)
+    codes = np.frombuffer(blob, dtype="<i2", count=2 * dim, offset=_STATE_HEAD.size)
     scales = np.array([[t_scale], [b_scale]], dtype=np.float32)
-    vectors = codes.astype(np.float32) * scales
-    return VectorState(int(t_ref), w_text, w_beh, vectors[0].copy(), vectors[1].copy())
+    vectors = codes.reshape(2, dim).astype(np.float32) * scales
+    return VectorState(
+        None if math.isnan(t_ref) else int(t_ref),
+        w_text, w_beh, vectors[0].copy(), vectors[1].copy(),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class RecentEntry:
+    """One item of the recent list with the key it is ordered by (newest first)."""
+
+    ts: int
+    topic_code: int
+    partition: int
+    offset: int
+    item_id: str
+
+    @property
+    def order(self) -> tuple[int, int, int, int]:
+        return (self.ts, self.topic_code, self.partition, self.offset)
+
+
+def _varint(blob: bytes, pos: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = blob[pos]
+        pos += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, pos
+        shift += 7
+
+
+def decode_recent(blob: bytes, dim: int) -> list[RecentEntry]:
+    """The recent items after the vectors in ``u:{uid}:v``, newest first (``profile.lua``)."""
+    pos = _STATE_HEAD.size + 4 * dim
+    if len(blob) <= pos:
+        return []
+    count, pos = _varint(blob, pos)
+    out: list[RecentEntry] = []
+    ts = 0
+    for i in range(count):
+        delta, pos = _varint(blob, pos)
+        ts = delta if i == 0 else ts - delta
+        code, part = divmod(blob[pos], 32)
+        pos += 1
+        if part == 31:
+            part, pos = _varint(blob, pos)
+        offset, pos = _varint(blob, pos)
+        size, pos = _varint(blob, pos)
+        out.append(RecentEntry(ts, code, part, offset, blob[pos : pos + size].decode("utf-8")))
+        pos += size
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,12 +203,24 @@ class ProfileState:
     behaviour: Vector
     bought: frozenset[str]
     recent: tuple[str, ...] = ()
-    """Recent item ids, newest first (what a sequence model reads)."""
+    """Recent item ids, newest first by event time (what a sequence model reads)."""
+    refused: tuple[bool, ...] = ()
+    """Per event: refused because the user was erased after it (see ``erase``)."""
+    attributes_dropped: int = 0
+    """Attribute keys this batch did not store (over the per-user bound, or too long)."""
+
+    @property
+    def all_refused(self) -> bool:
+        """Every event of the batch came from before an erasure: nothing to publish."""
+        return bool(self.refused) and all(self.refused)
 
 
 def _event_args(c: Contribution) -> list[Any]:
     e = c.event
-    attrs = json.dumps(attribute_fields(e), sort_keys=True) if isinstance(e, UserAttributes) else ""
+    attrs = ""
+    if isinstance(e, UserAttributes):
+        # a flat [name, value, ...] array in name order: the script takes new names in order
+        attrs = json.dumps([x for kv in sorted(attribute_fields(e).items()) for x in kv])
     return [
         event_kind(e),
         f"{c.source.topic}:{c.source.partition}",
@@ -124,6 +231,7 @@ def _event_args(c: Contribution) -> list[Any]:
         b"" if c.behaviour is None else c.behaviour.astype("<f4").tobytes(),
         repr(e.amount) if isinstance(e, Purchase) else "0",
         attrs,
+        topic_code(c.source.topic),
     ]
 
 
@@ -137,13 +245,20 @@ class ProfileStore:
         weights: FusionWeights,
         recent_items: int = 50,
         seen_items: int = 500,
+        *,
+        encoder_id: str = "",
+        max_attributes: int = MAX_ATTRIBUTES,
     ) -> None:
         self.client = client
         self.dim = dim
         self.weights = weights
         self.recent_items = recent_items
         self.seen_items = seen_items
+        self.encoder_id = encoder_id
+        """Stored with each profile; a profile with another id raises `EncoderMismatch`."""
+        self.max_attributes = max_attributes
         self._script = client.register_script(LUA)
+        self._erase = client.register_script(ERASE_LUA)
 
     async def apply(self, batch: Mapping[str, Sequence[Contribution]]) -> list[ProfileState]:
         """Apply each user's events in order; one round trip for the whole batch."""
@@ -155,7 +270,8 @@ class ProfileStore:
         for user_id in users:
             contributions = batch[user_id]
             args: list[Any] = [
-                self.dim, half_life_ms, self.recent_items, self.seen_items, len(contributions)
+                self.dim, half_life_ms, self.recent_items, self.seen_items, len(contributions),
+                self.encoder_id, self.max_attributes,
             ]
             for c in contributions:
                 args.extend(_event_args(c))
@@ -169,11 +285,17 @@ class ProfileStore:
                 args=args,
                 client=pipe,
             )
-        replies = await pipe.execute()
+        replies = await pipe.execute(raise_on_error=False)
+        for user_id, reply in zip(users, replies, strict=True):
+            if isinstance(reply, redis.exceptions.ResponseError):
+                if str(reply).startswith(_MISMATCH):
+                    stored = str(reply)[len(_MISMATCH):]
+                    raise EncoderMismatch(user_id, stored, self.encoder_id)
+                raise reply
         return [self._state(u, r) for u, r in zip(users, replies, strict=True)]
 
     def _state(self, user_id: str, reply: list[Any]) -> ProfileState:
-        flags, vectors, _wt, _wb, bought, recent = reply
+        flags, vectors, _wt, _wb, bought, recent, dropped = reply
         state = decode_vector_state(vectors, self.dim)
         return ProfileState(
             user_id=user_id,
@@ -182,6 +304,8 @@ class ProfileStore:
             behaviour=state.behaviour,
             bought=frozenset(b.decode("utf-8") for b in bought),
             recent=tuple(r.decode("utf-8") for r in recent),
+            refused=tuple(ch == ord("x") for ch in flags),
+            attributes_dropped=int(dropped),
         )
 
     async def cache_recommendations(self, records: dict[str, bytes]) -> None:
@@ -202,6 +326,16 @@ class ProfileStore:
         raw: Any = await self.client.get(recs_key(user_id))
         return None if raw is None else recs.decode(user_id, bytes(raw))
 
-    async def erase(self, user_id: str) -> int:
-        """Delete everything stored for one user (right to erasure)."""
-        return int(await self.client.delete(*user_keys(user_id)))
+    async def erase(self, user_id: str, erased_at: int, source: Source) -> bool:
+        """Right to erasure, in one atomic step: delete everything personal of the user and
+        keep a marker (erased-at, the offset watermarks) that refuses their earlier events.
+
+        ``erased_at`` is the erasure event's time (ms), ``source`` where the erasure came from:
+        an erasure applied already (a replay of ``llmrec.users.erase``) changes nothing and
+        returns False.
+        """
+        done = await self._erase(
+            keys=user_keys(user_id),
+            args=[erased_at, f"{source.topic}:{source.partition}", source.offset],
+        )
+        return bool(done)

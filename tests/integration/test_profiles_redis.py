@@ -20,6 +20,7 @@ from llmrec_stream.profiles.store import (
     Contribution,
     ProfileStore,
     VectorState,
+    decode_recent,
     decode_vector_state,
     profile_key,
     user_keys,
@@ -101,10 +102,11 @@ def test_lua_matches_the_numpy_reference(store, redis_client: redis.Redis) -> No
     assert v.t_ref == ref.t_ref
     assert float(p[b"spend"]) == pytest.approx(ref.spend)
     assert {k: int(p[f"n:{k}".encode()]) for k in "ckp"} == ref.counts
-    assert redis_client.llen("u:{alice}:recent") == 5  # bounded
     last = loop.run_until_complete(s.apply({"alice": []}))  # an empty batch reads the state
-    with_items = [e.item_id for e, *_ in evs if getattr(e, "item_id", None)]
-    assert last[0].recent == tuple(reversed(with_items))[:5]  # newest first
+    with_items = [(e.ts, src.topic, src.offset, e.item_id) for e, src, *_ in evs
+                  if getattr(e, "item_id", None)]
+    # newest first by event time (the events come out of order), bounded
+    assert last[0].recent == tuple(i for *_, i in sorted(with_items, reverse=True))[:5]
     assert redis_client.zcard("u:{alice}:bought") == 4  # bounded
 
 
@@ -205,10 +207,9 @@ def test_a_profile_in_the_float32_hash_layout_moves_to_the_int16_string(
     np.testing.assert_allclose(v.behaviour, old_b + WEIGHTS.click * item, atol=1e-4)
 
 
-def test_a_realistic_profile_takes_at_most_4_kb_of_redis(
-    stack: DevStack, redis_client: redis.Redis
-) -> None:
-    """384-d vectors, 50 recent items, 20 bought, attributes, 4 watermarks, a top-20 cache."""
+def realistic_profile(stack: DevStack) -> str:
+    """Write a realistic profile (384-d vectors, 50 recent items, 20 bought, attributes, 4
+    watermarks, an encoder id, a top-20 cache); returns its user id."""
     dim, user = 384, "A2SUAM1J3GNN3B"  # an Amazon reviewer id
     rng = np.random.default_rng(7)
     weights = FusionWeights()
@@ -248,7 +249,9 @@ def test_a_realistic_profile_takes_at_most_4_kb_of_redis(
     loop = asyncio.new_event_loop()
     client = aioredis.Redis.from_url(stack.redis_url)
     try:
-        s = ProfileStore(client, dim, weights, recent_items=50, seen_items=500)
+        # an encoder id as long as a real one ("enc" in the hash)
+        s = ProfileStore(client, dim, weights, recent_items=50, seen_items=500,
+                         encoder_id="all-MiniLM-L6-v2:384:int8:3f9a2c")
         for start in range(0, len(evs), 8):
             loop.run_until_complete(s.apply({user: evs[start : start + 8]}))
         top = [(asin(), float(rng.uniform(-1, 1))) for _ in range(20)]
@@ -259,9 +262,20 @@ def test_a_realistic_profile_takes_at_most_4_kb_of_redis(
         loop.run_until_complete(client.aclose())
         loop.close()
     assert pulled is not None and pulled["items"] == [i for i, _ in top]
-    assert redis_client.llen(f"u:{{{user}}}:recent") == 50
+    return user
+
+
+def test_a_realistic_profile_takes_at_most_4_kb_of_redis(
+    stack: DevStack, redis_client: redis.Redis
+) -> None:
+    """384-d vectors, 50 recent items, 20 bought, attributes, 4 watermarks, a top-20 cache."""
+    dim, user = 384, realistic_profile(stack)
+    raw_state = redis_client.get(vectors_key(user))
+    assert len(decode_recent(raw_state, dim)) == 50
+    assert not redis_client.exists(f"u:{{{user}}}:recent")  # the recent items live in :v
     assert redis_client.zcard(f"u:{{{user}}}:bought") == 20
     usage = {k: redis_client.memory_usage(k, samples=0) for k in user_keys(user)}
+    del usage[f"u:{{{user}}}:recent"]  # the LIST of earlier versions: moved into :v
     assert all(usage.values()), usage  # every key exists
     total = sum(u for u in usage.values() if u)
     assert total <= 4096, usage

@@ -358,10 +358,10 @@ def test_counts_spend_and_attributes() -> None:
     prof = reference_profile(events, DIM, W)
     assert prof.counts == {"k": 2, "p": 2, "c": 1, "u": 2}
     assert prof.spend == pytest.approx(25.0)
-    # The later update overwrites the enum fields but keeps numeric fields it does not mention.
+    # The later update changes what it carries, field by field; "unknown" changes nothing.
     assert prof.attributes == {
-        "age_band": "unknown",
-        "gender": "unknown",
+        "age_band": "25-34",
+        "gender": "f",
         "spend_level": "high",
         "num.b": "1.5",
         "num.tenure": "3.0",

@@ -1,0 +1,193 @@
+"""Right to erasure against batches in flight and replays (issue 12, item 5).
+
+Through the real broker and Redis: records are produced, read back from the log and handed
+to the pipeline as the worker's agents hand them; recommendations and tombstones go to
+``llmrec.recommendations`` and are read back from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from confluent_kafka import Producer
+
+from llmrec_stream.config import Settings
+from llmrec_stream.devstack import DevStack
+from llmrec_stream.encoder.protocol import TextEncoder
+from llmrec_stream.events import topics
+from llmrec_stream.kafka_log import read_records
+from llmrec_stream.pipeline import Pipeline, RawRecord
+from llmrec_stream.profiles.store import bought_key, profile_key, recs_key, vectors_key
+from llmrec_stream.replay import producer, publish
+from llmrec_stream.sources.base import OutboundEvent, envelope
+from llmrec_stream.worker import build_pipeline
+
+EVENT_TOPICS = [topics.COMMENTS, topics.CLICKS, topics.PURCHASES, topics.USERS]
+#: What an erased user's profile hash may still hold: offsets, the erasure time, the encoder.
+MARKER = (b"x", b"wm:", b"xo:", b"enc")
+
+
+class ProducerSink:
+    """The pipeline's output on the real topics (a confluent producer, as outside Faust)."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.prod: Producer = producer(bootstrap)
+
+    async def recommendation(self, user_id: str, payload: bytes) -> None:
+        self.prod.produce(topics.RECOMMENDATIONS, payload, user_id.encode())
+
+    async def tombstone(self, user_id: str) -> None:
+        self.prod.produce(topics.RECOMMENDATIONS, None, user_id.encode())
+
+    async def dead_letter(
+        self, key: bytes | None, payload: bytes, headers: list[tuple[str, bytes]]
+    ) -> None:
+        self.prod.produce(topics.DLQ, payload, key, headers=headers)
+
+
+class Harness:
+    def __init__(self, stack: DevStack, encoder: TextEncoder) -> None:
+        self.stack = stack
+        self.encoder = encoder
+        self.loop = asyncio.new_event_loop()
+        self.prod = producer(stack.kafka_bootstrap)
+        self.sink = ProducerSink(stack.kafka_bootstrap)
+
+    def pipeline(self) -> Pipeline:
+        settings = Settings(redis_url=self.stack.redis_url,
+                            kafka_bootstrap=self.stack.kafka_bootstrap)
+        return self.loop.run_until_complete(
+            build_pipeline(settings, self.sink, encoder=self.encoder)  # type: ignore[arg-type]
+        )
+
+    def produce(self, events: list[OutboundEvent]) -> None:
+        publish(self.prod, events, live=False)
+
+    def records(self, topic_names: list[str], key: str) -> list[RawRecord]:
+        """The key's records as the log holds them, from offset 0."""
+        return [r for r in read_records(self.stack.kafka_bootstrap, topic_names,
+                                        partitions=self.stack.partitions)
+                if r.key == key.encode()]
+
+    def published(self, user: str) -> list[bytes | None]:
+        """Values on llmrec.recommendations for the user, in log order (None: a tombstone)."""
+        self.sink.prod.flush(10)
+        return [r.value for r in self.records([topics.RECOMMENDATIONS], user)]
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+
+@pytest.fixture
+def harness(
+    stack: DevStack, redis_client: redis.Redis, text_encoder: TextEncoder
+) -> Iterator[Harness]:
+    h = Harness(stack, text_encoder)
+    items = [OutboundEvent(topics.ITEMS, f"erase-item-{n}",
+                           {**envelope(f"erase-item-{n}", 1), "item_id": f"erase-item-{n}",
+                            "title": f"Steel kettle {n}"}) for n in range(3)]
+    h.produce(items)
+    p = h.pipeline()
+    h.run(p.process_items([r for r in read_records(stack.kafka_bootstrap, [topics.ITEMS],
+                                                   partitions=stack.partitions)
+                           if r.key and r.key.startswith(b"erase-item-")]))
+    p.close()
+    try:
+        yield h
+    finally:
+        h.sink.prod.flush(10)
+        h.loop.close()
+
+
+def _events(user: str, ts: int, tag: str) -> list[OutboundEvent]:
+    return [
+        OutboundEvent(topics.CLICKS, user, {**envelope(f"{tag}-k", ts), "user_id": user,
+                                             "item_id": "erase-item-0"}),
+        OutboundEvent(topics.COMMENTS, user, {**envelope(f"{tag}-c", ts + 1), "user_id": user,
+                                               "text": "my private words about kettles",
+                                               "item_id": "erase-item-1", "rating": 5}),
+        OutboundEvent(topics.PURCHASES, user, {**envelope(f"{tag}-p", ts + 2), "user_id": user,
+                                                "item_id": "erase-item-2", "amount": 19.9,
+                                                "quantity": 1}),
+        OutboundEvent(topics.USERS, user, {**envelope(f"{tag}-u", ts + 3), "user_id": user,
+                                            "age_band": "25-34", "numeric": {"tenure": 3}}),
+    ]
+
+
+def _erasure(user: str, ts: int) -> OutboundEvent:
+    return OutboundEvent(topics.ERASE, user, {**envelope(f"erase-{user}", ts), "user_id": user})
+
+
+def _only_the_marker(client: redis.Redis, user: str) -> None:
+    assert not any(client.exists(k) for k in (vectors_key(user), bought_key(user),
+                                              recs_key(user)))
+    fields = client.hgetall(profile_key(user))
+    assert b"x" in fields
+    personal = [f for f in fields if not f.startswith(MARKER)]
+    assert not personal, personal
+
+
+def test_a_batch_in_flight_during_the_erasure_neither_recreates_nor_publishes(
+    harness: Harness, redis_client: redis.Redis
+) -> None:
+    h, user = harness, f"erase-inflight-{uuid.uuid4().hex[:6]}"
+    now = int(time.time() * 1000)
+    h.produce(_events(user, now - 60_000, "before"))
+    h.produce([_erasure(user, now)])
+    p = h.pipeline()
+    try:
+        # the agent has decoded and encoded this batch when the erasure lands
+        prepared = h.run(p.prepare_events(h.records(EVENT_TOPICS, user)))
+        erased = h.run(p.process_erasures(h.records([topics.ERASE], user)))
+        assert erased.applied == 1
+        outcome = h.run(p.apply_events(prepared))
+        assert outcome.applied == 0 and outcome.skipped == 4
+        assert user not in outcome.published
+        _only_the_marker(redis_client, user)
+        assert h.published(user) == [None]  # the tombstone, and nothing after it
+        # an event after the erasure starts a fresh profile
+        h.produce(_events(user, now + 1000, "after")[:1])
+        fresh = h.run(p.process_events(h.records([topics.CLICKS], user)))
+        assert fresh.applied == 1 and user in fresh.published
+        assert redis_client.hget(profile_key(user), "n:k") == b"1"
+        assert redis_client.hget(profile_key(user), "n:c") is None
+        assert h.published(user)[0] is None and h.published(user)[1] is not None
+    finally:
+        p.close()
+
+
+def test_a_replay_from_offset_0_does_not_bring_an_erased_user_back(
+    harness: Harness, redis_client: redis.Redis
+) -> None:
+    h, user = harness, f"erase-replay-{uuid.uuid4().hex[:6]}"
+    now = int(time.time() * 1000)
+    h.produce(_events(user, now - 60_000, "before"))
+    p = h.pipeline()
+    try:
+        live = h.run(p.process_events(h.records(EVENT_TOPICS, user)))
+        assert live.applied == 4 and user in live.published
+        h.produce([_erasure(user, now)])
+        assert h.run(p.process_erasures(h.records([topics.ERASE], user))).applied == 1
+    finally:
+        p.close()
+    _only_the_marker(redis_client, user)
+    marker = redis_client.hgetall(profile_key(user))
+    # another deployment (a new consumer group) re-reads every topic from offset 0
+    again = h.pipeline()
+    try:
+        replay = h.run(again.process_events(h.records(EVENT_TOPICS, user)))
+        assert replay.applied == 0 and user not in replay.published
+        repeat = h.run(again.process_erasures(h.records([topics.ERASE], user)))
+        assert repeat.applied == 0 and repeat.skipped == 1  # applied before: a no-op
+    finally:
+        again.close()
+    _only_the_marker(redis_client, user)
+    assert redis_client.hgetall(profile_key(user)) == marker
+    values = h.published(user)
+    assert values[0] is not None and values[1:] == [None, None]  # nothing after the tombstone

@@ -116,14 +116,20 @@ class Pipeline:
     # --- entry points -------------------------------------------------------------------
 
     async def process_items(self, records: Sequence[RawRecord]) -> BatchOutcome:
-        """Encode catalog items and share their vectors with every worker."""
+        """Encode catalog items and share their vectors with every worker.
+
+        Items the catalog already holds with the same content (`Catalog.stale`: the start-up
+        bootstrap encoded them, or this is a replay) are counted as skipped, not encoded again.
+        """
         outcome = BatchOutcome(consumed=len(records))
         latest: dict[str, Item] = {}
         for env in await self._decode(records, outcome):
             assert isinstance(env.event, Item)  # noqa: S101 - decode keys on the topic
             latest[env.event.item_id] = env.event  # a later update of an item wins
-        if latest:
-            items = list(latest.values())
+        fresh = list(latest.values())
+        items = await self._retry(lambda: self.catalog.stale(fresh)) if fresh else []
+        outcome.skipped = len(fresh) - len(items)
+        if items:
             vectors = await self._encode([it.text() for it in items])
             await self._retry(lambda: self.catalog.publish(items, vectors))
             self.metrics.items.set(len(self.catalog.index))

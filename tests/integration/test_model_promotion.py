@@ -99,6 +99,10 @@ def test_a_live_model_that_fails_its_checks_is_retried_later(
     asyncio.run(scenario())
 
 
+#: The identity the pipelines here record (their settings name no artifact).
+TEST_ENCODER = "model-promotion-test-encoder"
+
+
 class _Outputs:
     """The pipeline's Sink kept in memory: these tests read the dead letters it is handed."""
 
@@ -113,8 +117,11 @@ class _Outputs:
 
     async def dead_letter(
         self, key: bytes | None, payload: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
+    ) -> asyncio.Future[None]:
         self.dead_letters.append(dict(headers))
+        delivered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        delivered.set_result(None)  # kept in memory: acknowledged at once
+        return delivered
 
 
 def _unreadable(path: Path) -> None:
@@ -149,7 +156,8 @@ def test_an_artifact_the_worker_cannot_read_is_a_dead_letter(
     async def scenario() -> None:
         outputs = _Outputs()
         settings = Settings(redis_url=stack.redis_url, kafka_bootstrap=stack.kafka_bootstrap)
-        pipeline = await build_pipeline(settings, outputs, encoder=text_encoder)
+        pipeline = await build_pipeline(settings, outputs, encoder=text_encoder,
+                                        identity=TEST_ENCODER)
         try:
             outcome = await pipeline.process_models(_models_batch(records))
             assert outcome.dead_letters == {"model_unreadable": 4}
@@ -178,7 +186,8 @@ def test_a_live_model_that_became_unreadable_keeps_the_current_ranker(
 
     async def scenario() -> None:
         settings = Settings(redis_url=stack.redis_url, kafka_bootstrap=stack.kafka_bootstrap)
-        pipeline = await build_pipeline(settings, _Outputs(), encoder=text_encoder)
+        pipeline = await build_pipeline(settings, _Outputs(), encoder=text_encoder,
+                                        identity=TEST_ENCODER)
         deciding = ModelFollower(pipeline.store.client, TEXT_DIM, FusedProfileRanker())
         try:
             serving = pipeline.ranker.version

@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import Producer
@@ -212,14 +213,13 @@ def test_a_dead_letter_the_dlq_refuses_is_retried_in_its_minimal_form(
         wm_key, wm_field = "u:{poison-refused}:p", f"wm:{topics.CLICKS}:{partition}"
         worker.wait(lambda: int(worker.redis.hget(wm_key, wm_field) or -1) >= good_offset, 60,
                     "the click after the poison record")  # fmt: skip
+        # the letter is written beside the batch (its commit waits for it): the retry lands
+        # after its backoff, while the DLQ still refuses the full form
+        worker.wait(lambda: bool(_letters_for(stack, partition, offset)), 60,
+                    "the minimal dead letter")  # fmt: skip
     finally:
         dlq_limit(original)
-    letters = [
-        json.loads(r.value)
-        for r in read_records(stack.kafka_bootstrap, [topics.DLQ])
-        if r.value and json.loads(r.value)["source_offset"] == offset
-        and json.loads(r.value)["source_topic"] == topics.CLICKS
-    ]
+    letters = _letters_for(stack, partition, offset)
     assert len(letters) == 1
     letter = letters[0]
     assert letter["source_partition"] == partition
@@ -228,3 +228,15 @@ def test_a_dead_letter_the_dlq_refuses_is_retried_in_its_minimal_form(
     assert letter["value_length"] == len(value)
     assert worker.metrics()["llmrec_dead_letter_retries_total"] - before >= 1
     assert worker.proc.alive
+
+
+def _letters_for(stack: DevStack, partition: int, offset: int) -> list[dict[str, Any]]:
+    """Dead letters of the clicks record at (partition, offset), from offset 0 of the DLQ."""
+    return [
+        letter
+        for r in read_records(stack.kafka_bootstrap, [topics.DLQ])
+        if r.value
+        and (letter := json.loads(r.value))["source_offset"] == offset
+        and letter["source_topic"] == topics.CLICKS
+        and letter["source_partition"] == partition
+    ]

@@ -180,6 +180,19 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- business features: explanations, sponsored slots (issue 14) --------------------
+    explain_comments: int = Field(
+        2, ge=0, le=8,
+        description="Last comments a profile keeps (each as a 16-byte sketch of its vector and "
+        "its log coordinates, never its text) so that a recommendation's reason can name one. "
+        "2 keeps a realistic profile within 4 KB of Redis.",
+    )
+    explain_max_events: int = Field(
+        4, ge=1, le=32,
+        description="Distinct events one recommendation list cites as reasons at most (each "
+        "item names its best event among them); 4 keeps a top-20 cache within the 4 KB.",
+    )
+
     @cached_property
     def resolved_worker_id(self) -> str:
         return self.worker_id or f"{socket.gethostname()}-0"

@@ -19,6 +19,7 @@ from typing import TypeVar
 import numpy as np
 import redis.exceptions
 
+from llmrec_stream import explain
 from llmrec_stream.dlq import DEFAULT_VALUE_PREFIX_BYTES, DeadLetterFormat
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events.codec import Limits, Rejected, decode
@@ -90,6 +91,7 @@ class Pipeline:
         unknown_item_wait_s: float = 0.0,
         dlq_value_prefix_bytes: int = DEFAULT_VALUE_PREFIX_BYTES,
         dlq_send_attempts: int = 5,
+        explain_max_events: int = 4,
     ) -> None:
         """``unknown_item_wait_s``: how long a batch waits for an item it names to reach the
         catalog (`_drop_unknown_items`); 0 dead-letters an unknown item at once."""
@@ -108,6 +110,7 @@ class Pipeline:
         self.unknown_item_wait_s = unknown_item_wait_s
         self.dead_letter_format = DeadLetterFormat(worker_id, dlq_value_prefix_bytes)
         self.dlq_send_attempts = dlq_send_attempts
+        self.explain_max_events = explain_max_events
         # onnxruntime releases the GIL: encoding in a thread keeps the event loop (and the
         # consumer's heartbeats) running. One thread: batches are sequential anyway.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="encoder")
@@ -228,8 +231,11 @@ class Pipeline:
             assert not isinstance(event, Item | Erasure)  # noqa: S101 - own topics, own agents
             item_id = getattr(event, "item_id", None)
             item_vec = None if item_id is None else self.catalog.index.vector(item_id)
-            tc, bc = contribution(event, prepared.texts.get(id(env)), item_vec, self.weights)
-            batch[event.user_id].append(Contribution(event, env.source, tc, bc))
+            text_vec = prepared.texts.get(id(env))
+            tc, bc = contribution(event, text_vec, item_vec, self.weights)
+            # a comment is remembered (for reasons) as a sketch of its vector, never its text
+            sk = b"" if text_vec is None else explain.sketch(text_vec)
+            batch[event.user_id].append(Contribution(event, env.source, tc, bc, sk))
         if not batch:
             return outcome
         started = time.perf_counter()
@@ -333,8 +339,10 @@ class Pipeline:
                 if not refused
             ]
             trigger_ts = max(e.ts for e in events)
+            reasons = explain.explain(state, [i for i, _ in top], self.catalog.index,
+                                      self.weights.half_life_s, self.explain_max_events)
             payload = recommendation_record(
-                user_id, top, version, [e.event_id for e in events], trigger_ts
+                user_id, top, version, [e.event_id for e in events], trigger_ts, reasons
             )
             outcome.deliveries.append(await self.sink.recommendation(user_id, payload))
             self.metrics.freshness.observe(max(0.0, time.time() - trigger_ts / 1000.0))

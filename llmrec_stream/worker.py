@@ -134,7 +134,7 @@ async def build_pipeline(
         encoder=encoder,
         store=ProfileStore(client, encoder.dim, weights, settings.recent_items,
                            settings.seen_items, max_attributes=settings.max_attributes,
-                           encoder_id=identity),
+                           encoder_id=identity, explain_comments=settings.explain_comments),
         catalog=catalog,
         ranker=fallback,
         sink=sink,
@@ -147,6 +147,7 @@ async def build_pipeline(
         unknown_item_wait_s=settings.unknown_item_wait_s,
         dlq_value_prefix_bytes=settings.dlq_value_prefix_bytes,
         dlq_send_attempts=settings.dlq_send_attempts,
+        explain_max_events=settings.explain_max_events,
     )
     if not await pipeline.follow_models() and settings.model_dir:
         pipeline.swap_ranker(pinned_model(settings, encoder.dim, fallback))

@@ -87,8 +87,10 @@ def test_schema_is_valid_draft07_with_a_version(path: Path) -> None:
     assert schema["type"] == "object"
     version = schema["properties"]["schema_version"]
     assert version["type"] == "integer"
-    # dead letters went to v2 (bounded prefixes and digests); v1 records still validate
-    assert version["enum"] == ([1, 2] if path.stem == "dead_letter" else [1])
+    # dead letters went to v2 (bounded prefixes and digests), recommendations to v2 (reasons,
+    # sponsored placements); v1 records still validate
+    v2 = ("dead_letter", "recommendation")
+    assert version["enum"] == ([1, 2] if path.stem in v2 else [1])
     assert "schema_version" in schema["required"]
 
 
@@ -165,6 +167,8 @@ FROZEN_PROPERTIES: dict[str, set[str]] = {
         "event_ids",
         "trigger_ts",
         "published_ts",
+        "reasons",
+        "placements",
     },
     "dead_letter": {
         "schema_version",

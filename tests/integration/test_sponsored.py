@@ -120,6 +120,15 @@ def test_two_workers_never_spend_more_than_the_budget(
         assert sum(exhausted) == 1, exhausted
         print(f"impressions per worker {per_worker}, charges asked per worker {asked}, "
               f"spent {spent / MICROS} of 5.0")
+        # bad input is a dead letter, a tombstone withdraws the campaign
+        feed.publish([_campaign("camp-bad", in_category[1], 1.0, 5.0, now, now - 1)])
+        feed.publish_raw(topics.SPONSORED, b"camp-b", None)  # type: ignore[arg-type]
+        _wait(lambda: watcher.snapshot().dead_letters.get("schema_violation") == 1, 30,
+              "the bad campaign's dead letter")
+        _wait(lambda: not feed.redis.hexists("{sponsored}:campaigns", "camp-b"), 30,
+              "the withdrawal")
+        assert not feed.redis.hexists("{sponsored}:campaigns", "camp-bad")
+        assert int(feed.redis.hget("sp:{camp-b}", "spent") or 0) == spent  # accounting stays
     finally:
         watcher.stop()
         for w in workers:

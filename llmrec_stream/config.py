@@ -188,9 +188,9 @@ class Settings(BaseSettings):
         "2 keeps a realistic profile within 4 KB of Redis.",
     )
     explain_max_events: int = Field(
-        4, ge=1, le=32,
+        3, ge=1, le=15,
         description="Distinct events one recommendation list cites as reasons at most (each "
-        "item names its best event among them); 4 keeps a top-20 cache within the 4 KB.",
+        "item names its best event among them); 3 keeps a top-20 cache within the 4 KB.",
     )
     sponsored_enabled: bool = Field(
         True, description="Place sponsored items from llmrec.sponsored campaigns in the top-k.")

@@ -101,7 +101,7 @@ def explain(
     items: Sequence[str],
     index: ItemIndex,
     half_life_s: float,
-    max_events: int = 4,
+    max_events: int = 3,
 ) -> list[Reason | None]:
     """One reason per item of ``items`` (None when the profile holds no event to cite).
 

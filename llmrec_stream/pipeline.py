@@ -100,7 +100,7 @@ class Pipeline:
         unknown_item_wait_s: float = 0.0,
         dlq_value_prefix_bytes: int = DEFAULT_VALUE_PREFIX_BYTES,
         dlq_send_attempts: int = 5,
-        explain_max_events: int = 4,
+        explain_max_events: int = 3,
         sponsor: Sponsor | None = None,
     ) -> None:
         """``unknown_item_wait_s``: how long a batch waits for an item it names to reach the

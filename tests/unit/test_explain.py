@@ -58,3 +58,19 @@ def test_a_list_cites_at_most_max_events_and_its_best_when_it_can() -> None:
     few = np.zeros((5, 6))
     few[:, 2], few[0, 4] = 1.0, 2.0
     assert explain._cover(few, 4).tolist() == [4, 2, 2, 2, 2]  # exact: the best of each
+
+
+def test_the_cache_keeps_scores_and_reasons_exactly_whatever_their_count() -> None:
+    rng = np.random.default_rng(3)
+    for n_reasons in (0, 1, 2, 3, 7, 8, 15):
+        n = 20
+        ranked = [(f"i{k}", float(rng.uniform(-30, 30))) for k in range(n)]
+        table = [Reason("click", "llmrec.clicks", int(rng.integers(0, 400)),
+                        int(rng.integers(0, 2**40)), f"s{j}", 0.5) for j in range(n_reasons)]
+        reasons = [None if not table or k % 5 == 4 else table[k % len(table)] for k in range(n)]
+        record = recommendation_record("u", ranked, "m", [], 2**41, reasons)
+        published = json.loads(record)
+        pulled = recs.decode("u", recs.encode(record))
+        assert pulled["scores"] == published["scores"]
+        assert pulled["reasons"] == published["reasons"]
+        assert pulled["published_ts"] == published["published_ts"]

@@ -12,8 +12,9 @@ items keep their order: sponsored ones are inserted at their slots, the rest shi
 the list is cut back to k.
 
 Frequency counts live in the user's own profile hash (``ad:<campaign>`` fields of
-``u:{uid}:p``): the user's slot, written only by the worker that owns the user's partition,
-and removed with everything else by an erasure.
+``u:{uid}:p``, ``cap.lua``): the user's slot, written only by the worker that owns the user's
+partition, removed with everything else by an erasure, and pruned to the current window (epoch-
+aligned), so a user holds one ~30-byte field per campaign seen in that window.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -31,6 +33,8 @@ from llmrec_stream.profiles.store import ProfileState, profile_key
 from llmrec_stream.ranking.protocol import TopK
 from llmrec_stream.retrieval.catalog import Catalog
 from llmrec_stream.sponsored.campaigns import MICROS, CampaignTable, LiveCampaign
+
+CAP_LUA = resources.files("llmrec_stream.sponsored").joinpath("cap.lua").read_text("utf-8")
 
 #: Rounds of charging per batch: a refused charge hands the slot to the next candidate.
 ROUNDS = 3
@@ -71,7 +75,6 @@ class _User:
     candidates: list[tuple[float, float, LiveCampaign]]  # (bid × relevance, relevance, campaign)
     slots: list[int]
     placed: list[tuple[int, str, float, str]]  # (position, item, relevance, campaign id)
-    caps: dict[str, tuple[int, int]]  # campaign id -> (impressions, window start ms)
 
 
 class Sponsor:
@@ -86,6 +89,7 @@ class Sponsor:
         self.rules = rules
         self.metrics = metrics
         self.mix_text = mix_text
+        self._cap = client.register_script(CAP_LUA)
 
     async def place(
         self, states: Sequence[ProfileState], tops: list[TopK], catalog: Catalog, k: int,
@@ -107,7 +111,7 @@ class Sponsor:
                  is not None]
         await self._drop_capped(users, states, now)
         await self._charge(users, slots, now)
-        await self._count(users, states)
+        await self._count(users, states, now)
         for u in users:
             if u.placed:
                 top = insert(tops[u.idx], [(p, i, r) for p, i, r, _ in u.placed], k)
@@ -142,7 +146,7 @@ class Sponsor:
         if not found:
             return None
         found.sort(key=lambda f: (-f[0], f[2].campaign.campaign_id))
-        return _User(idx, query, found, [], [], {})
+        return _User(idx, query, found, [], [])
 
     async def _categories(
         self, live: list[LiveCampaign], tops: list[TopK], catalog: Catalog
@@ -164,17 +168,10 @@ class Sponsor:
         for u in users:
             fields = [_cap_field(lc.campaign.campaign_id) for _, _, lc in u.candidates]
             pipe.hmget(profile_key(states[u.idx].user_id), fields)
-        window_ms = self.rules.frequency_window_s * 1000
+        window = self._window(now)
         for u, counts in zip(users, await pipe.execute(), strict=True):
-            kept = []
-            for cand, raw in zip(u.candidates, counts, strict=True):
-                seen, since = _cap_value(raw)
-                if raw is None or now - since >= window_ms:
-                    seen, since = 0, now  # a new window
-                u.caps[cand[2].campaign.campaign_id] = (seen, since)
-                if seen < self.rules.frequency_cap:
-                    kept.append(cand)
-            u.candidates = kept
+            u.candidates = [cand for cand, raw in zip(u.candidates, counts, strict=True)
+                            if _seen(raw, window) < self.rules.frequency_cap]
 
     async def _charge(self, users: list[_User], slots: list[int], now: int) -> None:
         """Fill each user's slots in order, charging every placement before it counts."""
@@ -198,29 +195,36 @@ class Sponsor:
                 self.metrics.sponsored_relevance.observe(relevance)
                 u.placed.append((u.slots.pop(0), lc.campaign.item_id, relevance, cid))
 
-    async def _count(self, users: list[_User], states: Sequence[ProfileState]) -> None:
+    async def _count(
+        self, users: list[_User], states: Sequence[ProfileState], now: int
+    ) -> None:
         """Record each charged impression against the user's frequency cap."""
-        placed = [(u, cid) for u in users for *_, cid in u.placed]
-        if not placed:
+        shown = [u for u in users if u.placed]
+        if not shown:
             return
-        writes = self.client.pipeline(transaction=False)
-        for u, cid in placed:
-            seen, since = u.caps[cid]
-            writes.hset(profile_key(states[u.idx].user_id), _cap_field(cid), f"{seen + 1}:{since}")
-        await writes.execute()
+        window = self._window(now)
+        pipe = self.client.pipeline(transaction=False)
+        for u in shown:
+            await self._cap(keys=[profile_key(states[u.idx].user_id)],
+                            args=[window, *(cid for *_, cid in u.placed)], client=pipe)
+        await pipe.execute()
+
+    def _window(self, now_ms: int) -> int:
+        """Windows are aligned to the epoch: the same for every worker, one number to store."""
+        return int(now_ms // (self.rules.frequency_window_s * 1000))
 
 
 def _cap_field(campaign_id: str) -> str:
     return f"ad:{campaign_id}"
 
 
-def _cap_value(raw: bytes | str | None) -> tuple[int, int]:
-    """``"<count>:<window start ms>"`` → (count, window start)."""
+def _seen(raw: bytes | str | None, window: int) -> int:
+    """Impressions in ``window`` of a ``"<impressions>:<window>"`` field (cap.lua)."""
     if raw is None:
-        return 0, 0
+        return 0
     text = raw.decode() if isinstance(raw, bytes) else raw
-    seen, _, since = text.partition(":")
-    return int(seen), int(since or 0)
+    seen, _, when = text.partition(":")
+    return int(seen) if when == str(window) else 0
 
 
 def _cos(a: Vector, b: Vector) -> float:

@@ -22,10 +22,14 @@ from llmrec_stream.demo.watch import OutputWatcher
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.events import topics
 from llmrec_stream.events.models import Campaign
+from llmrec_stream.metrics import Metrics
+from llmrec_stream.profiles.store import ProfileState, profile_key
+from llmrec_stream.retrieval.catalog import Catalog
+from llmrec_stream.retrieval.exact import ExactIndex
 from llmrec_stream.sources.base import OutboundEvent, envelope
 from llmrec_stream.sources.synthetic import SyntheticReplay, comment_text_for, synthetic_replay
 from llmrec_stream.sponsored.campaigns import MICROS, CampaignTable
-from llmrec_stream.sponsored.slots import insert, parse_positions
+from llmrec_stream.sponsored.slots import SlotRules, Sponsor, insert, parse_positions
 from tests.integration.live import LiveWorker
 
 DAY_MS = 86_400_000
@@ -175,3 +179,50 @@ def test_sponsored_items_go_to_their_slots_and_organic_order_stays() -> None:
     assert parse_positions(" 8, 3") == (3, 8)
     with pytest.raises(ValueError, match="1-based"):
         parse_positions("0,3")
+
+
+def test_frequency_cap_per_user_and_window_in_the_users_own_hash(stack: DevStack) -> None:
+    """Cap 2 a window: a user gets the campaign twice, then not, then again next window; the
+    count lives in their profile hash, pruned to the current window."""
+    dim = 8
+
+    def unit(v: list[float]) -> np.ndarray:
+        a = np.array(v, np.float32)
+        return a / np.linalg.norm(a)
+
+    async def run() -> None:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        try:
+            index = ExactIndex(dim)
+            index.upsert(["o1", "o2", "ad"], np.stack([unit([1, 0.1, 0, 0, 0, 0, 0, 0]),
+                                                      unit([1, 0, 0.2, 0, 0, 0, 0, 0]),
+                                                      unit([1, 0, 0, 0.5, 0, 0, 0, 0])]))
+            catalog = Catalog(client, index)
+            table = CampaignTable(client, dim, refresh_s=0)
+            now = int(time.time() * 1000)
+            camp = Campaign("e", now, "cap-c", "ad", 0.01, 100.0, now - 1000 * DAY_MS,
+                            now + DAY_MS)
+            await table.upsert([camp], [None])
+            rules = SlotRules(positions=(2,), max_items=1, floor=0.3, frequency_cap=2,
+                              frequency_window_s=3600)
+            sponsor = Sponsor(table, client, rules, Metrics(), mix_text=0.5)
+            user = ProfileState("cap-user", (), unit([1, 0, 0, 0, 0, 0, 0, 0]),
+                                np.zeros(dim, np.float32), frozenset())
+            organic = [("o1", 0.99), ("o2", 0.98)]
+            shown = []
+            for t in (now, now + 1, now + 2, now + 3_600_000):
+                [(top, marks)] = await sponsor.place([user], [list(organic)], catalog, 3, t)
+                shown.append([i for i, _ in top])
+                assert marks == [None, "cap-c", None] or marks == [None, None]
+            assert shown == [["o1", "ad", "o2"], ["o1", "ad", "o2"], ["o1", "o2"],
+                             ["o1", "ad", "o2"]]
+            fields = await client.hgetall(profile_key("cap-user"))
+            window = (now + 3_600_000) // 3_600_000
+            assert fields == {b"ad:cap-c": f"1:{window}".encode()}
+            bought = ProfileState("cap-user-2", (), user.text, user.behaviour, frozenset({"ad"}))
+            [(top, _)] = await sponsor.place([bought], [list(organic)], catalog, 3, now)
+            assert [i for i, _ in top] == ["o1", "o2"]  # never an item the user bought
+        finally:
+            await client.aclose()
+
+    asyncio.run(run())

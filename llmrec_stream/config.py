@@ -180,6 +180,36 @@ class Settings(BaseSettings):
         ),
     )
 
+    # --- business features: explanations, sponsored slots (issue 14) --------------------
+    explain_comments: int = Field(
+        2, ge=0, le=8,
+        description="Last comments a profile keeps (each as a 16-byte sketch of its vector and "
+        "its log coordinates, never its text) so that a recommendation's reason can name one. "
+        "2 keeps a realistic profile within 4 KB of Redis.",
+    )
+    explain_max_events: int = Field(
+        3, ge=1, le=15,
+        description="Distinct events one recommendation list cites as reasons at most (each "
+        "item names its best event among them); 3 keeps a top-20 cache within the 4 KB.",
+    )
+    sponsored_enabled: bool = Field(
+        True, description="Place sponsored items from llmrec.sponsored campaigns in the top-k.")
+    sponsored_positions: str = Field(
+        "3,8", pattern=r"^\s*\d+(\s*,\s*\d+)*\s*$",
+        description="1-based positions of the top-k that sponsored items may take.")
+    sponsored_max_items: int = Field(
+        2, ge=0, description="Sponsored items per list at most (the first positions first).")
+    sponsored_floor: float = Field(
+        0.3, ge=-1.0, le=1.0,
+        description="Least cosine of a sponsored item (and of a targeting query) to the user's "
+        "fused profile, the fused ranker's own score, for it to be placed.")
+    sponsored_frequency_cap: int = Field(
+        3, ge=1, description="Impressions of one campaign per user per window at most.")
+    sponsored_frequency_window_s: float = Field(
+        86_400.0, gt=0, description="The frequency cap's window (fixed, from the first one).")
+    sponsored_refresh_s: float = Field(
+        0.5, ge=0, description="How often a worker checks the campaign table for changes.")
+
     @cached_property
     def resolved_worker_id(self) -> str:
         return self.worker_id or f"{socket.gethostname()}-0"

@@ -93,6 +93,35 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        # --- business features: sponsored slots (issue 14) ------------------------------
+        self.sponsored_impressions = Counter(
+            "llmrec_sponsored_impressions",
+            "Sponsored items placed in a published top-k (each one charged).",
+            registry=r,
+        )
+        self.sponsored_spend = Counter(
+            "llmrec_sponsored_spend",
+            "Money charged for sponsored impressions (bid per impression).",
+            registry=r,
+        )
+        self.sponsored_relevance = Histogram(
+            "llmrec_sponsored_relevance",
+            "Cosine of each placed sponsored item to the user's profile.",
+            buckets=(0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0),
+            registry=r,
+        )
+        self.sponsored_exhausted = Counter(
+            "llmrec_sponsored_campaigns_exhausted",
+            "Campaigns whose remaining budget no longer covers a bid (counted once each).",
+            registry=r,
+        )
+        self.sponsored_refused = Counter(
+            "llmrec_sponsored_charges_refused",
+            "Placements not made because the charge was refused, by why: paced, exhausted, "
+            "inactive, gone.",
+            ["why"],
+            registry=r,
+        )
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped by Prometheus
         """Expose ``/metrics`` on this port (a background thread)."""

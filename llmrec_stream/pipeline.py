@@ -19,10 +19,19 @@ from typing import TypeVar
 import numpy as np
 import redis.exceptions
 
+from llmrec_stream import explain
 from llmrec_stream.dlq import DEFAULT_VALUE_PREFIX_BYTES, DeadLetterFormat
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events.codec import Limits, Rejected, decode
-from llmrec_stream.events.models import Comment, Envelope, Erasure, Item, Source, UserEvent
+from llmrec_stream.events.models import (
+    Campaign,
+    Comment,
+    Envelope,
+    Erasure,
+    Item,
+    Source,
+    UserEvent,
+)
 from llmrec_stream.metrics import Metrics
 from llmrec_stream.profiles.fusion import FusionWeights, Vector, contribution
 from llmrec_stream.profiles.store import Contribution, ProfileState, ProfileStore
@@ -30,6 +39,7 @@ from llmrec_stream.publish import Sink, recommendation_record
 from llmrec_stream.ranking.protocol import Ranker
 from llmrec_stream.ranking.registry import ModelFollower
 from llmrec_stream.retrieval.catalog import Catalog
+from llmrec_stream.sponsored.slots import Sponsor
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -90,6 +100,8 @@ class Pipeline:
         unknown_item_wait_s: float = 0.0,
         dlq_value_prefix_bytes: int = DEFAULT_VALUE_PREFIX_BYTES,
         dlq_send_attempts: int = 5,
+        explain_max_events: int = 3,
+        sponsor: Sponsor | None = None,
     ) -> None:
         """``unknown_item_wait_s``: how long a batch waits for an item it names to reach the
         catalog (`_drop_unknown_items`); 0 dead-letters an unknown item at once."""
@@ -108,6 +120,9 @@ class Pipeline:
         self.unknown_item_wait_s = unknown_item_wait_s
         self.dead_letter_format = DeadLetterFormat(worker_id, dlq_value_prefix_bytes)
         self.dlq_send_attempts = dlq_send_attempts
+        self.explain_max_events = explain_max_events
+        self.sponsor = sponsor
+        """Places sponsored items (`llmrec_stream.sponsored`); None: organic lists only."""
         # onnxruntime releases the GIL: encoding in a thread keeps the event loop (and the
         # consumer's heartbeats) running. One thread: batches are sequential anyway.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="encoder")
@@ -134,6 +149,34 @@ class Pipeline:
             await self._retry(lambda: self.catalog.publish(items, vectors))
             self.metrics.items.set(len(self.catalog.index))
             outcome.applied = len(items)
+        return outcome
+
+    async def process_sponsored(self, records: Sequence[RawRecord]) -> BatchOutcome:
+        """Campaigns of ``llmrec.sponsored`` into the table every worker mirrors.
+
+        A null value (a tombstone of the compacted topic) withdraws its campaign; a targeting
+        query is encoded here, once, and stored with the campaign. Without a sponsor (sponsored
+        slots off) the records are only counted.
+        """
+        outcome = BatchOutcome(consumed=len(records))
+        if self.sponsor is None:
+            return outcome
+        table = self.sponsor.table
+        gone = [r.key.decode("utf-8", errors="replace") for r in records
+                if r.value is None and r.key]
+        latest: dict[str, Campaign] = {}
+        for env in await self._decode([r for r in records if r.value is not None], outcome):
+            assert isinstance(env.event, Campaign)  # noqa: S101 - decode keys on the topic
+            latest[env.event.campaign_id] = env.event
+        if gone:
+            await self._retry(lambda: table.withdraw(gone))
+        campaigns = [c for c in latest.values() if c.campaign_id not in gone]
+        if campaigns:
+            texts = [c.query for c in campaigns if c.query]
+            vectors = iter(await self._encode(texts)) if texts else iter(())
+            queries = [next(vectors) if c.query else None for c in campaigns]
+            await self._retry(lambda: table.upsert(campaigns, queries))
+        outcome.applied = len(campaigns) + len(gone)
         return outcome
 
     async def process_erasures(self, records: Sequence[RawRecord]) -> BatchOutcome:
@@ -225,11 +268,14 @@ class Pipeline:
         batch: dict[str, list[Contribution]] = defaultdict(list)
         for env in prepared.envelopes:
             event = env.event
-            assert not isinstance(event, Item | Erasure)  # noqa: S101 - own topics, own agents
+            assert not isinstance(event, Item | Erasure | Campaign)  # noqa: S101 - own agents
             item_id = getattr(event, "item_id", None)
             item_vec = None if item_id is None else self.catalog.index.vector(item_id)
-            tc, bc = contribution(event, prepared.texts.get(id(env)), item_vec, self.weights)
-            batch[event.user_id].append(Contribution(event, env.source, tc, bc))
+            text_vec = prepared.texts.get(id(env))
+            tc, bc = contribution(event, text_vec, item_vec, self.weights)
+            # a comment is remembered (for reasons) as a sketch of its vector, never its text
+            sk = b"" if text_vec is None else explain.sketch(text_vec)
+            batch[event.user_id].append(Contribution(event, env.source, tc, bc, sk))
         if not batch:
             return outcome
         started = time.perf_counter()
@@ -323,18 +369,29 @@ class Pipeline:
     ) -> None:
         ranker = self.ranker  # one model for the whole batch, even if a swap lands meanwhile
         ranked = ranker.rank(states, self.top_k, self.catalog.index)
-        for state, result in zip(states, ranked, strict=True):
+        tops = [[] if r is None else list(r[1]) for r in ranked]
+        campaigns: list[list[str | None]] = [[None] * len(t) for t in tops]
+        if self.sponsor is not None:
+            sponsor = self.sponsor
+            live = [i for i, r in enumerate(ranked) if r is not None]
+            found = await self._retry(lambda: sponsor.place(
+                [states[i] for i in live], [tops[i] for i in live], self.catalog, self.top_k))
+            for n, i in enumerate(live):
+                tops[i], campaigns[i] = found[n]
+        for state, result, top, placed in zip(states, ranked, tops, campaigns, strict=True):
             if result is None:
                 continue
-            version, top = result
+            version = result[0]
             user_id = state.user_id
             events: list[UserEvent] = [
                 c.event for c, refused in zip(batch[user_id], state.refused, strict=True)
                 if not refused
             ]
             trigger_ts = max(e.ts for e in events)
+            reasons = explain.explain(state, [i for i, _ in top], self.catalog.index,
+                                      self.weights.half_life_s, self.explain_max_events)
             payload = recommendation_record(
-                user_id, top, version, [e.event_id for e in events], trigger_ts
+                user_id, top, version, [e.event_id for e in events], trigger_ts, reasons, placed
             )
             outcome.deliveries.append(await self.sink.recommendation(user_id, payload))
             self.metrics.freshness.observe(max(0.0, time.time() - trigger_ts / 1000.0))

@@ -38,6 +38,8 @@ from llmrec_stream.ranking.registry import ModelFollower, ModelRecord, load_rank
 from llmrec_stream.retrieval.catalog import Catalog
 from llmrec_stream.retrieval.tiered import TieredIndex
 from llmrec_stream.security import confluent_config, redis_options
+from llmrec_stream.sponsored.campaigns import CampaignTable
+from llmrec_stream.sponsored.slots import SlotRules, Sponsor, parse_positions
 
 log = logging.getLogger(__name__)
 #: Items encoded and published per step of the catalog bootstrap: what a crash during a long
@@ -134,7 +136,7 @@ async def build_pipeline(
         encoder=encoder,
         store=ProfileStore(client, encoder.dim, weights, settings.recent_items,
                            settings.seen_items, max_attributes=settings.max_attributes,
-                           encoder_id=identity),
+                           encoder_id=identity, explain_comments=settings.explain_comments),
         catalog=catalog,
         ranker=fallback,
         sink=sink,
@@ -147,6 +149,8 @@ async def build_pipeline(
         unknown_item_wait_s=settings.unknown_item_wait_s,
         dlq_value_prefix_bytes=settings.dlq_value_prefix_bytes,
         dlq_send_attempts=settings.dlq_send_attempts,
+        explain_max_events=settings.explain_max_events,
+        sponsor=sponsor(settings, client, encoder.dim, metrics),
     )
     if not await pipeline.follow_models() and settings.model_dir:
         pipeline.swap_ranker(pinned_model(settings, encoder.dim, fallback))
@@ -223,3 +227,16 @@ def pinned_model(settings: Settings, text_dim: int, fallback: Ranker) -> Ranker:
         return load_ranker(record, text_dim, fallback)
     except ModelArtifactError as exc:
         raise RuntimeError(f"LLMREC_MODEL_DIR={settings.model_dir}: {exc}") from exc
+
+
+def sponsor(
+    settings: Settings, client: aioredis.Redis, dim: int, metrics: Metrics
+) -> Sponsor | None:
+    """Sponsored slots as the settings say (None when they are off)."""
+    if not settings.sponsored_enabled:
+        return None
+    rules = SlotRules(parse_positions(settings.sponsored_positions), settings.sponsored_max_items,
+                      settings.sponsored_floor, settings.sponsored_frequency_cap,
+                      settings.sponsored_frequency_window_s)
+    table = CampaignTable(client, dim, settings.sponsored_refresh_s)
+    return Sponsor(table, client, rules, metrics, settings.mix_text)

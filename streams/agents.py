@@ -21,6 +21,7 @@ from streams.app import (
     models_topic,
     recommendations_topic,
     settings,
+    sponsored_topic,
     user_events_topic,
 )
 
@@ -146,6 +147,14 @@ async def models(stream: AsyncIterable[Any]) -> None:
     p = await pipeline()
     async for batch in stream.take_events(16, within=settings.batch_within_s):  # type: ignore[attr-defined]
         await _or_exit(gated(p.process_models(_raw(batch))))
+
+
+@app.agent(sponsored_topic)
+async def sponsored(stream: AsyncIterable[Any]) -> None:
+    """Campaigns (issue 14): into the table every worker mirrors (`Pipeline.process_sponsored`)."""
+    p = await pipeline()
+    async for batch in stream.take_events(64, within=settings.batch_within_s):  # type: ignore[attr-defined]
+        await _or_exit(gated(p.process_sponsored(_raw(batch))))
 
 
 @app.timer(interval=settings.model_poll_s)

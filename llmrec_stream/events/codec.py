@@ -20,6 +20,7 @@ import fastjsonschema
 
 from llmrec_stream.events import topics
 from llmrec_stream.events.models import (
+    Campaign,
     Click,
     Comment,
     Envelope,
@@ -44,6 +45,7 @@ TOPIC_SCHEMAS: dict[str, tuple[str, str]] = {
     topics.USERS: ("user", "user_id"),
     topics.ITEMS: ("item", "item_id"),
     topics.ERASE: ("erase", "user_id"),
+    topics.SPONSORED: ("sponsored", "campaign_id"),
 }
 
 
@@ -169,6 +171,13 @@ def _build(topic: str, obj: dict[str, Any]) -> Event:
         )
     if topic == topics.ERASE:
         return Erasure(**common, user_id=obj["user_id"])
+    if topic == topics.SPONSORED:
+        return Campaign(
+            **common, campaign_id=obj["campaign_id"], item_id=obj["item_id"],
+            bid=float(obj["bid"]), budget=float(obj["budget"]), start_ts=int(obj["start_ts"]),
+            end_ts=int(obj["end_ts"]), categories=tuple(obj.get("categories", ())),
+            query=obj.get("query"),
+        )
     return Item(
         **common,
         item_id=obj["item_id"],
@@ -201,6 +210,11 @@ def _validate(topic: str, key: bytes | None, obj: dict[str, Any], limits: Limits
         )
     if topic == topics.COMMENTS:
         _check_text(obj["text"], limits)
+    if topic == topics.SPONSORED:
+        if obj["end_ts"] <= obj["start_ts"]:
+            raise EventValidationError("schema_violation", "sponsored: end_ts <= start_ts")
+        if obj.get("query") is not None:
+            _check_text(obj["query"], limits)
     if obj["ts"] > (time.time() + limits.max_future_skew_s) * 1000:
         raise EventValidationError("future_timestamp", f"ts {obj['ts']} is in the future")
     return _build(topic, obj)

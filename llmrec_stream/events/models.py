@@ -79,8 +79,28 @@ class Erasure:
     user_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    """A sponsored-item campaign (``llmrec.sponsored``, keyed and compacted by its id)."""
+
+    event_id: str
+    ts: int
+    campaign_id: str
+    item_id: str
+    bid: float
+    """Charged per impression."""
+    budget: float
+    """Total spend allowed over [start_ts, end_ts), paced evenly over that time."""
+    start_ts: int
+    end_ts: int
+    categories: tuple[str, ...] = ()
+    """Targeting: only users whose organic top-k holds an item of one of these categories."""
+    query: str | None = None
+    """Targeting: only users whose profile is close enough to this text (encoded)."""
+
+
 UserEvent: TypeAlias = Comment | Click | Purchase | UserAttributes
-Event: TypeAlias = UserEvent | Item | Erasure
+Event: TypeAlias = UserEvent | Item | Erasure | Campaign
 
 
 @dataclass(frozen=True, slots=True)

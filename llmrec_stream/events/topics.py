@@ -13,6 +13,7 @@ ERASE = "llmrec.users.erase"
 RECOMMENDATIONS = "llmrec.recommendations"
 DLQ = "llmrec.dlq"
 MODELS = "llmrec.models"
+SPONSORED = "llmrec.sponsored"
 
 #: Topics keyed by user id: co-partitioned, so one user's events meet on one worker.
 USER_EVENT_TOPICS: tuple[str, ...] = (COMMENTS, CLICKS, PURCHASES, USERS)
@@ -35,4 +36,5 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(RECOMMENDATIONS, compacted=True),
     TopicSpec(DLQ),
     TopicSpec(MODELS),
+    TopicSpec(SPONSORED, compacted=True),  # campaigns by id: the latest version of each
 )

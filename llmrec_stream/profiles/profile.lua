@@ -30,6 +30,12 @@
 -- The LIST of earlier versions (newest first) is moved in on first use, scored with the
 -- profile's last_ts, topic code 0, and ordered among itself as the list had it.
 --
+-- After the recent items, the last few comments (for explanations, llmrec_stream/explain.py),
+-- in the recent items' layout and order with the comment's sketch in place of an item id:
+-- sign bits of a fixed projection of the comment's text vector, a few bytes that estimate
+-- its cosine to an item and say nothing readable of the text. At most ARGV[8] of them; a
+-- state string without this section (earlier versions, or no comment yet) holds none.
+--
 -- Right to erasure (erase.lua) leaves a marker in the hash: "x" erased-at (ms) and, per
 -- (topic, partition), "xo:..." the watermark at erasure. An event with ts <= x, or at or
 -- below its xo offset, is refused ("x" flag): nothing up to the erasure is applied again,
@@ -37,11 +43,12 @@
 --
 -- ARGV[1] dim, ARGV[2] half-life in ms, ARGV[3] recent max, ARGV[4] bought max,
 -- ARGV[5] number of events, ARGV[6] encoder id ("" = unchecked), ARGV[7] max attribute keys,
--- then 10 fields per event:
+-- ARGV[8] comments kept for explanations, then 11 fields per event:
 --   kind (c comment, k click, p purchase, u user attributes), watermark field ("topic:partition"),
 --   offset, ts (ms), item id or "", text contribution (float32 LE bytes or ""),
 --   behaviour contribution (float32 LE bytes or ""), amount, attributes (flat JSON array
---   [name, value, ...] in name order, or ""), topic code (store.TOPIC_CODES)
+--   [name, value, ...] in name order, or ""), topic code (store.TOPIC_CODES),
+--   comment sketch (bytes, or "")
 --
 -- An event whose offset is at or below the stored watermark of its (topic, partition) is
 -- skipped: replays after a crash never double-apply. Vectors are exponentially decayed sums
@@ -60,7 +67,8 @@ local bought_max = tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
 local encoder_id = ARGV[6]
 local max_attrs = tonumber(ARGV[7])
-local FIELDS = 10
+local comments_max = tonumber(ARGV[8])
+local FIELDS = 11
 local fmt = "<" .. string.rep("f", dim)
 local LN2 = math.log(2)
 
@@ -114,6 +122,7 @@ local function read_recent(s, pos, out)
     out[i] = {ts, code, part, off, string.sub(s, pos, pos + len - 1)}
     pos = pos + len
   end
+  return pos
 end
 
 local function write_recent(buf, entries)
@@ -140,6 +149,7 @@ local vblob = redis.call("GET", vkey)
 local tv, bv, wt, wb, t_ref = {}, {}, 0.0, 0.0, nil
 local legacy = false
 local entries = {}
+local comments = {}  -- same entry shape as `entries`, the sketch in place of the item id
 local recent_dirty = false
 if vblob then
   local vals = {struct.unpack(qfmt, vblob)}
@@ -151,7 +161,8 @@ if vblob then
     bv[i] = vals[5 + dim + i] * b_scale
   end
   local pos = vals[6 + 2 * dim]
-  if pos <= #vblob then read_recent(vblob, pos, entries) end
+  if pos <= #vblob then pos = read_recent(vblob, pos, entries) end
+  if pos <= #vblob then read_recent(vblob, pos, comments) end
 else
   local old = redis.call("HMGET", p, unpack(LEGACY))
   for _, pair in ipairs({{tv, old[1]}, {bv, old[2]}}) do
@@ -218,7 +229,7 @@ end
 local flags = {}
 local wrote = false
 for e = 0, n - 1 do
-  local b = 7 + e * FIELDS
+  local b = 8 + e * FIELDS
   local kind, tp = ARGV[b + 1], ARGV[b + 2]
   local wm_field = "wm:" .. tp
   local offset, ts, item = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), ARGV[b + 5]
@@ -259,6 +270,12 @@ for e = 0, n - 1 do
     if item ~= "" then
       local part = tonumber(string.match(tp, ":(%d+)$"))
       entries[#entries + 1] = {ts, code, part, offset, item}
+      recent_dirty = true
+    end
+    local sketch = ARGV[b + 11]
+    if sketch ~= "" and comments_max > 0 then
+      local part = tonumber(string.match(tp, ":(%d+)$"))
+      comments[#comments + 1] = {ts, code, part, offset, sketch}
       recent_dirty = true
     end
     if kind == "p" then
@@ -306,6 +323,8 @@ end
 if recent_dirty then
   table.sort(entries, newer)
   for i = #entries, recent_max + 1, -1 do entries[i] = nil end
+  table.sort(comments, newer)
+  for i = #comments, comments_max + 1, -1 do comments[i] = nil end
 end
 if dirty or recent_dirty then
   local codes = {}
@@ -313,6 +332,7 @@ if dirty or recent_dirty then
   local b_scale = quantize(bv, codes)
   local buf = {struct.pack(qfmt, t_ref or 0 / 0, wt, wb, t_scale, b_scale, unpack(codes))}
   write_recent(buf, entries)
+  if #comments > 0 then write_recent(buf, comments) end
   vblob = table.concat(buf)
   redis.call("SET", vkey, vblob)
   if legacy then redis.call("HDEL", p, unpack(LEGACY)) end

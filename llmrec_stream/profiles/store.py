@@ -161,13 +161,21 @@ def _varint(blob: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def decode_recent(blob: bytes, dim: int) -> list[RecentEntry]:
-    """The recent items after the vectors in ``u:{uid}:v``, newest first (``profile.lua``)."""
-    pos = _STATE_HEAD.size + 4 * dim
-    if len(blob) <= pos:
-        return []
+@dataclass(frozen=True, slots=True)
+class CommentEntry:
+    """One of the last comments a profile keeps for explanations (no text: a sketch)."""
+
+    ts: int
+    topic_code: int
+    partition: int
+    offset: int
+    sketch: bytes
+
+
+def _entries(blob: bytes, pos: int) -> tuple[list[tuple[int, int, int, int, bytes]], int]:
+    """One section of the recent layout in ``profile.lua``: entries and the position after."""
     count, pos = _varint(blob, pos)
-    out: list[RecentEntry] = []
+    out: list[tuple[int, int, int, int, bytes]] = []
     ts = 0
     for i in range(count):
         delta, pos = _varint(blob, pos)
@@ -178,9 +186,30 @@ def decode_recent(blob: bytes, dim: int) -> list[RecentEntry]:
             part, pos = _varint(blob, pos)
         offset, pos = _varint(blob, pos)
         size, pos = _varint(blob, pos)
-        out.append(RecentEntry(ts, code, part, offset, blob[pos : pos + size].decode("utf-8")))
+        out.append((ts, code, part, offset, blob[pos : pos + size]))
         pos += size
-    return out
+    return out, pos
+
+
+def decode_recent(blob: bytes, dim: int) -> list[RecentEntry]:
+    """The recent items after the vectors in ``u:{uid}:v``, newest first (``profile.lua``)."""
+    pos = _STATE_HEAD.size + 4 * dim
+    if len(blob) <= pos:
+        return []
+    entries, _ = _entries(blob, pos)
+    return [RecentEntry(ts, c, p, o, raw.decode("utf-8")) for ts, c, p, o, raw in entries]
+
+
+def decode_comments(blob: bytes, dim: int) -> list[CommentEntry]:
+    """The last comments after the recent items in ``u:{uid}:v``, newest first."""
+    pos = _STATE_HEAD.size + 4 * dim
+    if len(blob) <= pos:
+        return []
+    _, pos = _entries(blob, pos)
+    if len(blob) <= pos:
+        return []
+    entries, _ = _entries(blob, pos)
+    return [CommentEntry(*e) for e in entries]
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +220,8 @@ class Contribution:
     source: Source
     text: Vector | None = None
     behaviour: Vector | None = None
+    sketch: bytes = b""
+    """A comment's sketch (`llmrec_stream.explain.sketch`), kept for explanations."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +239,10 @@ class ProfileState:
     """Per event: refused because the user was erased after it (see ``erase``)."""
     attributes_dropped: int = 0
     """Attribute keys this batch did not store (over the per-user bound, or too long)."""
+    recent_events: tuple[RecentEntry, ...] = ()
+    """The recent items with where their events came from (what explanations cite)."""
+    comments: tuple[CommentEntry, ...] = ()
+    """The last comments, as sketches with their coordinates (what explanations cite)."""
 
     @property
     def all_refused(self) -> bool:
@@ -232,6 +267,7 @@ def _event_args(c: Contribution) -> list[Any]:
         repr(e.amount) if isinstance(e, Purchase) else "0",
         attrs,
         topic_code(c.source.topic),
+        c.sketch,
     ]
 
 
@@ -248,6 +284,7 @@ class ProfileStore:
         *,
         encoder_id: str = "",
         max_attributes: int = MAX_ATTRIBUTES,
+        explain_comments: int = 2,
     ) -> None:
         self.client = client
         self.dim = dim
@@ -257,6 +294,8 @@ class ProfileStore:
         self.encoder_id = encoder_id
         """Stored with each profile; a profile with another id raises `EncoderMismatch`."""
         self.max_attributes = max_attributes
+        self.explain_comments = explain_comments
+        """Last comments a profile keeps (as sketches) so a reason can name one."""
         self._script = client.register_script(LUA)
         self._erase = client.register_script(ERASE_LUA)
 
@@ -271,7 +310,7 @@ class ProfileStore:
             contributions = batch[user_id]
             args: list[Any] = [
                 self.dim, half_life_ms, self.recent_items, self.seen_items, len(contributions),
-                self.encoder_id, self.max_attributes,
+                self.encoder_id, self.max_attributes, self.explain_comments,
             ]
             for c in contributions:
                 args.extend(_event_args(c))
@@ -306,6 +345,8 @@ class ProfileStore:
             recent=tuple(r.decode("utf-8") for r in recent),
             refused=tuple(ch == ord("x") for ch in flags),
             attributes_dropped=int(dropped),
+            recent_events=tuple(decode_recent(vectors, self.dim)),
+            comments=tuple(decode_comments(vectors, self.dim)),
         )
 
     async def cache_recommendations(self, records: dict[str, bytes]) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from llmrec_stream.eval.data import SeqDataset, from_sequences
 from llmrec_stream.events import topics
 from llmrec_stream.events.codec import Limits, Rejected, decode
-from llmrec_stream.events.models import Erasure, Item, Source
+from llmrec_stream.events.models import Campaign, Erasure, Item, Source
 from llmrec_stream.kafka_log import read_records
 from llmrec_stream.pipeline import RawRecord
 
@@ -42,6 +42,8 @@ def dataset_from_records(records: Iterable[RawRecord], name: str = "events") -> 
             texts[event.item_id] = event.text()
         elif isinstance(event, Erasure):
             erased_at[event.user_id] = max(event.ts, erased_at.get(event.user_id, event.ts))
+        elif isinstance(event, Campaign):  # not a topic this reads; typing only
+            continue
         elif (item := getattr(event, "item_id", None)) is not None:
             events[event.user_id].append((event.ts, r.topic, r.offset, item))
     sequences = {

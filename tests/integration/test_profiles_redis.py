@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
+from llmrec_stream import explain
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.events.models import Click, Comment, Purchase, Source, UserAttributes, UserEvent
 from llmrec_stream.profiles.fusion import FusionWeights, contribution, reference_profile
@@ -27,6 +28,7 @@ from llmrec_stream.profiles.store import (
     vectors_key,
 )
 from llmrec_stream.publish import recommendation_record
+from llmrec_stream.retrieval.exact import ExactIndex
 
 DIM = 16
 WEIGHTS = FusionWeights(half_life_s=60.0)
@@ -209,7 +211,8 @@ def test_a_profile_in_the_float32_hash_layout_moves_to_the_int16_string(
 
 def realistic_profile(stack: DevStack) -> str:
     """Write a realistic profile (384-d vectors, 50 recent items, 20 bought, attributes, 4
-    watermarks, an encoder id, a top-20 cache); returns its user id."""
+    watermarks, an encoder id, the last comments' sketches, a top-20 cache with a reason per
+    item); returns its user id."""
     dim, user = 384, "A2SUAM1J3GNN3B"  # an Amazon reviewer id
     rng = np.random.default_rng(7)
     weights = FusionWeights()
@@ -228,6 +231,7 @@ def realistic_profile(stack: DevStack) -> str:
         )
     ]
     offsets = {"c": 0, "k": 0, "p": 0}
+    index = ExactIndex(dim)
     ts = 1_700_000_000_000
     for i in range(90):
         ts += int(rng.integers(1_000, 600_000))
@@ -244,8 +248,11 @@ def realistic_profile(stack: DevStack) -> str:
             event = Purchase(f"p{i}", ts, user, asin(), round(float(rng.uniform(1, 99)), 2), 1)
             topic = "llmrec.purchases"
         text = unit() if kind == "c" else None
-        tc, bc = contribution(event, text, unit(), weights)
-        evs.append(Contribution(event, Source(topic, 3, 1_000_000 + offsets[kind]), tc, bc))
+        item = unit()
+        index.upsert([event.item_id], item[None, :])
+        tc, bc = contribution(event, text, item, weights)
+        sk = b"" if text is None else explain.sketch(text)
+        evs.append(Contribution(event, Source(topic, 3, 1_000_000 + offsets[kind]), tc, bc, sk))
     loop = asyncio.new_event_loop()
     client = aioredis.Redis.from_url(stack.redis_url)
     try:
@@ -253,9 +260,17 @@ def realistic_profile(stack: DevStack) -> str:
         s = ProfileStore(client, dim, weights, recent_items=50, seen_items=500,
                          encoder_id="all-MiniLM-L6-v2:384:int8:3f9a2c")
         for start in range(0, len(evs), 8):
-            loop.run_until_complete(s.apply({user: evs[start : start + 8]}))
+            [state] = loop.run_until_complete(s.apply({user: evs[start : start + 8]}))
         top = [(asin(), float(rng.uniform(-1, 1))) for _ in range(20)]
-        record = recommendation_record(user, top, "fused-v1(mix_text=0.5)", ["p88", "p89"], ts)
+        # candidates near the profile, as a ranker finds them: each close to some of its events
+        query = state.behaviour / np.linalg.norm(state.behaviour)
+        for item_id, _ in top:
+            near = query + 0.8 * unit()
+            index.upsert([item_id], (near / np.linalg.norm(near))[None, :].astype(np.float32))
+        reasons = explain.explain(state, [i for i, _ in top], index, weights.half_life_s)
+        assert all(reasons)
+        record = recommendation_record(user, top, "fused-v1(mix_text=0.5)", ["p88", "p89"], ts,
+                                       reasons)
         loop.run_until_complete(s.cache_recommendations({user: record}))
         pulled = loop.run_until_complete(s.recommendations(user))
     finally:

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from llmrec_stream.events import codec, topics
 from llmrec_stream.events.codec import Limits, Rejected, decode, dumps
 from llmrec_stream.events.models import (
+    Campaign,
     Click,
     Comment,
     Envelope,
@@ -79,6 +80,19 @@ VALID: dict[str, dict[str, Any]] = {
         "category": "home",
     },
     topics.ERASE: {"schema_version": 1, "event_id": "e-x", "ts": TS, "user_id": "u1"},
+    topics.SPONSORED: {
+        "schema_version": 1,
+        "event_id": "e-s",
+        "ts": TS,
+        "campaign_id": "c1",
+        "item_id": "i1",
+        "bid": 0.5,
+        "budget": 100.0,
+        "start_ts": TS - 1000,
+        "end_ts": TS + 86_400_000,
+        "categories": ["home"],
+        "query": "a quiet kettle",
+    },
 }
 KEY = {topic: VALID[topic][codec.TOPIC_SCHEMAS[topic][1]].encode() for topic in VALID}
 EVENT_TOPICS = sorted(codec.TOPIC_SCHEMAS)
@@ -559,6 +573,7 @@ def _check_result(got: Envelope | Rejected, topic: str) -> None:
             "user": UserAttributes,
             "item": Item,
             "erase": Erasure,
+            "sponsored": Campaign,
         }[schema_name]
         assert type(got.event) is expected
 

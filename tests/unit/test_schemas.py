@@ -21,6 +21,7 @@ from jsonschema import Draft7Validator
 from llmrec_stream.dlq import DeadLetterFormat, check_prefix, dead_letter, max_value_prefix
 from llmrec_stream.events import codec, topics
 from llmrec_stream.events.models import (
+    Campaign,
     Click,
     Comment,
     Envelope,
@@ -67,6 +68,7 @@ def test_the_schema_folder_holds_every_contract() -> None:
         "model_update",
         "purchase",
         "recommendation",
+        "sponsored",
         "user",
     }
 
@@ -87,8 +89,10 @@ def test_schema_is_valid_draft07_with_a_version(path: Path) -> None:
     assert schema["type"] == "object"
     version = schema["properties"]["schema_version"]
     assert version["type"] == "integer"
-    # dead letters went to v2 (bounded prefixes and digests); v1 records still validate
-    assert version["enum"] == ([1, 2] if path.stem == "dead_letter" else [1])
+    # dead letters went to v2 (bounded prefixes and digests), recommendations to v2 (reasons,
+    # sponsored placements); v1 records still validate
+    v2 = ("dead_letter", "recommendation")
+    assert version["enum"] == ([1, 2] if path.stem in v2 else [1])
     assert "schema_version" in schema["required"]
 
 
@@ -129,10 +133,14 @@ FROZEN_REQUIRED: dict[str, list[str]] = {
     ],
     "model_update": ["schema_version", "version", "sha256", "location", "metrics", "created_ts"],
     "erase": ["schema_version", "event_id", "ts", "user_id"],
+    "sponsored": ["schema_version", "event_id", "ts", "campaign_id", "item_id", "bid", "budget",
+                  "start_ts", "end_ts"],
 }
 
 FROZEN_PROPERTIES: dict[str, set[str]] = {
     "erase": {"schema_version", "event_id", "ts", "user_id"},
+    "sponsored": {"schema_version", "event_id", "ts", "campaign_id", "item_id", "bid", "budget",
+                  "start_ts", "end_ts", "categories", "query"},
     "click": {"schema_version", "event_id", "ts", "user_id", "item_id"},
     "comment": {"schema_version", "event_id", "ts", "user_id", "text", "item_id", "rating"},
     "purchase": {"schema_version", "event_id", "ts", "user_id", "item_id", "amount", "quantity"},
@@ -165,6 +173,8 @@ FROZEN_PROPERTIES: dict[str, set[str]] = {
         "event_ids",
         "trigger_ts",
         "published_ts",
+        "reasons",
+        "placements",
     },
     "dead_letter": {
         "schema_version",
@@ -249,6 +259,15 @@ def test_user_attribute_enums_are_frozen() -> None:
 # These bytes are written out by hand on purpose: never build them from current code.
 
 V1_EXAMPLES: list[tuple[str, bytes, bytes, Event]] = [
+    (
+        topics.SPONSORED,
+        b"camp-7",
+        b'{"schema_version":1,"event_id":"s1","ts":1700000000000,"campaign_id":"camp-7",'
+        b'"item_id":"item-000007","bid":0.25,"budget":50,"start_ts":1700000000000,'
+        b'"end_ts":1700086400000,"categories":["coffee"]}',
+        Campaign("s1", 1700000000000, "camp-7", "item-000007", 0.25, 50.0, 1700000000000,
+                 1700086400000, ("coffee",), None),
+    ),
     (
         topics.COMMENTS,
         b"user-000042",

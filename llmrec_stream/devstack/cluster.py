@@ -123,17 +123,24 @@ class EmbeddedCluster:
 
     def wait_ok(self, timeout: float | None = None) -> None:
         """Until every node reports ``cluster_state:ok`` with all 16384 slots served."""
-        deadline = time.monotonic() + (timeout or self.start_timeout)
+        self.wait_state("ok", timeout)
+
+    def wait_state(self, state: str, timeout: float | None = None) -> None:
+        """Until every running node reports ``cluster_state:<state>`` (``ok`` also needs all
+        16384 slots served)."""
+        limit = timeout or self.start_timeout
+        deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            if all(self._node_ok(node) for node in self.nodes):
+            running = [node for node in self.nodes if node.pid is not None]
+            if running and all(self._node_state(node) == state for node in running):
                 return
             time.sleep(0.1)
-        raise DevStackError(f"the cluster did not reach cluster_state:ok in {timeout}s")
+        raise DevStackError(f"the cluster did not reach cluster_state:{state} in {limit}s")
 
     @staticmethod
-    def _node_ok(node: ClusterNode) -> bool:
+    def _node_state(node: ClusterNode) -> str | None:
         if node.port is None:
-            return False
+            return None
         client = redis.Redis(
             host=HOST,
             port=node.port,
@@ -144,11 +151,15 @@ class EmbeddedCluster:
         try:
             raw: Any = client.execute_command("CLUSTER", "INFO")
         except redis.RedisError:
-            return False
+            return None
         finally:
             client.close()
         text = raw.decode() if isinstance(raw, bytes) else str(raw)
-        return "cluster_state:ok" in text and "cluster_slots_ok:16384" in text
+        fields = dict(line.split(":", 1) for line in text.split() if ":" in line)
+        state = fields.get("cluster_state")
+        if state == "ok" and fields.get("cluster_slots_ok") != "16384":
+            return "partial"
+        return state
 
     def restart_node(self, index: int, down_s: float = 0.0) -> None:
         """Stop one primary, keep it down ``down_s`` seconds, start it on its port and data."""

@@ -8,6 +8,7 @@ recommendations, and a primary restarted mid-stream loses nothing.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,12 +16,14 @@ from pathlib import Path
 import pytest
 import redis
 
+from llmrec_stream.config import Settings
 from llmrec_stream.demo.watch import OutputWatcher
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.profiles import recs
 from llmrec_stream.profiles.fusion import FusionWeights
 from llmrec_stream.profiles.store import recs_key
+from llmrec_stream.redis_conn import RETRYABLE, async_client
 from llmrec_stream.sources.synthetic import synthetic_replay
 from llmrec_stream.verify import compare, expected_profiles, missing_recommendations, read_log
 from tests.fault.scenario import run_scenario, wait_resumed
@@ -143,6 +146,49 @@ def test_a_primary_restarted_mid_stream_loses_nothing(
     assert out.report.lost == 0 and out.report.duplicated == 0
     assert out.report.ok, out.report.mismatches[:5]
     assert not out.missing_recommendations, out.missing_recommendations[:5]
+
+
+def test_the_errors_of_a_failed_primary_are_the_ones_the_pipeline_retries(
+    cluster_stack: DevStack,
+) -> None:
+    """With a primary down past the node timeout the cluster answers CLUSTERDOWN for every
+    slot: a worker must wait that out (`RETRYABLE`), not crash, and go on once it is back."""
+    cluster = cluster_stack.cluster
+    assert cluster is not None
+    settings = Settings(redis_url=cluster_stack.redis_url)
+
+    async def scenario() -> tuple[BaseException, bytes | None]:
+        client = async_client(settings)
+        try:
+            await client.initialize()  # type: ignore[attr-defined]  # the slot map
+            survivor = cluster.nodes[0].port
+            key = next(
+                k
+                for k in (f"u:{{user-{n}}}:p" for n in range(1000))
+                if client.get_node_from_key(k).port == survivor  # type: ignore[attr-defined]
+            )
+            await client.set(key, b"before")
+            cluster.nodes[1].stop()
+            cluster.wait_state("fail", timeout=30)
+            with pytest.raises(RETRYABLE) as raised:
+                await client.set(key, b"during")
+            cluster.nodes[1].restart(cluster.start_timeout)
+            cluster.wait_ok()
+            deadline = time.monotonic() + 30
+            while True:  # what Pipeline._retry does, with the same exception tuple
+                try:
+                    await client.set(key, b"after")
+                    break
+                except RETRYABLE:
+                    assert time.monotonic() < deadline
+                    await asyncio.sleep(0.1)
+            return raised.value, await client.get(key)
+        finally:
+            await client.aclose()
+
+    error, value = asyncio.run(scenario())
+    assert isinstance(error, redis.exceptions.ClusterDownError), repr(error)
+    assert value == b"after"
 
 
 pytestmark = pytest.mark.timeout(600)

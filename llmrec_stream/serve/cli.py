@@ -12,7 +12,10 @@ from llmrec_stream.config import Settings
 @click.option("--host", default=None, help="Address to bind (default: LLMREC_API_HOST).")
 @click.option("--port", type=int, default=None, help="Port to bind (default: LLMREC_API_PORT).")
 def serve(host: str | None, port: int | None) -> None:
-    """Serve the pull API: recommendations from Redis, events into Kafka (OpenAPI at /docs)."""
+    """Serve the pull API: recommendations from Redis, events into Kafka.
+
+    The OpenAPI document is at /openapi.json, the interactive docs at /docs.
+    """
     import uvicorn
 
     from llmrec_stream.serve.app import create_app

@@ -45,5 +45,5 @@ def test_the_errors_of_a_cluster_between_states_are_retried() -> None:
         rex.BusyLoadingError,
     ):
         assert issubclass(error, RETRYABLE), error
-    for error in (rex.ResponseError, rex.NoScriptError, rex.DataError):
-        assert not issubclass(error, RETRYABLE), error
+    for other in (rex.ResponseError, rex.NoScriptError, rex.DataError):
+        assert not issubclass(other, RETRYABLE), other

@@ -30,9 +30,10 @@ from tests.fault.scenario import run_scenario, wait_resumed
 from tests.integration.live import EVENT_TOPICS, LiveWorker
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def cluster_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
-    """A broker and a 3-primary Redis Cluster of this module's own."""
+    """A broker and a 3-primary Redis Cluster of each test's own: the tests' worlds reuse
+    item ids with other contents, and a catalog left by one would be stale for the next."""
     with DevStack(workdir=tmp_path_factory.mktemp("cluster-stack"), redis_cluster=True) as stack:
         assert stack.redis_url.startswith("redis+cluster://")
         yield stack

@@ -49,6 +49,8 @@ TOOLING: dict[str, Tooling] = {
     "train": Tooling("llmrec_stream.trainer.cli:train_cmd", ("eval",),
                      "Train the ranking model, export it to ONNX with a sha256 manifest, and "
                      "publish it."),
+    "serve": Tooling("llmrec_stream.serve.cli:serve", ("serve",),
+                     "Serve the pull API: recommendations from Redis, events into Kafka."),
 }
 
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[([^\]]*)\])?[^;]*;.*extra\s*==\s*"

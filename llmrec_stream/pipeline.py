@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
-import redis.exceptions
 
 from llmrec_stream.dlq import DEFAULT_VALUE_PREFIX_BYTES, DeadLetterFormat
 from llmrec_stream.encoder.protocol import TextEncoder
@@ -29,6 +28,7 @@ from llmrec_stream.profiles.store import Contribution, ProfileState, ProfileStor
 from llmrec_stream.publish import Sink, recommendation_record
 from llmrec_stream.ranking.protocol import Ranker
 from llmrec_stream.ranking.registry import ModelFollower
+from llmrec_stream.redis_conn import RETRYABLE
 from llmrec_stream.retrieval.catalog import Catalog
 
 log = logging.getLogger(__name__)
@@ -397,7 +397,7 @@ class Pipeline:
         while True:
             try:
                 return await call()
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            except RETRYABLE as exc:  # an outage, or a cluster between states
                 self.metrics.redis_retries.inc()
                 log.warning("redis unavailable (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)

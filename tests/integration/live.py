@@ -7,7 +7,6 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmrec_stream.demo.watch import group_lag
@@ -15,6 +14,7 @@ from llmrec_stream.devstack import DevStack
 from llmrec_stream.devstack.process import free_port
 from llmrec_stream.devstack.worker import WorkerProcess
 from llmrec_stream.events import topics
+from llmrec_stream.redis_conn import sync_client
 from llmrec_stream.replay import producer, publish
 from llmrec_stream.retrieval.catalog import VECTORS
 from llmrec_stream.sources.base import OutboundEvent
@@ -47,7 +47,7 @@ class LiveWorker:
         worker_id = worker_id or self.app_id
         self.proc = WorkerProcess(env, logdir / f"{worker_id}.log", worker_id=worker_id)
         self.producer = producer(stack.kafka_bootstrap)
-        self.redis = redis.Redis.from_url(stack.redis_url)
+        self.redis = sync_client(stack.redis_url)  # a cluster client for a cluster URL
 
     def start(self) -> LiveWorker:
         self.proc.start()

@@ -63,7 +63,8 @@ class Harness:
         settings = Settings(redis_url=self.stack.redis_url,
                             kafka_bootstrap=self.stack.kafka_bootstrap)
         return self.loop.run_until_complete(
-            build_pipeline(settings, self.sink, encoder=self.encoder)  # type: ignore[arg-type]
+            build_pipeline(settings, self.sink, encoder=self.encoder,  # type: ignore[arg-type]
+                           identity="erasure-test-encoder")
         )
 
     def produce(self, events: list[OutboundEvent]) -> None:

@@ -114,6 +114,7 @@ def test_every_setting_has_an_environment_variable(monkeypatch: pytest.MonkeyPat
         "encoder_precision": ("int8", "int8"),
         "kafka_security_protocol": ("SASL_SSL", "SASL_SSL"),
         "kafka_sasl_mechanism": ("SCRAM-SHA-256", "SCRAM-SHA-256"),
+        "log_format": ("json", "json"),
     }
     secrets = {"redis_password", "kafka_sasl_password"}  # SecretStr: test_security covers them
     expected = {}

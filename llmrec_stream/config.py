@@ -209,6 +209,18 @@ class Settings(BaseSettings):
         "topic in Confluent's wire format (magic byte 0, 4-byte id); others stay plain JSON.",
     )
 
+    # --- operations: logs and health probes (issue 15) ----------------------------------
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text, or as one JSON object per line (python-json-logger) "
+        "for a log pipeline.",
+    )
+    health_check_timeout_s: float = Field(
+        1.5, gt=0,
+        description="Each /readyz check (Kafka, Redis) and each broker request of the consumer "
+        "lag metric gives up after this long.",
+    )
+
     @cached_property
     def resolved_worker_id(self) -> str:
         return self.worker_id or f"{socket.gethostname()}-0"

@@ -347,9 +347,10 @@ class Pipeline:
         commit waits for that write (`_deliver_dead_letter`) like for any other output."""
         self.metrics.dead_letters.labels(rejected.reason).inc()
         outcome.dead_letters[rejected.reason] = outcome.dead_letters.get(rejected.reason, 0) + 1
+        # no detail: it may quote the record (its key, its field names); the letter has it
         log.warning(
-            "dead letter %s from %s[%d]@%d: %s", rejected.reason, rejected.source.topic,
-            rejected.source.partition, rejected.source.offset, rejected.detail[:200],
+            "dead letter %s from %s[%d]@%d (%s)", rejected.reason, rejected.source.topic,
+            rejected.source.partition, rejected.source.offset, rejected.exception,
         )
         outcome.deliveries.append(asyncio.ensure_future(self._deliver_dead_letter(rejected)))
 

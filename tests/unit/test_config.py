@@ -115,6 +115,7 @@ def test_every_setting_has_an_environment_variable(monkeypatch: pytest.MonkeyPat
         "kafka_security_protocol": ("SASL_SSL", "SASL_SSL"),
         "kafka_sasl_mechanism": ("SCRAM-SHA-256", "SCRAM-SHA-256"),
         "schema_ids": ('{"llmrec.clicks": 3}', {"llmrec.clicks": 3}),
+        "log_format": ("json", "json"),
     }
     # SecretStr: test_security covers them
     secrets = {"redis_password", "kafka_sasl_password", "api_token"}

@@ -32,6 +32,7 @@ from redis.retry import Retry
 
 from llmrec_stream.config import Settings
 from llmrec_stream.kafka_lag import lag_consumer, partition_lag
+from llmrec_stream.redis_conn import sync_client
 from llmrec_stream.security import confluent_config, redis_options
 
 if TYPE_CHECKING:
@@ -133,19 +134,23 @@ class WorkerProbes:
         self._lock = threading.Lock()  # one librdkafka call at a time from the request threads
         self._consumer = lag_consumer(settings.kafka_bootstrap, settings.app_id,
                                       confluent_config(settings))
-        self._redis = redis.Redis.from_url(
-            settings.redis_url,
-            socket_timeout=self.timeout,
-            socket_connect_timeout=self.timeout,
-            retry=Retry(NoBackoff(), 0),  # a probe answers now; the pipeline does the retrying
-            **redis_options(settings),
-        )
+        self._settings = settings
+        self._redis: redis.Redis | None = None
 
     def kafka(self) -> None:
         with self._lock:
             self._consumer.list_topics(timeout=self.timeout)
 
     def redis(self) -> None:
+        if self._redis is None:  # built on first use: a cluster client connects when built
+            self._redis = sync_client(
+                self._settings.redis_url,
+                self._settings.redis_cluster,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
+                retry=Retry(NoBackoff(), 0),  # a probe answers now; the pipeline retries
+                **redis_options(self._settings),
+            )
         self._redis.ping()
 
     def lag(self, partitions: list[tuple[str, int]]) -> dict[tuple[str, int], int]:

@@ -45,6 +45,7 @@ WORKDIR /app
 ENV LLMREC_ENCODER_DIR=/opt/encoder \
     LLMREC_METRICS_PORT=9100
 EXPOSE 9100
+# Liveness: /healthz answers while the worker process serves (compose adds /readyz, readiness).
 HEALTHCHECK --interval=15s --timeout=5s --start-period=60s --retries=3 \
-    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['LLMREC_METRICS_PORT']}/metrics\", timeout=4)"]
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['LLMREC_METRICS_PORT']}/healthz\", timeout=4)"]
 CMD ["llmrec-stream", "worker"]

@@ -49,6 +49,8 @@ TOOLING: dict[str, Tooling] = {
     "train": Tooling("llmrec_stream.trainer.cli:train_cmd", ("eval",),
                      "Train the ranking model, export it to ONNX with a sha256 manifest, and "
                      "publish it."),
+    "serve": Tooling("llmrec_stream.serve.cli:serve", ("serve",),
+                     "Serve the pull API: recommendations from Redis, events into Kafka."),
 }
 
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[([^\]]*)\])?[^;]*;.*extra\s*==\s*"
@@ -154,10 +156,15 @@ class LazyGroup(click.Group):
 @click.option("-v", "--verbose", is_flag=True, help="Log at INFO.")
 def main(verbose: bool) -> None:
     """llmrec-stream: real-time recommendations from what users write and do."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from pydantic import ValidationError
+
+    from llmrec_stream.logs import configure
+
+    try:
+        log_format = Settings().log_format
+    except ValidationError:  # the command reports the bad setting itself
+        log_format = "text"
+    configure(logging.INFO if verbose else logging.WARNING, log_format)
 
 
 @main.command("export-encoder")

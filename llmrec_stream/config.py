@@ -210,6 +210,47 @@ class Settings(BaseSettings):
     sponsored_refresh_s: float = Field(
         0.5, ge=0, description="How often a worker checks the campaign table for changes.")
 
+    # --- integration: Redis Cluster, pull API, Schema Registry framing ------------------
+    redis_cluster: bool = Field(
+        False,
+        description="Talk to LLMREC_REDIS_URL as a Redis Cluster (any node's address; a "
+        "redis+cluster:// URL says the same). Every key of one user or of the catalog shares a "
+        "hash tag, so each script and transaction stays on one shard.",
+    )
+    api_host: str = Field("127.0.0.1", description="Address `llmrec-stream serve` binds.")
+    api_port: int = Field(8000, ge=0, le=65535, description="Port `llmrec-stream serve` binds.")
+    api_token: SecretStr | None = Field(
+        None,
+        description="Bearer token the pull API requires on every /v1 call; unset means no "
+        "authentication (bind to loopback only then).",
+    )
+    api_produce_timeout_s: float = Field(
+        10.0, gt=0, description="How long POST /v1/events waits for the broker's acks=all."
+    )
+    schema_registry_url: str = Field(
+        "",
+        description="The Schema Registry producers that frame records use (documentation of "
+        "where the ids below come from: this service never calls it).",
+    )
+    schema_ids: dict[str, int] = Field(
+        default_factory=dict,
+        description="Topic -> schema id registered for its value schema, as JSON (e.g. "
+        '{"llmrec.clicks": 3}). A producer of this package frames the records of a listed '
+        "topic in Confluent's wire format (magic byte 0, 4-byte id); others stay plain JSON.",
+    )
+
+    # --- operations: logs and health probes (issue 15) ----------------------------------
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="Log lines as text, or as one JSON object per line (python-json-logger) "
+        "for a log pipeline.",
+    )
+    health_check_timeout_s: float = Field(
+        1.5, gt=0,
+        description="Each /readyz check (Kafka, Redis) and each broker request of the consumer "
+        "lag metric gives up after this long.",
+    )
+
     @cached_property
     def resolved_worker_id(self) -> str:
         return self.worker_id or f"{socket.gethostname()}-0"

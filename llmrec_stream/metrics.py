@@ -1,8 +1,36 @@
-"""Prometheus metrics of a worker; names are part of the operator contract (see README)."""
+"""Prometheus metrics of a worker; names are part of the operator contract (see README).
+
+Names follow Prometheus' conventions: base units in the name (``_seconds``), counters exposed
+with ``_total`` (prometheus_client appends it to a Counter's samples), ``_info`` for labels
+that describe the process. The dashboards and alert rules in ``deploy/`` use these names, and
+``tests/integration/test_prometheus.py`` evaluates every one of their expressions against a
+real Prometheus scraping a worker.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+import importlib.metadata
+import logging
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+if TYPE_CHECKING:
+    from llmrec_stream.health import OpsServer, Readiness
+
+log = logging.getLogger(__name__)
 
 _LATENCY = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _FRESHNESS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0)
@@ -19,14 +47,14 @@ class Metrics:
             "llmrec_events_consumed", "Events consumed, by topic.", ["topic"], registry=r
         )
         self.encoder_batch = Histogram(
-            "llmrec_encoder_batch_size", "Texts per encoder call.", buckets=_BATCH, registry=r
+            "llmrec_encoder_batch_texts", "Texts per encoder call.", buckets=_BATCH, registry=r
         )
         self.encoder_latency = Histogram(
-            "llmrec_encoder_latency_seconds", "Encoder call latency.", buckets=_LATENCY,
+            "llmrec_encoder_duration_seconds", "Encoder call duration.", buckets=_LATENCY,
             registry=r,
         )
         self.profile_latency = Histogram(
-            "llmrec_profile_update_latency_seconds",
+            "llmrec_profile_update_duration_seconds",
             "One micro-batch of profile updates in Redis (one round trip).",
             buckets=_LATENCY,
             registry=r,
@@ -41,7 +69,7 @@ class Metrics:
             "llmrec_recommendations_published", "Recommendation records published.", registry=r
         )
         self.dead_letters = Counter(
-            "llmrec_dlq", "Events sent to the dead-letter topic, by reason.", ["reason"],
+            "llmrec_dead_letters", "Events sent to the dead-letter topic, by reason.", ["reason"],
             registry=r,
         )
         self.skipped = Counter(
@@ -122,7 +150,85 @@ class Metrics:
             ["why"],
             registry=r,
         )
+        # --- operations: process, build and consumer lag (issue 15) ----------------------
+        # CPU seconds, RSS, open fds (process_*), the interpreter (python_info) and its GC,
+        # as on prometheus_client's default registry, which this per-pipeline one replaces.
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
+        GCCollector(registry=r)
+        self.build = Info(
+            "llmrec_build", "The running build: package version and encoder identity.",
+            registry=r,
+        )
+        self.lag_errors = Counter(
+            "llmrec_consumer_lag_errors",
+            "Scrapes whose consumer lag could not be read from the broker.",
+            registry=r,
+        )
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped by Prometheus
-        """Expose ``/metrics`` on this port (a background thread)."""
-        start_http_server(port, addr=addr, registry=self.registry)
+    def describe_build(self, encoder: str) -> None:
+        """Set ``llmrec_build_info{version, encoder}``: which code and which encoder serve."""
+        try:
+            version = importlib.metadata.version("llmrec-stream")
+        except importlib.metadata.PackageNotFoundError:  # a bare source tree
+            version = "unknown"
+        self.build.info({"version": version, "encoder": encoder})
+
+    def serve(
+        self,
+        port: int,
+        addr: str = "0.0.0.0",  # noqa: S104 - scraped by Prometheus, probed by the orchestrator
+        readiness: Readiness | None = None,
+    ) -> OpsServer:
+        """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on this port (a background thread)."""
+        from llmrec_stream.health import Readiness, serve
+
+        return serve(self.registry, port, addr, readiness or Readiness({}))
+
+    def watch_lag(
+        self,
+        assigned: Callable[[], Iterable[tuple[str, int]]],
+        measure: Callable[[list[tuple[str, int]]], Mapping[tuple[str, int], int]],
+    ) -> None:
+        """Export ``llmrec_consumer_lag{topic, partition}`` for the partitions ``assigned``
+        returns, measured by ``measure`` (`llmrec_stream.kafka_lag.partition_lag`) at each
+        scrape: Prometheus' advice for values owned by another system (the broker)."""
+        self.registry.register(_LagCollector(assigned, measure, self.lag_errors))
+
+
+class _LagCollector(Collector):
+    """Consumer lag of this worker's partitions, read from the broker when scraped.
+
+    Only assigned partitions are exported, so summing over workers gives the group's lag; a
+    partition handed to another worker leaves this worker's series at the next scrape.
+    """
+
+    NAME = "llmrec_consumer_lag"
+    HELP = ("Records after the consumer group's committed offset (end offset minus committed), "
+            "per partition assigned to this worker.")
+
+    def __init__(
+        self,
+        assigned: Callable[[], Iterable[tuple[str, int]]],
+        measure: Callable[[list[tuple[str, int]]], Mapping[tuple[str, int], int]],
+        errors: Counter,
+    ) -> None:
+        self._assigned = assigned
+        self._measure = measure
+        self._errors = errors
+
+    def describe(self) -> Iterator[Metric]:
+        # without describe(), registering would call collect() (and the broker) at once
+        yield GaugeMetricFamily(self.NAME, self.HELP, labels=["topic", "partition"])
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(self.NAME, self.HELP, labels=["topic", "partition"])
+        try:
+            lag = self._measure(sorted(set(self._assigned())))
+        except Exception as exc:  # the broker away: no lag series this scrape, counted
+            self._errors.inc()
+            log.warning("consumer lag not read (%s)", type(exc).__name__)
+            lag = {}
+        for (topic, partition), n in sorted(lag.items()):
+            family.add_metric([topic, str(partition)], n)
+        yield family

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import numpy as np
-import redis.exceptions
 
 from llmrec_stream import explain
 from llmrec_stream.dlq import DEFAULT_VALUE_PREFIX_BYTES, DeadLetterFormat
@@ -38,6 +37,7 @@ from llmrec_stream.profiles.store import Contribution, ProfileState, ProfileStor
 from llmrec_stream.publish import Sink, recommendation_record
 from llmrec_stream.ranking.protocol import Ranker
 from llmrec_stream.ranking.registry import ModelFollower
+from llmrec_stream.redis_conn import RETRYABLE
 from llmrec_stream.retrieval.catalog import Catalog
 from llmrec_stream.sponsored.slots import Sponsor
 
@@ -404,9 +404,10 @@ class Pipeline:
         commit waits for that write (`_deliver_dead_letter`) like for any other output."""
         self.metrics.dead_letters.labels(rejected.reason).inc()
         outcome.dead_letters[rejected.reason] = outcome.dead_letters.get(rejected.reason, 0) + 1
+        # no detail: it may quote the record (its key, its field names); the letter has it
         log.warning(
-            "dead letter %s from %s[%d]@%d: %s", rejected.reason, rejected.source.topic,
-            rejected.source.partition, rejected.source.offset, rejected.detail[:200],
+            "dead letter %s from %s[%d]@%d (%s)", rejected.reason, rejected.source.topic,
+            rejected.source.partition, rejected.source.offset, rejected.exception,
         )
         outcome.deliveries.append(asyncio.ensure_future(self._deliver_dead_letter(rejected)))
 
@@ -454,7 +455,7 @@ class Pipeline:
         while True:
             try:
                 return await call()
-            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
+            except RETRYABLE as exc:  # an outage, or a cluster between states
                 self.metrics.redis_retries.inc()
                 log.warning("redis unavailable (%s); retrying in %.2fs", exc, delay)
                 await asyncio.sleep(delay)

@@ -35,9 +35,10 @@ from llmrec_stream.ranking.fused import FusedProfileRanker
 from llmrec_stream.ranking.model import ModelArtifactError
 from llmrec_stream.ranking.protocol import Ranker
 from llmrec_stream.ranking.registry import ModelFollower, ModelRecord, load_ranker
+from llmrec_stream.redis_conn import async_client
 from llmrec_stream.retrieval.catalog import Catalog
 from llmrec_stream.retrieval.tiered import TieredIndex
-from llmrec_stream.security import confluent_config, redis_options
+from llmrec_stream.security import confluent_config
 from llmrec_stream.sponsored.campaigns import CampaignTable
 from llmrec_stream.sponsored.slots import SlotRules, Sponsor, parse_positions
 
@@ -59,14 +60,9 @@ def fusion_weights(settings: Settings) -> FusionWeights:
 
 
 def redis_client(settings: Settings) -> aioredis.Redis:
-    if not settings.redis_url:
-        raise RuntimeError(
-            "LLMREC_REDIS_URL is not set: start the embedded stack (llmrec-stream stack) "
-            "or point it at your Redis"
-        )
-    return aioredis.Redis.from_url(
-        settings.redis_url, health_check_interval=10, **redis_options(settings)
-    )
+    """The worker's Redis client: one server or a cluster, as the settings say
+    (`redis_conn.async_client`)."""
+    return async_client(settings)
 
 
 def encoder_path(settings: Settings) -> Path:

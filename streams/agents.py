@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterable, Awaitable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Iterator, Sequence
 from typing import Any, NoReturn, TypeVar
 
 import redis.exceptions
@@ -63,18 +63,36 @@ async def pipeline() -> Pipeline:
     global _pipeline
     async with _lock:
         if _pipeline is None:
-            from llmrec_stream.worker import build_pipeline
+            from llmrec_stream.health import serve_worker
+            from llmrec_stream.metrics import Metrics
+            from llmrec_stream.worker import build_pipeline, encoder_id
 
+            metrics = Metrics()
             try:
                 check_prefix(settings.dlq_value_prefix_bytes, app.conf.producer_max_request_size)
-                _pipeline = await build_pipeline(settings, FaustSink())
+                if settings.metrics_port:
+                    # served while the pipeline builds: alive at once, ready once built
+                    serve_worker(settings, metrics, lambda: _pipeline is not None, _assigned)
+                built = await build_pipeline(settings, FaustSink(), metrics=metrics)
+                metrics.describe_build(encoder_id(settings))
+                _pipeline = built
             except Exception:
                 log.critical("cannot start the pipeline; exiting", exc_info=True)
                 logging.shutdown()
                 os._exit(78)  # EX_CONFIG
-            if settings.metrics_port:
-                _pipeline.metrics.serve(settings.metrics_port)
     return _pipeline
+
+
+def _assigned() -> Iterator[tuple[str, int]]:
+    """This worker's partitions now (read from the ops server's thread: a copy, retried if a
+    rebalance changed the set while it was copied)."""
+    for _ in range(3):
+        try:
+            tps = list(app.consumer.assignment())
+        except RuntimeError:
+            continue
+        return ((tp.topic, tp.partition) for tp in tps)
+    return iter(())
 
 
 def _raw(events: Sequence[Any]) -> list[RawRecord]:

@@ -6,6 +6,7 @@ import faust
 
 from llmrec_stream.config import Settings
 from llmrec_stream.events import topics
+from llmrec_stream.logs import faust_logging_config
 from llmrec_stream.security import faust_credentials
 from streams.compat import pace_empty_fetches
 
@@ -34,6 +35,7 @@ app = faust.App(
     web_enabled=False,
     producer_acks=-1,
     broker_credentials=faust_credentials(settings),
+    logging_config=faust_logging_config(settings),
 )
 
 # Raw bytes in: validation is ours (events.codec), so a malformed record becomes a dead letter

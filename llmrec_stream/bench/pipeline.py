@@ -24,7 +24,6 @@ from typing import Any, Literal
 
 import numpy as np
 import redis
-from confluent_kafka import Consumer, TopicPartition
 
 from llmrec_stream.bench.outputs import Outputs
 from llmrec_stream.bench.pipeline_peers import encoder_bound, hand_written_peer, mean_bound
@@ -32,6 +31,7 @@ from llmrec_stream.config import Settings
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.devstack.worker import WorkerProcess
 from llmrec_stream.events import topics
+from llmrec_stream.kafka_lag import lag_consumer, partition_lag
 from llmrec_stream.replay import producer, publish
 from llmrec_stream.retrieval.catalog import VECTORS
 from llmrec_stream.sources.synthetic import SyntheticReplay, synthetic_replay
@@ -72,17 +72,11 @@ class _LagProbe:
     were being measured on)."""
 
     def __init__(self, bootstrap: str, group_id: str, partitions: int) -> None:
-        self._consumer = Consumer(
-            {"bootstrap.servers": bootstrap, "group.id": group_id, "enable.auto.commit": False}
-        )
-        self._tps = [TopicPartition(t, p) for t in EVENT_TOPICS for p in range(partitions)]
+        self._consumer = lag_consumer(bootstrap, group_id)
+        self._tps = [(t, p) for t in EVENT_TOPICS for p in range(partitions)]
 
     def __call__(self) -> int:
-        lag = 0
-        for tp in self._consumer.committed(self._tps, timeout=10):
-            _low, high = self._consumer.get_watermark_offsets(tp, timeout=10)
-            lag += max(0, high - max(tp.offset, 0))
-        return lag
+        return sum(partition_lag(self._consumer, self._tps).values())
 
     def close(self) -> None:
         self._consumer.close()

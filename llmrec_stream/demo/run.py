@@ -12,14 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import redis
-
 from llmrec_stream.config import Settings
 from llmrec_stream.demo.watch import Observed, OutputWatcher, group_lag
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.devstack.worker import WorkerProcess
 from llmrec_stream.encoder.artifact import default_encoder_dir
 from llmrec_stream.events import topics
+from llmrec_stream.redis_conn import sync_client
 from llmrec_stream.replay import producer, publish
 from llmrec_stream.retrieval.catalog import VECTORS
 from llmrec_stream.sources.base import OutboundEvent, Replay
@@ -92,7 +91,7 @@ def run_demo(
         try:
             watcher.start(settings.partitions)
             prod = producer(stack.kafka_bootstrap)
-            r = redis.Redis.from_url(stack.redis_url)
+            r = sync_client(stack.redis_url)
             publish(prod, replay.items)
             wait_for(lambda: r.hlen(VECTORS) >= len({e.key for e in replay.items}), 180,
                      "the worker to encode the catalog", worker)

@@ -14,6 +14,7 @@ import numpy as np
 from confluent_kafka import OFFSET_END, Consumer, TopicPartition
 
 from llmrec_stream.events import topics
+from llmrec_stream.kafka_lag import group_lag as group_lag  # the demo's and tests' name for it
 
 
 @dataclass(slots=True)
@@ -100,20 +101,3 @@ class OutputWatcher:
         if self._thread.is_alive():
             self._thread.join(5)
         self._consumer.close()
-
-
-def group_lag(bootstrap: str, group_id: str, topic_names: list[str], partitions: int) -> int:
-    """Events not yet committed by the workers' group on these topics (0 means caught up)."""
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group_id,
-                  "enable.auto.commit": False})
-    try:
-        tps = [TopicPartition(t, p) for t in topic_names for p in range(partitions)]
-        committed = c.committed(tps, timeout=10)
-        lag = 0
-        for tp in committed:
-            _low, high = c.get_watermark_offsets(tp, timeout=10)
-            done = tp.offset if tp.offset >= 0 else 0
-            lag += max(0, high - done)
-        return lag
-    finally:
-        c.close()

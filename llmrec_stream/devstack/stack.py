@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 
+from llmrec_stream.devstack.cluster import EmbeddedCluster
 from llmrec_stream.devstack.process import DevStackError
 from llmrec_stream.devstack.services import Broker, RedisServer
 from llmrec_stream.devstack.topics import create_topics
@@ -40,8 +41,11 @@ class DevStack:
         workdir: Path | None = None,
         *,
         redis_persistence: bool = False,
+        redis_cluster: bool = False,
         start_timeout: float = 30.0,
     ) -> None:
+        self.redis_cluster = redis_cluster
+        self.cluster: EmbeddedCluster | None = None
         self.partitions = partitions
         self.redis_persistence = redis_persistence
         self.start_timeout = start_timeout
@@ -78,6 +82,8 @@ class DevStack:
         """URL of the Redis in use."""
         if self._external_redis is not None:
             return self._external_redis
+        if self.cluster is not None:
+            return self.cluster.url
         if self.redis is None:
             raise DevStackError("the dev stack is not started")
         return self.redis.url
@@ -116,7 +122,12 @@ class DevStack:
                 self.broker = Broker(workdir / "kafka", workdir / "kafka.log")
                 self.broker.start(self.start_timeout)
             create_topics(self.kafka_bootstrap, self.partitions, timeout=self.start_timeout)
-            if self._external_redis is None:
+            if self._external_redis is None and self.redis_cluster:
+                workdir = self._make_workdir()
+                self.cluster = EmbeddedCluster(
+                    workdir / "redis-cluster", start_timeout=self.start_timeout
+                ).start()
+            elif self._external_redis is None:
                 workdir = self._make_workdir()
                 self.redis = RedisServer(
                     workdir / "redis", workdir / "redis.log", persistence=self.redis_persistence
@@ -130,6 +141,7 @@ class DevStack:
     def stop(self) -> None:
         """Stop the servers this stack started and remove its temporary directory."""
         redis_server, broker, workdir = self.redis, self.broker, self._workdir
+        cluster, self.cluster = self.cluster, None
         self.redis = self.broker = None
         self._workdir = None
         self._started = False
@@ -137,6 +149,8 @@ class DevStack:
         try:
             if redis_server is not None:
                 redis_server.stop()
+            if cluster is not None:
+                cluster.stop()
         finally:
             if broker is not None:
                 broker.stop()
@@ -162,6 +176,13 @@ class DevStack:
         if self.redis is None:
             raise DevStackError("no embedded Redis to restart (external, or not started)")
         self.redis.restart(self.start_timeout, down_s)
+
+    def restart_cluster_node(self, index: int, down_s: float = 0.0) -> None:
+        """Stop and start one primary of the embedded Redis Cluster (same port, its AOF and
+        ``nodes.conf``): it comes back with its data and slots."""
+        if self.cluster is None:
+            raise DevStackError("no embedded Redis Cluster to restart")
+        self.cluster.restart_node(index, down_s)
 
     def __enter__(self) -> DevStack:
         return self.start()

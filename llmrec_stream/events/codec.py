@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,9 +89,49 @@ def _reject_constant(name: str) -> float:
     raise ValueError(f"non-finite number {name} is not JSON")
 
 
+#: Confluent's wire format: magic byte 0, the 4-byte big-endian schema id, then the payload
+#: (here the JSON). Producers that use a Schema Registry frame their records so; the local
+#: schemas still decide what is valid (the id is not looked up: no registry is called).
+MAGIC_BYTE = 0
+_FRAME = struct.Struct(">BI")
+#: First bytes that no JSON text starts with and that are not the magic byte: control
+#: characters other than JSON's whitespace (tab, line feed, carriage return).
+_NOT_JSON_START = frozenset(range(0x01, 0x20)) - {0x09, 0x0A, 0x0D}
+
+
+def frame(schema_id: int, payload: bytes) -> bytes:
+    """``payload`` in Confluent's wire format under ``schema_id``."""
+    return _FRAME.pack(MAGIC_BYTE, schema_id) + payload
+
+
+def unframe(value: bytes) -> tuple[int | None, bytes]:
+    """The schema id (None for a plain record) and the payload of one record value.
+
+    A record is framed when its first byte is the magic byte 0 (JSON never starts so). A
+    first byte that is neither JSON nor 0 is a frame with a wrong magic byte.
+    """
+    if not value or value[0] != MAGIC_BYTE:
+        if value and value[0] in _NOT_JSON_START:
+            raise EventValidationError(
+                "bad_magic_byte",
+                f"first byte 0x{value[0]:02x}: neither JSON nor Confluent's wire format "
+                "(magic byte 0, 4-byte schema id, payload)",
+            )
+        return None, value
+    if len(value) < _FRAME.size:
+        raise EventValidationError(
+            "bad_magic_byte",
+            f"a framed record of {len(value)} bytes: the wire format needs {_FRAME.size} "
+            "(magic byte 0 and a 4-byte schema id) before the payload",
+        )
+    _, schema_id = _FRAME.unpack_from(value)
+    return schema_id, value[_FRAME.size :]
+
+
 def _parse(value: bytes | None) -> dict[str, Any]:
     if value is None:
         raise EventValidationError("not_an_object", "record has no value")
+    _, value = unframe(value)
     try:
         text = value.decode("utf-8")
     except UnicodeDecodeError as exc:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from llmrec_stream.demo.watch import group_lag
@@ -15,6 +14,7 @@ from llmrec_stream.devstack import DevStack
 from llmrec_stream.devstack.process import free_port
 from llmrec_stream.devstack.worker import WorkerProcess
 from llmrec_stream.events import topics
+from llmrec_stream.redis_conn import sync_client
 from llmrec_stream.replay import producer, publish
 from llmrec_stream.retrieval.catalog import VECTORS
 from llmrec_stream.sources.base import OutboundEvent
@@ -32,22 +32,25 @@ class LiveWorker:
         logdir: Path,
         app_id: str = "",
         worker_id: str = "",
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self.stack = stack
         self.app_id = app_id or f"test-{uuid.uuid4().hex[:8]}"
-        env = {
+        worker_env = {
             **stack.env(),
             "LLMREC_ENCODER_DIR": str(encoder_dir),
             "LLMREC_APP_ID": self.app_id,
             "LLMREC_PARTITIONS": str(stack.partitions),
             "LLMREC_ENCODER_THREADS": "1",
             "LLMREC_METRICS_PORT": str(free_port()),
+            **(env or {}),
         }
-        self.metrics_url = f"http://127.0.0.1:{env['LLMREC_METRICS_PORT']}/metrics"
+        self.ops_url = f"http://127.0.0.1:{worker_env['LLMREC_METRICS_PORT']}"
+        self.metrics_url = f"{self.ops_url}/metrics"
         worker_id = worker_id or self.app_id
-        self.proc = WorkerProcess(env, logdir / f"{worker_id}.log", worker_id=worker_id)
+        self.proc = WorkerProcess(worker_env, logdir / f"{worker_id}.log", worker_id=worker_id)
         self.producer = producer(stack.kafka_bootstrap)
-        self.redis = redis.Redis.from_url(stack.redis_url)
+        self.redis = sync_client(stack.redis_url)  # a cluster client for a cluster URL
 
     def start(self) -> LiveWorker:
         self.proc.start()

@@ -59,7 +59,7 @@ def test_a_backfill_dead_letters_no_event_as_unknown_item(
         worker.wait_caught_up(timeout=240)
         took = time.monotonic() - started
         samples = worker.metrics()
-        unknown = samples.get('llmrec_dlq_total{reason="unknown_item"}', 0.0)
+        unknown = samples.get('llmrec_dead_letters_total{reason="unknown_item"}', 0.0)
         log = read_log(empty_stack.kafka_bootstrap, EVENT_TOPICS, empty_stack.partitions)
         expected, rejected = expected_profiles(log, {e.key for e in world.items})
         report = compare(worker.redis, expected, FusionWeights(), encoder=text_encoder,

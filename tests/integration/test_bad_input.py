@@ -109,7 +109,7 @@ def test_bad_events_are_dead_lettered_and_valid_ones_unaffected(
     metric = {
         k.split('reason="')[1].rstrip('"}'): after[k] - before.get(k, 0.0)
         for k in after
-        if k.startswith("llmrec_dlq_total{")
+        if k.startswith("llmrec_dead_letters_total{")
     }
     assert {r: int(n) for r, n in metric.items() if n} == dict(want)
     assert worker.proc.alive

@@ -162,8 +162,8 @@ def test_worker_metrics_tell_what_happened(
     _wait_for(lambda: "e2e-metrics" in watcher.snapshot().latest, 30, "recs")
     _wait_for(
         lambda: (
-            worker.metrics().get('llmrec_dlq_total{reason="not_an_object"}', 0)
-            > before.get('llmrec_dlq_total{reason="not_an_object"}', 0)
+            worker.metrics().get('llmrec_dead_letters_total{reason="not_an_object"}', 0)
+            > before.get('llmrec_dead_letters_total{reason="not_an_object"}', 0)
         ),
         10,
         "the dead letter to be counted",
@@ -176,8 +176,8 @@ def test_worker_metrics_tell_what_happened(
     assert delta('llmrec_events_consumed_total{topic="llmrec.comments"}') == 2
     assert delta("llmrec_recommendations_published_total") >= 1
     assert delta("llmrec_freshness_seconds_count") >= 1
-    assert delta("llmrec_encoder_batch_size_count") >= 1
-    assert delta("llmrec_profile_update_latency_seconds_count") >= 1
+    assert delta("llmrec_encoder_batch_texts_count") >= 1
+    assert delta("llmrec_profile_update_duration_seconds_count") >= 1
     assert after["llmrec_catalog_items"] == len(world.items)
     assert any(k.startswith("llmrec_model_info{") for k in after)
 

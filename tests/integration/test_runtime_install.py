@@ -6,7 +6,8 @@ those are the tooling extras). This test builds that install the way the Dockerf
 files its ``source`` stage COPYs, into a fresh ``python -m venv``, with the ``pip install`` of
 its ``runtime`` stage (non-editable). From that venv, against the session's embedded broker
 and Redis, it runs the commands the runtime image runs: compose's ``topics`` job, the image's
-``CMD`` (compose's ``worker``) and its ``HEALTHCHECK``. The trainer service is another image
+``CMD`` (compose's ``worker``), its ``HEALTHCHECK`` (liveness) and compose's worker
+healthcheck (readiness). The trainer service is another image
 (``--target trainer``, the eval extra) and is not part of this install.
 
 The venv is cached under ``$LLMREC_TEST_CACHE/runtime-venv/<hash>``, keyed by pyproject.toml,
@@ -341,6 +342,12 @@ def test_every_command_of_the_image_and_compose_runs_up_to_a_served_recommendati
         wait(lambda: user in watcher.snapshot().latest, 120, f"a recommendation for {user}")
         record = watcher.snapshot().latest[user]
         assert record["items"] and record["event_ids"] == [f"{user}-click-0"]
+
+        # compose's readiness healthcheck of the worker (/readyz), as Docker runs it
+        ready = worker_service["healthcheck"]["test"]
+        assert ready[0] == "CMD"
+        checked = _run(ready[1:], env, tmp_path, timeout=10, check=False)
+        assert checked.returncode == 0, checked.stderr
 
         # the runtime commands an operator runs beside the worker, from the same install
         cached = json.loads(_run(["llmrec-stream", "recs", user], env, tmp_path).stdout)

@@ -168,11 +168,13 @@ def test_healthchecks_gate_the_start_order(services: dict[str, dict[str, Any]]) 
     kafka, redis = services["kafka"]["healthcheck"], services["redis"]["healthcheck"]
     assert "kafka-broker-api-versions.sh --bootstrap-server localhost:9092" in kafka["test"][1]
     assert redis["test"] == ["CMD", "redis-cli", "ping"]
-    # the worker's own is the image's HEALTHCHECK (its metrics endpoint): compose keeps it
+    # the worker: liveness in the image's HEALTHCHECK (/healthz), readiness in compose's
+    # (/readyz: pipeline built, Kafka and Redis answering)
     worker = services["worker"]
-    assert "healthcheck" not in worker
     health = dict(_dockerfile_instructions())["HEALTHCHECK"]
-    assert "/metrics" in health and "LLMREC_METRICS_PORT" in health
+    assert "/healthz" in health and "LLMREC_METRICS_PORT" in health
+    ready = worker["healthcheck"]["test"]
+    assert ready[0] == "CMD" and "/readyz" in ready[-1] and "LLMREC_METRICS_PORT" in ready[-1]
     image_env = dict(_dockerfile_instructions())["ENV"]
     assert f"LLMREC_METRICS_PORT={worker['environment']['LLMREC_METRICS_PORT']}" in image_env
 
@@ -266,3 +268,30 @@ def test_prometheus_scrapes_the_worker_metrics_port(services: dict[str, dict[str
     assert (str(PROMETHEUS), "/etc/prometheus/prometheus.yml", True) in _mounts(
         services["prometheus"]
     )
+
+
+def test_compose_provisions_the_alert_rules_and_the_dashboard(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    deploy = ROOT / "deploy"
+    config = yaml.safe_load(PROMETHEUS.read_text())
+    # rule files are read relative to the config's folder: mounted beside it
+    for name in config["rule_files"]:
+        assert (str(deploy / name), f"/etc/prometheus/{name}", True) in _mounts(
+            services["prometheus"]
+        )
+    grafana = _mounts(services["grafana"])
+    provider = yaml.safe_load((deploy / "grafana" / "dashboards.yml").read_text())
+    folder = provider["providers"][0]["options"]["path"]
+    assert (str(deploy / "grafana" / "dashboards"), folder, True) in grafana
+    assert any(target.startswith("/etc/grafana/provisioning/dashboards/")
+               and source == str(deploy / "grafana" / "dashboards.yml")
+               for source, target, _ro in grafana)
+    uid = yaml.safe_load((deploy / "grafana" / "datasources.yml").read_text())[
+        "datasources"][0]["uid"]
+    dashboard = json.loads((deploy / "grafana" / "dashboards" / "llmrec-stream.json").read_text())
+    assert dashboard["panels"]
+    for panel in dashboard["panels"]:
+        assert panel["targets"], panel["title"]
+        for target in [panel, *panel["targets"]]:
+            assert target["datasource"] == {"type": "prometheus", "uid": uid}, panel["title"]

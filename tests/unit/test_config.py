@@ -115,8 +115,11 @@ def test_every_setting_has_an_environment_variable(monkeypatch: pytest.MonkeyPat
         "kafka_security_protocol": ("SASL_SSL", "SASL_SSL"),
         "kafka_sasl_mechanism": ("SCRAM-SHA-256", "SCRAM-SHA-256"),
         "sponsored_positions": ("2,5", "2,5"),  # a pattern: comma-separated positions
+        "schema_ids": ('{"llmrec.clicks": 3}', {"llmrec.clicks": 3}),
+        "log_format": ("json", "json"),
     }
-    secrets = {"redis_password", "kafka_sasl_password"}  # SecretStr: test_security covers them
+    # SecretStr: test_security covers them
+    secrets = {"redis_password", "kafka_sasl_password", "api_token"}
     expected = {}
     for name, field in Settings.model_fields.items():
         if name in secrets:

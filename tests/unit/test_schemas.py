@@ -245,6 +245,7 @@ def test_dead_letter_reasons_are_frozen() -> None:
         "future_timestamp",
         "unknown_item",
         "encoding_failed",
+        "bad_magic_byte",
     ]
 
 

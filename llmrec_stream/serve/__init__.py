@@ -1,0 +1,1 @@
+"""``llmrec-stream serve``: the pull API (FastAPI + uvicorn, the ``serve`` extra)."""

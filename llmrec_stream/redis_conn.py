@@ -173,15 +173,23 @@ class _ScriptPipeline(ClusterPipeline):
     async def execute(
         self, raise_on_error: bool = True, allow_redirections: bool = True
     ) -> list[Any]:
+        """As the cluster pipeline's, resent once after loading the scripts where a primary
+        answered ``NOSCRIPT``: raised (``raise_on_error``) or among the replies (not)."""
         sent, self._sent = self._sent, []
         try:
-            return await super().execute(raise_on_error, allow_redirections)
+            replies: list[Any] = await super().execute(raise_on_error, allow_redirections)
         except rex.NoScriptError:
             if not self._owner._scripts:
                 raise
-            log.info("a primary lacks the scripts (restarted?): loading them, resending")
-            await self._owner.load_scripts()
-            for args, kwargs in sent:
-                self.execute_command(*args, **kwargs)
-            self._sent = []
-            return await super().execute(raise_on_error, allow_redirections)
+        else:
+            if not any(isinstance(r, rex.NoScriptError) for r in replies):
+                return replies
+            if not self._owner._scripts:
+                return replies
+        log.info("a primary lacks the scripts (restarted?): loading them, resending")
+        await self._owner.load_scripts()
+        for args, kwargs in sent:
+            self.execute_command(*args, **kwargs)
+        self._sent = []
+        resent: list[Any] = await super().execute(raise_on_error, allow_redirections)
+        return resent

@@ -326,8 +326,10 @@ class ProfileStore:
             )
         replies = await pipe.execute(raise_on_error=False)
         for user_id, reply in zip(users, replies, strict=True):
-            if isinstance(reply, redis.exceptions.ResponseError):
-                if str(reply).startswith(_MISMATCH):
+            if isinstance(reply, Exception):  # a cluster pipeline returns a node's failure
+                if isinstance(reply, redis.exceptions.ResponseError) and str(reply).startswith(
+                    _MISMATCH
+                ):
                     stored = str(reply)[len(_MISMATCH):]
                     raise EncoderMismatch(user_id, stored, self.encoder_id)
                 raise reply

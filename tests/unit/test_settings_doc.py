@@ -1,4 +1,4 @@
-"""``docs/settings.md`` is generated from ``Settings``: regenerate and compare, so it never drifts."""
+"""``docs/settings.md`` is generated from ``Settings``: regenerate and compare, never drift."""
 
 from __future__ import annotations
 

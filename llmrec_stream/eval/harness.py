@@ -294,18 +294,19 @@ def run_eval(
     """Evaluate every model on every data set; with ``results_dir`` write JSON, table, chart."""
     ctx = ctx or EvalContext()
     start = time.monotonic()
-    results = []
+    settings = {"grid_points": grid_points, "seeds": list(seeds),
+                "bootstrap_resamples": resamples, "grid_sha256": grid_digest(models),
+                **ctx.__dict__}
+    results: list[ModelResult] = []
+    comparisons: list[Comparison] = []
     for data in datasets:
         for spec in models:
             log.info("evaluating %s on %s", spec.name, data.name)
             results.append(evaluate_model(data, spec, ctx, grid_points, seeds))
-    comparisons = compare(results, resamples)
-    if results_dir is not None:
-        from llmrec_stream.eval.report import write_results
+            comparisons = compare(results, resamples)
+            if results_dir is not None:  # after every model: a long run keeps what it did
+                from llmrec_stream.eval.report import write_results
 
-        settings = {"grid_points": grid_points, "seeds": list(seeds),
-                    "bootstrap_resamples": resamples, "grid_sha256": grid_digest(models),
-                    **ctx.__dict__}
-        write_results(results, comparisons, Path(results_dir),
-                      wall_seconds=time.monotonic() - start, settings=settings)
+                write_results(results, comparisons, Path(results_dir),
+                              wall_seconds=time.monotonic() - start, settings=settings)
     return results, comparisons

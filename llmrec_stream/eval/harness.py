@@ -111,6 +111,8 @@ class ModelResult:
     test_sd: dict[str, float] = field(default_factory=dict)
     unmasked: dict[str, float] = field(default_factory=dict)
     seeds: list[int] = field(default_factory=list)
+    #: The model does not depend on a seed (one run stands for all).
+    deterministic: bool = False
     per_seed: list[dict[str, Any]] = field(default_factory=list)
     cold: dict[str, dict[str, float]] = field(default_factory=dict)
     tried: list[dict[str, Any]] = field(default_factory=list)
@@ -247,7 +249,7 @@ def evaluate_model(
                 cold = [h[-k:] for h in refit.train]
                 result.cold[f"last{k}"] = evaluate(final.scorer("valid"), refit, "valid",
                                                    histories=cold)
-    result.seeds = run_seeds
+    result.seeds, result.deterministic = run_seeds, not spec.seeded
     test_agg = aggregate([r["test"] for r in result.per_seed])
     result.test = {k: v["mean"] for k, v in test_agg.items()}
     result.test_sd = {k: v["sd"] for k, v in test_agg.items()}

@@ -34,7 +34,7 @@ def table(results: Sequence[ModelResult], comparisons: Sequence[Comparison] = ()
             lines.append(f"| {r.dataset} | {r.model} | skipped: {r.skipped} |")
             continue
         cells = " | ".join(_pm(r, c) for c in COLUMNS)
-        seeds = ",".join(map(str, r.seeds)) if len(r.seeds) > 1 else "deterministic"
+        seeds = "deterministic" if r.deterministic else ",".join(map(str, r.seeds))
         lines.append(f"| {r.dataset} | {r.model} | {cells} | {r.unmasked['ndcg@10']:.4f} "
                      f"| {r.valid['ndcg@10']:.4f} | {seeds} | {r.seconds:.0f} |")
     if comparisons:

@@ -96,6 +96,7 @@ def test_implicit_peers_run_and_beat_chance() -> None:
     assert als.cold and ease.cold  # they score any given history
     assert not bpr.cold  # BPR reads its trained user rows
     assert bpr.seeds == [0, 1] and ease.seeds == [0] and knn.seeds == [0]  # closed forms: once
+    assert ease.deterministic and knn.deterministic and not bpr.deterministic
     # item-item models learn "the next item follows" on the cyclic walk almost exactly
     assert ease.test["recall@10"] > 0.9 and knn.test["recall@10"] > 0.9
 
@@ -178,7 +179,7 @@ def test_seeds_give_mean_and_sd_and_unmasked_figures() -> None:
 
     r = evaluate_model(data, ModelSpec("s", fit, [{}]), EvalContext(progress=False),
                        seeds=(0, 1, 2))
-    assert r.seeds == [0, 1, 2]
+    assert r.seeds == [0, 1, 2] and not r.deterministic
     per = [row["test"]["recall@10"] for row in r.per_seed]
     assert r.test["recall@10"] == pytest.approx(np.mean(per))
     assert r.test_sd["recall@10"] == pytest.approx(np.std(per, ddof=1))

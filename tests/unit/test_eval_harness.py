@@ -219,3 +219,15 @@ def test_eval_command(tmp_path: Path) -> None:
     assert "| Toy | als |" in result.output and (out / "results.json").is_file()
     bad = CliRunner().invoke(eval_cmd, ["--data", str(path), "--models", "nope"])
     assert bad.exit_code != 0 and "unknown models" in bad.output
+
+
+def test_ease_weights_match_the_closed_form() -> None:
+    from llmrec_stream.eval.peers import fit_ease
+
+    data = cyclic_dataset(n_items=12, n_users=50)
+    x = interactions(data, "valid").toarray().astype(np.float64)
+    p = np.linalg.inv(x.T @ x + 7.0 * np.eye(x.shape[1]))
+    expected = p / -np.diag(p)[None, :]
+    np.fill_diagonal(expected, 0.0)
+    got = fit_ease(data, {"lam": 7.0}).weights
+    assert np.allclose(got, expected, atol=1e-5)

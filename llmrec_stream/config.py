@@ -251,6 +251,15 @@ class Settings(BaseSettings):
         "lag metric gives up after this long.",
     )
 
+    # --- trainer input from the event log (issue 16: quality) ----------------------------
+    trainer_collapse_window_ms: int = Field(
+        60_000,
+        ge=0,
+        description="Events of one user on one item closer than this (ms, to the first of the "
+        "run) are one interaction for the trainer, typed by the strongest event (purchase > "
+        "comment > click): a replayed review is a comment and a purchase at once. 0: keep all.",
+    )
+
     @cached_property
     def resolved_worker_id(self) -> str:
         return self.worker_id or f"{socket.gethostname()}-0"

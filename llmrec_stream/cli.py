@@ -366,10 +366,9 @@ def erase(user_id: str) -> None:
 def settings_cmd(markdown: bool) -> None:
     """Show the effective settings (secrets redacted) or their reference table."""
     if markdown:
-        click.echo("| variable | type | default | description |\n|---|---|---|---|")
-        for name, f in Settings.model_fields.items():
-            ann = getattr(f.annotation, "__name__", str(f.annotation))
-            click.echo(f"| `LLMREC_{name.upper()}` | {ann} | `{f.default!r}` | {f.description} |")
+        from llmrec_stream.config import settings_markdown
+
+        click.echo(settings_markdown(), nl=False)
         return
     click.echo(json.dumps(Settings().as_dict(), indent=2, default=str))
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics of a worker; names are part of the operator contract (see README).
+"""Prometheus metrics of a worker; names are an operator contract (docs/operations.md).
 
 Names follow Prometheus' conventions: base units in the name (``_seconds``), counters exposed
 with ``_total`` (prometheus_client appends it to a Counter's samples), ``_info`` for labels

@@ -14,7 +14,7 @@ import click
 from llmrec_stream.eval.harness import EvalContext, ModelSpec, peer_specs, run_eval
 
 DEFAULT_DATA: tuple[str, ...] = ("../shared/data/scientific", "../shared/data/beauty/Beauty.txt")
-DEFAULT_MODELS = "popularity,bpr,als,sasrec,ours-ce,ours-mse"
+DEFAULT_MODELS = "popularity,bpr,als,ease,item-knn,sasrec,ours-ce,ours-mse"
 
 
 def model_specs(names: list[str]) -> list[ModelSpec]:
@@ -34,14 +34,21 @@ def model_specs(names: list[str]) -> list[ModelSpec]:
               help="Atomic folder or one-line-per-user file; repeatable. [default: both "
                    "shared data sets]")
 @click.option("--models", default=DEFAULT_MODELS, show_default=True,
-              help="Comma-separated model names.")
+              help="Comma-separated model names (also: ours-ce-no-cooc, sasrec-cooc).")
 @click.option("--results", "results_dir", type=click.Path(path_type=Path),
               default=Path("results/eval"), show_default=True)
-@click.option("--grid-points", default=3, show_default=True,
-              help="Hyper-parameter points tried per model (same for every model).")
-@click.option("--max-minutes", default=5.0, show_default=True,
-              help="Wall-clock bound of one neural training run.")
+@click.option("--seeds", default=3, show_default=True, type=click.IntRange(min=1),
+              help="Seeds per model (0..N-1) for mean ± sd; seed 0 also selects the grid point.")
+@click.option("--grid-points", default=0, show_default=True, type=click.IntRange(min=0),
+              help="Cut every grid to its first N points (0: the whole declared grid). For "
+                   "smoke runs; a headline table uses 0.")
+@click.option("--max-minutes", default=0.0, show_default=True,
+              help="Wall-clock cap of one neural run (0: none); results say if it bound.")
 @click.option("--max-epochs", default=200, show_default=True)
+@click.option("--patience", default=10, show_default=True,
+              help="Epochs without a better validation NDCG@10 before a neural run stops.")
+@click.option("--bootstrap", "resamples", default=10_000, show_default=True,
+              help="Bootstrap resamples for the CIs of the NDCG@10 differences.")
 @click.option("--encoder", "encoder_dir", type=click.Path(path_type=Path, exists=True,
               file_okay=False), help="Text encoder artifact for item text vectors.")
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path),
@@ -49,9 +56,9 @@ def model_specs(names: list[str]) -> list[ModelSpec]:
 @click.option("--threads", default=1, show_default=True, help="torch / BLAS threads.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_cmd(
-    data_paths: tuple[Path, ...], models: str, results_dir: Path, grid_points: int,
-    max_minutes: float, max_epochs: int, encoder_dir: Path | None, cache_dir: Path,
-    threads: int, quiet: bool,
+    data_paths: tuple[Path, ...], models: str, results_dir: Path, seeds: int, grid_points: int,
+    max_minutes: float, max_epochs: int, patience: int, resamples: int,
+    encoder_dir: Path | None, cache_dir: Path, threads: int, quiet: bool,
 ) -> None:
     """Evaluate the project's model and its peers on one full-ranking protocol."""
     from llmrec_stream.encoder.artifact import default_encoder_dir
@@ -67,13 +74,15 @@ def eval_cmd(
     ctx = EvalContext(
         encoder_dir=encoder if (encoder / "manifest.json").is_file() else None,
         cache_dir=cache_dir, max_minutes=max_minutes, max_epochs=max_epochs,
-        threads=threads, progress=not quiet,
+        patience=patience, threads=threads, progress=not quiet,
     )
     if ctx.encoder_dir is None:
         click.echo(f"no encoder artifact at {encoder}: models run without item text", err=True)
     specs = model_specs([m.strip() for m in models.split(",") if m.strip()])
     datasets = [load_dataset(p) for p in paths]
-    results = run_eval(datasets, specs, results_dir=results_dir, grid_points=grid_points,
-                       ctx=ctx)
-    click.echo(table(results))
+    results, comparisons = run_eval(
+        datasets, specs, results_dir=results_dir, grid_points=grid_points or None,
+        seeds=range(seeds), ctx=ctx, resamples=resamples,
+    )
+    click.echo(table(results, comparisons))
     click.echo(f"results in {results_dir}")

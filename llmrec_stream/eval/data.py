@@ -32,6 +32,9 @@ class SeqDataset:
     test_target: IntArray
     user_ids: list[str] = field(default_factory=list)
     item_text: list[str] | None = None
+    #: A refit view (``refit_view``): its "valid" split is the original test split, and it has
+    #: no test split of its own, so nothing can select or stop on it by mistake.
+    refit: bool = False
 
     @property
     def n_items(self) -> int:
@@ -46,13 +49,31 @@ class SeqDataset:
         if split == "valid":
             return self.train
         if split == "test":
+            self._no_test_in_refit()
             return self.test_input()
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
 
     def targets(self, split: str) -> IntArray:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+        if split == "test":
+            self._no_test_in_refit()
         return self.valid_target if split == "valid" else self.test_target
+
+    def _no_test_in_refit(self) -> None:
+        if self.refit:
+            raise ValueError(f"{self.name} is a refit view: its 'valid' split is the test split")
+
+    def refit_view(self) -> SeqDataset:
+        """Training sequences plus the validation item; "valid" targets are the test targets.
+
+        The final test model of every model is fit on this view with the hyper-parameters
+        (and, for neural models, the epoch count) chosen on the original validation split.
+        """
+        if self.refit:
+            raise ValueError(f"{self.name} is already a refit view")
+        return SeqDataset(self.name, self.item_ids, self.test_input(), self.test_target,
+                          self.test_target, self.user_ids, self.item_text, refit=True)
 
     def test_input(self) -> list[IntArray]:
         return [np.append(s, t) for s, t in zip(self.train, self.valid_target, strict=True)]

@@ -1,14 +1,32 @@
 """The evaluation harness: every model, every data set, one protocol, one results folder.
 
-Per data set and model: fit once per grid point (the first ``grid_points`` of the model's
-grid, the same budget for everyone), keep the point with the best validation NDCG@10, then
-score the test targets with it. The validation target is used for nothing else. Models
-whose scorer reads only the given histories are also scored "cold": with only the last one
-or two items of each test history (see `COLD_START_EVENTS`).
+Per data set and model, in this order (the order is the protocol):
+
+1. **Selection, validation only.** Every point of the model's grid (declared in code before any
+   test run; ``grid_points`` can cut it for smoke runs) is fit on the training sequences with
+   seed 0 and scored on the validation targets. The point with the best validation NDCG@10 is
+   chosen. No test target is scored before the choice, and only the chosen point ever is.
+2. **Seeds.** The chosen point is fit again for each further seed (models whose result does
+   not depend on a seed run once). Neural models early-stop on validation in these fits.
+3. **One refit rule, for every model.** The test model of each seed is a fresh fit on the
+   training sequences plus the validation item (``SeqDataset.refit_view``), with the chosen
+   hyper-parameters and, for neural models, the number of epochs that seed's validation fit
+   chose (no early stopping there: the refit view has no validation split).
+4. **One history rule.** All history is masked, a repeated target included; the unmasked
+   (RecBole-style) figure is computed beside it and labelled.
+5. **Significance.** Per data set, the reference model (``ours-ce`` when run, else the best on
+   validation) is compared with every other by a paired per-user bootstrap 95 % CI of the
+   NDCG@10 difference (`stats.py`), per-user values averaged over seeds first.
+
+Models whose scorer reads only the given histories are also scored "cold": with only the last
+one or two items of each test history (see `COLD_START_EVENTS`), on the seed-0 test model.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -16,13 +34,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+import numpy as np
+import numpy.typing as npt
+
 from llmrec_stream.eval.data import SeqDataset
-from llmrec_stream.eval.metrics import DEFAULT_KS, Scorer, evaluate
-from llmrec_stream.eval.peers import fit_implicit, fit_popularity
+from llmrec_stream.eval.metrics import (
+    DEFAULT_KS,
+    Scorer,
+    evaluate,
+    evaluate_ranks,
+    ndcg_per_user,
+    summarize,
+)
+from llmrec_stream.eval.peers import fit_ease, fit_implicit, fit_item_knn, fit_popularity
+from llmrec_stream.eval.stats import aggregate, paired_bootstrap
 
 log = logging.getLogger(__name__)
 SELECT_METRIC = "ndcg@10"
 COLD_START_EVENTS: tuple[int, ...] = (1, 2)
+REFERENCE_MODEL = "ours-ce"
 
 
 class Fitted(Protocol):
@@ -31,15 +61,21 @@ class Fitted(Protocol):
 
 @dataclass(frozen=True)
 class EvalContext:
-    """What fits may need beyond the data: the encoder for item text, per-run bounds, paths."""
+    """What fits may need beyond the data: the encoder for item text, per-run bounds, paths.
+
+    ``max_minutes`` 0 means no wall-clock cap. ``fixed_epochs`` is set by the harness for the
+    refit of a neural model: train exactly that many epochs, evaluate nothing.
+    """
 
     encoder_dir: Path | None = None
     cache_dir: Path | None = None
-    max_minutes: float = 5.0
+    max_minutes: float = 0.0
     max_epochs: int = 200
+    patience: int = 10
     threads: int = 1
     progress: bool = True
     seed: int = 0
+    fixed_epochs: int | None = None
 
 
 class Skip(Exception):  # noqa: N818 - a control-flow signal, not an error
@@ -58,6 +94,8 @@ class ModelSpec:
     grid: Sequence[dict[str, Any]]
     #: The scorer uses only the histories it is given, so truncated (cold) histories are fair.
     history_only: bool = True
+    #: The fit depends on the seed; otherwise one run stands for every seed.
+    seeded: bool = True
 
 
 @dataclass
@@ -65,73 +103,184 @@ class ModelResult:
     model: str
     dataset: str
     params: dict[str, Any] = field(default_factory=dict)
+    #: Seed-0 validation metrics of the chosen point (what selected it).
     valid: dict[str, float] = field(default_factory=dict)
+    #: Means over seeds (all history masked); ``test_sd`` the sample sd; ``unmasked`` the
+    #: RecBole-style means (nothing masked).
     test: dict[str, float] = field(default_factory=dict)
+    test_sd: dict[str, float] = field(default_factory=dict)
+    unmasked: dict[str, float] = field(default_factory=dict)
+    seeds: list[int] = field(default_factory=list)
+    #: The model does not depend on a seed (one run stands for all).
+    deterministic: bool = False
+    per_seed: list[dict[str, Any]] = field(default_factory=list)
     cold: dict[str, dict[str, float]] = field(default_factory=dict)
     tried: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     skipped: str = ""
+    #: Per-user test NDCG@10, mean over seeds (for the bootstrap; not written to JSON).
+    user_ndcg: npt.NDArray[np.float64] | None = field(default=None, repr=False)
+
+
+@dataclass
+class Comparison:
+    dataset: str
+    reference: str
+    other: str
+    diff: float
+    low: float
+    high: float
+    significant: bool
+    best_peer: bool = False
 
 
 def popularity_spec() -> ModelSpec:
-    return ModelSpec("popularity", lambda d, p, c: fit_popularity(d, p), [{}])
+    return ModelSpec("popularity", lambda d, p, c: fit_popularity(d, p), [{}], seeded=False)
+
+
+BPR_GRID: list[dict[str, Any]] = [
+    {"algo": "bpr", "factors": f, "learning_rate": lr, "regularization": reg,
+     "iterations": 200}
+    for f, lr, reg in [(64, 0.05, 0.01), (128, 0.05, 0.001), (64, 0.01, 0.01),
+                       (128, 0.01, 0.001), (256, 0.05, 0.01), (256, 0.01, 0.001)]
+]
+ALS_GRID: list[dict[str, Any]] = [
+    {"algo": "als", "factors": f, "regularization": reg, "alpha": alpha, "iterations": 15}
+    for f, reg, alpha in [(64, 1.0, 20.0), (128, 1.0, 20.0), (256, 1.0, 20.0),
+                          (512, 1.0, 20.0), (128, 0.1, 20.0), (128, 10.0, 20.0),
+                          (256, 10.0, 20.0), (512, 10.0, 20.0), (512, 50.0, 20.0)]
+]
+EASE_GRID: list[dict[str, Any]] = [{"lam": lam} for lam in (10.0, 50.0, 100.0, 250.0, 500.0,
+                                                             1000.0)]
+ITEM_KNN_GRID: list[dict[str, Any]] = [
+    {"k": k, "shrink": shrink}
+    for k, shrink in [(20, 0.0), (50, 0.0), (100, 0.0), (200, 0.0), (50, 10.0), (200, 10.0)]
+]
 
 
 def bpr_spec() -> ModelSpec:
-    grid = [
-        {"algo": "bpr", "factors": 64, "learning_rate": 0.05, "regularization": 0.01,
-         "iterations": 100},
-        {"algo": "bpr", "factors": 128, "learning_rate": 0.05, "regularization": 0.001,
-         "iterations": 200},
-        {"algo": "bpr", "factors": 64, "learning_rate": 0.01, "regularization": 0.01,
-         "iterations": 200},
-    ]
-    return ModelSpec("bpr", lambda d, p, c: fit_implicit(d, p, c.threads), grid, history_only=False)
+    return ModelSpec("bpr", lambda d, p, c: fit_implicit(d, p, c.threads, c.seed), BPR_GRID,
+                     history_only=False)
 
 
 def als_spec() -> ModelSpec:
-    grid = [
-        {"algo": "als", "factors": 64, "regularization": 0.1, "alpha": 10.0, "iterations": 15},
-        {"algo": "als", "factors": 128, "regularization": 1.0, "alpha": 20.0, "iterations": 15},
-        {"algo": "als", "factors": 256, "regularization": 5.0, "alpha": 40.0, "iterations": 15},
-    ]
-    return ModelSpec("als", lambda d, p, c: fit_implicit(d, p, c.threads), grid)
+    return ModelSpec("als", lambda d, p, c: fit_implicit(d, p, c.threads, c.seed), ALS_GRID)
+
+
+def ease_spec() -> ModelSpec:
+    return ModelSpec("ease", lambda d, p, c: fit_ease(d, p, c.threads), EASE_GRID,
+                     seeded=False)
+
+
+def item_knn_spec() -> ModelSpec:
+    return ModelSpec("item-knn", lambda d, p, c: fit_item_knn(d, p), ITEM_KNN_GRID,
+                     seeded=False)
 
 
 def peer_specs() -> list[ModelSpec]:
     """The peers that need no torch."""
-    return [popularity_spec(), bpr_spec(), als_spec()]
+    return [popularity_spec(), bpr_spec(), als_spec(), ease_spec(), item_knn_spec()]
+
+
+def grid_digest(specs: Sequence[ModelSpec]) -> str:
+    """sha256 of every model's declared grid: shows which frozen grid a results file used."""
+    payload = json.dumps({s.name: list(s.grid) for s in specs}, sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def _epochs(fitted: Fitted) -> int | None:
+    result = getattr(fitted, "result", None)
+    return None if result is None else int(result.best_epoch)
+
+
+def _fit_info(fitted: Fitted) -> dict[str, Any]:
+    result = getattr(fitted, "result", None)
+    if result is None:
+        return {}
+    return {"best_epoch": result.best_epoch, "epochs_run": len(result.history) or None,
+            "stopped_by": getattr(result, "stopped_by", ""), "seconds": result.seconds}
 
 
 def evaluate_model(
-    data: SeqDataset, spec: ModelSpec, ctx: EvalContext, grid_points: int
+    data: SeqDataset, spec: ModelSpec, ctx: EvalContext, grid_points: int | None = None,
+    seeds: Sequence[int] = (0,),
 ) -> ModelResult:
+    """Select on validation, then fit per seed on train + valid and score the test split."""
+    if data.refit:
+        raise ValueError("evaluate_model needs the original data set, not a refit view")
     result = ModelResult(spec.name, data.name)
     start = time.monotonic()
     best: Fitted | None = None
-    for params in list(spec.grid)[:grid_points]:
+    grid = list(spec.grid) if grid_points is None else list(spec.grid)[:grid_points]
+    for params in grid:
         try:
-            fitted = spec.fit(data, dict(params), ctx)
+            fitted = spec.fit(data, dict(params), dataclasses.replace(ctx, seed=0))
         except Skip as why:
             result.skipped = str(why)
             log.warning("%s on %s skipped: %s", spec.name, data.name, why)
             return result
         valid = evaluate(fitted.scorer("valid"), data, "valid")
-        result.tried.append({"params": params, "valid": valid})
+        result.tried.append({"params": params, "valid": valid, **_fit_info(fitted)})
         log.info("%s %s %s: valid %s", data.name, spec.name, params, valid)
         if best is None or valid[SELECT_METRIC] > result.valid[SELECT_METRIC]:
             best, result.valid, result.params = fitted, valid, dict(params)
     if best is None:
         result.skipped = "empty grid"
         return result
-    result.test = evaluate(best.scorer("test"), data, "test", ks=DEFAULT_KS)
-    if spec.history_only:
-        test_inputs = data.test_input()
-        for k in COLD_START_EVENTS:
-            cold = [h[-k:] for h in test_inputs]
-            result.cold[f"last{k}"] = evaluate(best.scorer("test"), data, "test", histories=cold)
+    # --- the choice is made; from here on only the chosen point is fit and tested ---
+    refit = data.refit_view()
+    run_seeds = list(seeds) if spec.seeded else [0]
+    user_ndcg = []
+    for seed in run_seeds:
+        seed_ctx = dataclasses.replace(ctx, seed=seed)
+        chosen = best if seed == 0 else spec.fit(data, dict(result.params), seed_ctx)
+        valid = evaluate(chosen.scorer("valid"), data, "valid")
+        epochs = _epochs(chosen)
+        final = spec.fit(refit, dict(result.params),
+                         dataclasses.replace(seed_ctx, fixed_epochs=epochs))
+        ranks = evaluate_ranks(final.scorer("valid"), refit, "valid", masks=("all", "none"))
+        row = {"seed": seed, "valid": valid, "test": summarize(ranks["all"], DEFAULT_KS),
+               "unmasked": summarize(ranks["none"], DEFAULT_KS), **_fit_info(chosen)}
+        result.per_seed.append(row)
+        user_ndcg.append(ndcg_per_user(ranks["all"], 10))
+        log.info("%s %s seed %d: test %s", data.name, spec.name, seed, row["test"])
+        if seed == run_seeds[0] and spec.history_only:
+            for k in COLD_START_EVENTS:
+                cold = [h[-k:] for h in refit.train]
+                result.cold[f"last{k}"] = evaluate(final.scorer("valid"), refit, "valid",
+                                                   histories=cold)
+    result.seeds, result.deterministic = run_seeds, not spec.seeded
+    test_agg = aggregate([r["test"] for r in result.per_seed])
+    result.test = {k: v["mean"] for k, v in test_agg.items()}
+    result.test_sd = {k: v["sd"] for k, v in test_agg.items()}
+    result.unmasked = {k: v["mean"]
+                       for k, v in aggregate([r["unmasked"] for r in result.per_seed]).items()}
+    result.user_ndcg = np.mean(user_ndcg, axis=0)
     result.seconds = time.monotonic() - start
     return result
+
+
+def compare(results: Sequence[ModelResult], resamples: int = 10_000) -> list[Comparison]:
+    """Per data set: the reference model minus every other model, paired bootstrap CI.
+
+    The reference is ``ours-ce`` when it ran, else the best model on validation; the best
+    peer (``best_peer``) is the other model with the best validation NDCG@10: the headline.
+    """
+    out = []
+    for name in dict.fromkeys(r.dataset for r in results):
+        done = [r for r in results if r.dataset == name and not r.skipped
+                and r.user_ndcg is not None]
+        if len(done) < 2:
+            continue
+        by_valid = sorted(done, key=lambda r: r.valid[SELECT_METRIC], reverse=True)
+        ref = next((r for r in done if r.model == REFERENCE_MODEL), by_valid[0])
+        others = [r for r in by_valid if r is not ref]
+        for r in others:
+            assert ref.user_ndcg is not None and r.user_ndcg is not None  # noqa: S101
+            ci = paired_bootstrap(ref.user_ndcg, r.user_ndcg, resamples=resamples)
+            out.append(Comparison(name, ref.model, r.model, ci.diff, ci.low, ci.high,
+                                  ci.significant, best_peer=r is others[0]))
+    return out
 
 
 def run_eval(
@@ -139,20 +288,27 @@ def run_eval(
     models: Sequence[ModelSpec],
     *,
     results_dir: Path | None = None,
-    grid_points: int = 3,
+    grid_points: int | None = None,
+    seeds: Sequence[int] = (0, 1, 2),
     ctx: EvalContext | None = None,
-) -> list[ModelResult]:
+    resamples: int = 10_000,
+) -> tuple[list[ModelResult], list[Comparison]]:
     """Evaluate every model on every data set; with ``results_dir`` write JSON, table, chart."""
     ctx = ctx or EvalContext()
     start = time.monotonic()
-    results = []
+    settings = {"grid_points": grid_points, "seeds": list(seeds),
+                "bootstrap_resamples": resamples, "grid_sha256": grid_digest(models),
+                **ctx.__dict__}
+    results: list[ModelResult] = []
+    comparisons: list[Comparison] = []
     for data in datasets:
         for spec in models:
             log.info("evaluating %s on %s", spec.name, data.name)
-            results.append(evaluate_model(data, spec, ctx, grid_points))
-    if results_dir is not None:
-        from llmrec_stream.eval.report import write_results
+            results.append(evaluate_model(data, spec, ctx, grid_points, seeds))
+            comparisons = compare(results, resamples)
+            if results_dir is not None:  # after every model: a long run keeps what it did
+                from llmrec_stream.eval.report import write_results
 
-        write_results(results, Path(results_dir), wall_seconds=time.monotonic() - start,
-                      settings={"grid_points": grid_points, **ctx.__dict__})
-    return results
+                write_results(results, comparisons, Path(results_dir),
+                              wall_seconds=time.monotonic() - start, settings=settings)
+    return results, comparisons

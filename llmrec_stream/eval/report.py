@@ -1,4 +1,5 @@
-"""Results on disk: ``results.json`` (everything), ``table.md`` (what is printed), ``ndcg.png``."""
+"""Results on disk: ``results.json`` (everything), ``table.md`` (what is printed), ``ndcg.png``,
+``user_ndcg.npz`` (per-user test NDCG@10 per model, the bootstrap's input)."""
 
 from __future__ import annotations
 
@@ -10,27 +11,46 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 if TYPE_CHECKING:
-    from llmrec_stream.eval.harness import ModelResult
+    from llmrec_stream.eval.harness import Comparison, ModelResult
 
 COLUMNS: tuple[str, ...] = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 
 
-def table(results: Sequence[ModelResult]) -> str:
-    """Markdown table of test metrics, one row per (data set, model), then cold-start rows."""
-    head = "| dataset | model | " + " | ".join(COLUMNS) + " | valid ndcg@10 | seconds |"
-    lines = [head, "|" + "---|" * (len(COLUMNS) + 4)]
+def _pm(r: ModelResult, c: str) -> str:
+    sd = r.test_sd.get(c, 0.0)
+    return f"{r.test[c]:.4f} ± {sd:.4f}" if len(r.seeds) > 1 else f"{r.test[c]:.4f}"
+
+
+def table(results: Sequence[ModelResult], comparisons: Sequence[Comparison] = ()) -> str:
+    """Markdown: test metrics (mean ± sd over seeds), the CIs, then cold-start rows."""
+    head = ("| dataset | model | " + " | ".join(COLUMNS)
+            + " | ndcg@10 unmasked (RecBole-style) | valid ndcg@10 | seeds | seconds |")
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 6)]
     for r in results:
         if r.skipped:
             lines.append(f"| {r.dataset} | {r.model} | skipped: {r.skipped} |")
             continue
-        cells = " | ".join(f"{r.test[c]:.4f}" for c in COLUMNS)
-        lines.append(f"| {r.dataset} | {r.model} | {cells} | {r.valid['ndcg@10']:.4f} "
-                     f"| {r.seconds:.0f} |")
+        cells = " | ".join(_pm(r, c) for c in COLUMNS)
+        seeds = "deterministic" if r.deterministic else ",".join(map(str, r.seeds))
+        lines.append(f"| {r.dataset} | {r.model} | {cells} | {r.unmasked['ndcg@10']:.4f} "
+                     f"| {r.valid['ndcg@10']:.4f} | {seeds} | {r.seconds:.0f} |")
+    if comparisons:
+        lines += ["", "Paired per-user bootstrap, 95 % CI of the test NDCG@10 difference "
+                  "(reference minus other; per-user values averaged over seeds):", "",
+                  "| dataset | reference | other | difference | 95 % CI | significant |",
+                  "|---|---|---|---|---|---|"]
+        for c in comparisons:
+            tag = " (best peer on validation)" if c.best_peer else ""
+            lines.append(f"| {c.dataset} | {c.reference} | {c.other}{tag} | {c.diff:+.4f} "
+                         f"| [{c.low:+.4f}, {c.high:+.4f}] | {'yes' if c.significant else 'no'} |")
     cold = [r for r in results if r.cold]
     if cold:
-        lines += ["", "Cold start (test target, only the last k history items as input):", "",
-                  "| dataset | model | k | recall@10 | ndcg@10 |", "|---|---|---|---|---|"]
+        lines += ["", "Cold start (test target, only the last k history items as input, seed-0 "
+                  "test model):", "", "| dataset | model | k | recall@10 | ndcg@10 |",
+                  "|---|---|---|---|---|"]
         for r in cold:
             for key, m in r.cold.items():
                 k = key.removeprefix("last")
@@ -52,12 +72,14 @@ def bar_chart(results: Sequence[ModelResult], path: Path) -> None:
     width = 0.8 / max(1, len(models))
     for ax, metric in zip(axes, ("ndcg@10", "recall@10"), strict=True):
         for m, model in enumerate(models):
-            values = [next((r.test[metric] for r in done if r.dataset == d and r.model == model),
-                           0.0) for d in datasets]
+            pick = [next((r for r in done if r.dataset == d and r.model == model), None)
+                    for d in datasets]
+            values = [r.test[metric] if r else 0.0 for r in pick]
+            errs = [r.test_sd.get(metric, 0.0) if r else 0.0 for r in pick]
             xs = [i + (m - (len(models) - 1) / 2) * width for i in range(len(datasets))]
-            ax.bar(xs, values, width, label=model)
+            ax.bar(xs, values, width, yerr=errs, label=model)
         ax.set_xticks(range(len(datasets)), datasets)
-        ax.set_title(f"test {metric} (full ranking)")
+        ax.set_title(f"test {metric} (full ranking, mean ± sd over seeds)")
     axes[0].legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -65,23 +87,36 @@ def bar_chart(results: Sequence[ModelResult], path: Path) -> None:
 
 
 def write_results(
-    results: Sequence[ModelResult], out: Path, wall_seconds: float, settings: dict[str, Any]
+    results: Sequence[ModelResult], comparisons: Sequence[Comparison], out: Path,
+    wall_seconds: float, settings: dict[str, Any],
 ) -> str:
-    """Write the three files under ``out`` and return the table text."""
+    """Write the files under ``out`` and return the table text."""
     out.mkdir(parents=True, exist_ok=True)
-    text = table(results)
+    text = table(results, comparisons)
+    rows = []
+    for r in results:
+        row = asdict(r)
+        row.pop("user_ndcg")
+        rows.append(row)
     payload = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "wall_seconds": wall_seconds,
         "machine": platform.platform(),
         "settings": {k: str(v) if isinstance(v, Path) else v for k, v in settings.items()},
-        "protocol": "full ranking; history items excluded except the target; pessimistic ties;"
-                    " best grid point by valid ndcg@10, reported on test",
-        "results": [asdict(r) for r in results],
+        "protocol": "full ranking; all history masked (a repeated target too), unmasked figure "
+                    "beside; pessimistic ties; grid point chosen on valid ndcg@10 (seed 0); "
+                    "every test model refit on train + valid; mean ± sd over seeds; paired "
+                    "per-user bootstrap CI of the ndcg@10 difference",
+        "results": rows,
+        "comparisons": [asdict(c) for c in comparisons],
     }
     (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     (out / "table.md").write_text(text + f"\n\nWall time: {wall_seconds:.0f} s\n",
                                   encoding="utf-8")
+    per_user = {f"{r.dataset}/{r.model}": r.user_ndcg for r in results
+                if r.user_ndcg is not None}
+    if per_user:
+        np.savez_compressed(out / "user_ndcg.npz", **per_user)  # type: ignore[arg-type]
     if any(not r.skipped for r in results):
         bar_chart(results, out / "ndcg.png")
     return text

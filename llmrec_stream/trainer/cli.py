@@ -109,4 +109,5 @@ def _load(settings: Settings, data_path: Path | None) -> SeqDataset:
     from llmrec_stream.security import confluent_config
     from llmrec_stream.trainer.event_log import dataset_from_kafka
 
-    return dataset_from_kafka(settings.kafka_bootstrap, conf=confluent_config(settings))
+    return dataset_from_kafka(settings.kafka_bootstrap, conf=confluent_config(settings),
+                              collapse_window_ms=settings.trainer_collapse_window_ms)

@@ -24,7 +24,13 @@ from llmrec_stream.eval.data import IntArray, SeqDataset
 from llmrec_stream.eval.metrics import Scorer, evaluate
 from llmrec_stream.profiles.fusion import FusionWeights, decay
 from llmrec_stream.sources.atomic import DEFAULT_GAP_MS
-from llmrec_stream.trainer.loop import SELECT_METRIC, FitConfig, FitResult, seed_everything
+from llmrec_stream.trainer.loop import (
+    SELECT_METRIC,
+    FitConfig,
+    FitResult,
+    seed_everything,
+    stop_reason,
+)
 
 Matrix = npt.NDArray[np.float32]
 
@@ -85,7 +91,12 @@ def fit_fused_map(
     data: SeqDataset, vectors: Matrix, cfg: FitConfig, hidden: int = 512, dropout: float = 0.1,
     weights: FusionWeights | None = None,
 ) -> tuple[FusedMapModel, FitResult]:
-    """MSE training on every (prefix profile, next item vector) pair of ``data.train``."""
+    """MSE training on every (prefix profile, next item vector) pair of ``data.train``.
+
+    Early stopping and ``fixed_epochs`` as in `loop.fit_sequential`.
+    """
+    if data.refit and cfg.fixed_epochs is None:
+        raise ValueError("a refit view has no validation split: give fixed_epochs")
     seed_everything(cfg.seed, cfg.threads)
     weights = weights or FusionWeights()
     us, vs = [], []
@@ -98,9 +109,11 @@ def fit_fused_map(
     opt = torch.optim.Adam(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
     start, best_state, best_epoch, stale = time.monotonic(), None, 0, 0
+    stopped = "epochs"
+    epochs = cfg.fixed_epochs if cfg.fixed_epochs is not None else cfg.epochs
     best: dict[str, float] = {}
     history: list[dict[str, float]] = []
-    for epoch in range(1, cfg.epochs + 1):
+    for epoch in range(1, epochs + 1):
         model.net.train()
         order = torch.randperm(len(u_all), generator=gen)
         losses = []
@@ -112,6 +125,10 @@ def fit_fused_map(
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
+        if cfg.fixed_epochs is not None:
+            history.append({"epoch": float(epoch), "loss": float(np.mean(losses))})
+            stopped, best_epoch = "fixed", epoch
+            continue
         valid = evaluate(model.scorer(), data, "valid")
         history.append({"epoch": float(epoch), "loss": float(np.mean(losses)), **valid})
         if not best or valid[SELECT_METRIC] > best[SELECT_METRIC]:
@@ -119,8 +136,9 @@ def fit_fused_map(
             best_state = copy.deepcopy(model.net.state_dict())
         else:
             stale += 1
-        if stale >= cfg.patience or time.monotonic() - start > cfg.max_minutes * 60:
+        stopped = stop_reason(cfg, epoch, stale, time.monotonic() - start)
+        if stopped:
             break
     if best_state is not None:
         model.net.load_state_dict(best_state)
-    return model, FitResult(best_epoch, best, time.monotonic() - start, history)
+    return model, FitResult(best_epoch, best, time.monotonic() - start, history, stopped)

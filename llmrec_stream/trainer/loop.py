@@ -3,8 +3,10 @@
 Every position of every training sequence predicts its next item against the whole catalog
 (no sampled negatives). After each epoch the model is scored on the validation targets with
 the harness's own metric, and the best epoch's weights are kept; training stops after
-``patience`` epochs without improvement, after ``epochs``, or past ``max_minutes``, so a run
-is always bounded in time.
+``patience`` epochs without improvement, after ``epochs``, or past ``max_minutes`` (0: no
+wall-clock cap), and ``FitResult.stopped_by`` says which bound ended it. With ``fixed_epochs``
+(the harness's refit on train + valid) it trains exactly that many epochs, evaluates nothing
+and keeps the last weights: the refit data set has no validation split to stop on.
 """
 
 from __future__ import annotations
@@ -45,8 +47,9 @@ class FitConfig:
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.0
-    patience: int = 3
-    max_minutes: float = 5.0
+    patience: int = 10
+    max_minutes: float = 0.0
+    fixed_epochs: int | None = None
     seed: int = 0
     threads: int = 1
     progress: bool = True
@@ -60,6 +63,19 @@ class FitResult:
     valid: dict[str, float]
     seconds: float
     history: list[dict[str, float]] = field(default_factory=list)
+    #: "patience", "epochs", "time" (the wall-clock cap bound) or "fixed" (a refit).
+    stopped_by: str = ""
+
+
+def stop_reason(cfg: FitConfig, epoch: int, stale: int, elapsed_s: float) -> str:
+    """Why training stops after ``epoch`` ("" to go on); patience wins a tie with a cap."""
+    if stale >= cfg.patience:
+        return "patience"
+    if epoch >= cfg.epochs:
+        return "epochs"
+    if cfg.max_minutes > 0 and elapsed_s > cfg.max_minutes * 60:
+        return "time"
+    return ""
 
 
 def seed_everything(seed: int, threads: int) -> None:
@@ -119,7 +135,12 @@ def train_step(net: nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: t
 
 
 def fit_sequential(net: nn.Module, data: SeqDataset, cfg: FitConfig, name: str = "") -> FitResult:
-    """Train ``net`` in place on ``data.train``; on return it holds its best validation weights."""
+    """Train ``net`` in place on ``data.train``; on return it holds its best validation weights.
+
+    With ``cfg.fixed_epochs`` it holds the weights after exactly that many epochs instead.
+    """
+    if data.refit and cfg.fixed_epochs is None:
+        raise ValueError("a refit view has no validation split: give fixed_epochs")
     seed_everything(cfg.seed, cfg.threads)
     max_len = int(net.max_len)  # type: ignore[arg-type]
     pairs = training_pairs(data.train, max_len)
@@ -127,12 +148,17 @@ def fit_sequential(net: nn.Module, data: SeqDataset, cfg: FitConfig, name: str =
     rng = np.random.default_rng(cfg.seed)
     start = time.monotonic()
     best: dict[str, float] = {}
-    best_state, best_epoch, stale, history = None, 0, 0, []
-    for epoch in range(1, cfg.epochs + 1):
+    best_state, best_epoch, stale, history, stopped = None, 0, 0, [], "epochs"
+    epochs = cfg.fixed_epochs if cfg.fixed_epochs is not None else cfg.epochs
+    for epoch in range(1, epochs + 1):
         total = n_batches(len(pairs), cfg.batch_size)
         bar = tqdm(batches(pairs, cfg.batch_size, rng), total=total, disable=not cfg.progress,
                    desc=f"{name} epoch {epoch}", leave=False)
         losses = [train_step(net, opt, x, y, cfg.future_weight) for x, y in bar]
+        if cfg.fixed_epochs is not None:
+            history.append({"epoch": float(epoch), "loss": float(np.mean(losses))})
+            stopped, best_epoch = "fixed", epoch
+            continue
         valid = evaluate(seq_scorer(net, max_len), data, "valid")
         row = {"epoch": float(epoch), "loss": float(np.mean(losses)), **valid}
         history.append(row)
@@ -145,8 +171,9 @@ def fit_sequential(net: nn.Module, data: SeqDataset, cfg: FitConfig, name: str =
             best_state = copy.deepcopy(net.state_dict())
         else:
             stale += 1
-        if stale >= cfg.patience or time.monotonic() - start > cfg.max_minutes * 60:
+        stopped = stop_reason(cfg, epoch, stale, time.monotonic() - start)
+        if stopped:
             break
     if best_state is not None:
         net.load_state_dict(best_state)
-    return FitResult(best_epoch, best, time.monotonic() - start, history)
+    return FitResult(best_epoch, best, time.monotonic() - start, history, stopped)

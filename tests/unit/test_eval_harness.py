@@ -20,6 +20,11 @@ from llmrec_stream.eval.harness import (
     Skip,
     als_spec,
     bpr_spec,
+    compare,
+    ease_spec,
+    evaluate_model,
+    item_knn_spec,
+    peer_specs,
     popularity_spec,
     run_eval,
 )
@@ -60,8 +65,8 @@ def test_run_eval_selects_on_valid_and_writes_results(tmp_path: Path) -> None:
         ModelSpec("next", _fit_next, [{"offset": 3}, {"offset": 0}, {"offset": 5}]),
         ModelSpec("skipper", _fit_skip, [{}]),
     ]
-    results = run_eval([data], specs, results_dir=tmp_path, grid_points=2,
-                       ctx=EvalContext(progress=False))
+    results, comparisons = run_eval([data], specs, results_dir=tmp_path, grid_points=2,
+                                    seeds=(0, 1, 2), ctx=EvalContext(progress=False))
     pop, nxt, skip = results
     assert nxt.params == {"offset": 0} and len(nxt.tried) == 2  # the 3rd point is off budget
     assert nxt.test["ndcg@10"] == pytest.approx(1.0)
@@ -71,17 +76,125 @@ def test_run_eval_selects_on_valid_and_writes_results(tmp_path: Path) -> None:
     payload = json.loads((tmp_path / "results.json").read_text())
     assert [r["model"] for r in payload["results"]] == ["popularity", "next", "skipper"]
     assert (tmp_path / "ndcg.png").stat().st_size > 1000
-    assert "| cyclic | next | 1.0000" in (tmp_path / "table.md").read_text()
+    text = (tmp_path / "table.md").read_text()
+    assert "| cyclic | next | 1.0000 ± 0.0000" in text
+    assert "| cyclic | popularity |" in text and "deterministic" in text
+    # the reference (best on validation, no ours-ce here) against the other model: a real lead
+    [c] = comparisons
+    assert (c.reference, c.other, c.best_peer) == ("next", "popularity", True)
+    assert c.low > 0 and c.significant and "[+" in text
+    assert payload["settings"]["seeds"] == [0, 1, 2] and payload["comparisons"]
 
 
 def test_implicit_peers_run_and_beat_chance() -> None:
     data = cyclic_dataset(n_items=20, n_users=200)
-    results = run_eval([data], [bpr_spec(), als_spec()], grid_points=1,
-                       ctx=EvalContext(progress=False))
+    results, _ = run_eval([data], [bpr_spec(), als_spec(), ease_spec(), item_knn_spec()],
+                          grid_points=1, seeds=(0, 1), ctx=EvalContext(progress=False))
     for r in results:
         assert r.test["recall@10"] > 0.3, r
-    assert results[1].cold  # ALS recomputes users from the given history
-    assert not results[0].cold  # BPR reads its trained user rows
+    bpr, als, ease, knn = results
+    assert als.cold and ease.cold  # they score any given history
+    assert not bpr.cold  # BPR reads its trained user rows
+    assert bpr.seeds == [0, 1] and ease.seeds == [0] and knn.seeds == [0]  # closed forms: once
+    assert ease.deterministic and knn.deterministic and not bpr.deterministic
+    # item-item models learn "the next item follows" on the cyclic walk almost exactly
+    assert ease.test["recall@10"] > 0.9 and knn.test["recall@10"] > 0.9
+
+
+def test_every_grid_has_six_points_where_there_are_hyper_parameters() -> None:
+    from llmrec_stream.trainer.specs import torch_specs
+
+    for spec in peer_specs() + torch_specs():
+        assert len(spec.grid) >= 6 or spec.grid == [{}], spec.name
+    als = [p["factors"] for p in als_spec().grid]
+    assert max(als) == 512 and len({p["regularization"] for p in als_spec().grid}) >= 3
+
+
+@dataclass
+class Oracle:
+    """Knows one set of answers of the original data set: ``which`` = "valid" or "test".
+
+    Its scores depend only on the user row, so it scores the same on a refit view: the
+    valid-oracle is perfect on validation and poor on test, the test-oracle the reverse.
+    """
+
+    data: SeqDataset
+    which: str
+
+    def scorer(self, split: str) -> Scorer:
+        answers = self.data.valid_target if self.which == "valid" else self.data.test_target
+
+        def score(users: np.ndarray, histories: Sequence[np.ndarray]) -> np.ndarray:
+            out = np.zeros((len(users), self.data.n_items + 1), dtype=np.float32)
+            out[np.arange(len(users)), answers[users]] = 1.0
+            return out
+
+        return score
+
+
+def test_the_grid_point_is_chosen_on_validation_never_on_test() -> None:
+    """Validation and test disagree: a harness that consulted test would pick the test-oracle."""
+    data = cyclic_dataset(n_items=20, n_users=60)
+    fits: list[tuple[str, bool]] = []
+
+    def fit(d: SeqDataset, params: dict[str, Any], ctx: EvalContext) -> Oracle:
+        fits.append((params["which"], d.refit))
+        return Oracle(data, params["which"])
+
+    spec = ModelSpec("oracle", fit, [{"which": "test"}, {"which": "valid"}], seeded=False)
+    result = evaluate_model(data, spec, EvalContext(progress=False))
+    assert result.params == {"which": "valid"}
+    assert result.valid["ndcg@10"] == pytest.approx(1.0)
+    assert result.test["ndcg@10"] < 0.2  # the chosen point is poor on test, and that is reported
+    assert [t["valid"]["ndcg@10"] for t in result.tried][0] < 0.2
+    # only the chosen point is ever fit for test (on the refit view)
+    assert [w for w, refit in fits if refit] == ["valid"]
+
+
+def test_one_refit_rule_the_test_model_trains_on_train_plus_valid() -> None:
+    data = cyclic_dataset(n_items=20, n_users=40)
+    seen: list[SeqDataset] = []
+
+    def fit(d: SeqDataset, params: dict[str, Any], ctx: EvalContext) -> NextItem:
+        seen.append(d)
+        return NextItem(d, 0)
+
+    evaluate_model(data, ModelSpec("next", fit, [{}]), EvalContext(progress=False),
+                   seeds=(0, 1))
+    refits = [d for d in seen if d.refit]
+    assert len(refits) == 2  # one test model per seed
+    for d in refits:
+        assert all(np.array_equal(a, np.append(t, v)) for a, t, v in
+                   zip(d.train, data.train, data.valid_target, strict=True))
+        assert np.array_equal(d.valid_target, data.test_target)
+        with pytest.raises(ValueError, match="refit view"):
+            d.targets("test")  # nothing can stop or select on a test split it does not have
+
+
+def test_seeds_give_mean_and_sd_and_unmasked_figures() -> None:
+    data = cyclic_dataset(n_items=20, n_users=60)
+
+    def fit(d: SeqDataset, params: dict[str, Any], ctx: EvalContext) -> NextItem:
+        return NextItem(d, ctx.seed)  # seed 0 right, seeds 1, 2 shifted: a known spread
+
+    r = evaluate_model(data, ModelSpec("s", fit, [{}]), EvalContext(progress=False),
+                       seeds=(0, 1, 2))
+    assert r.seeds == [0, 1, 2] and not r.deterministic
+    per = [row["test"]["recall@10"] for row in r.per_seed]
+    assert r.test["recall@10"] == pytest.approx(np.mean(per))
+    assert r.test_sd["recall@10"] == pytest.approx(np.std(per, ddof=1))
+    assert r.unmasked["recall@10"] >= r.test["recall@10"] - 1e-12
+    assert r.user_ndcg is not None and len(r.user_ndcg) == data.n_users
+
+
+def test_compare_prefers_ours_as_reference_and_marks_the_best_peer() -> None:
+    data = cyclic_dataset(n_items=20, n_users=60)
+    specs = [ModelSpec("ours-ce", _fit_next, [{"offset": 0}]),
+             ModelSpec("weak", _fit_next, [{"offset": 4}]), popularity_spec()]
+    results = [evaluate_model(data, s, EvalContext(progress=False)) for s in specs]
+    comps = compare(results, resamples=300)
+    assert {c.reference for c in comps} == {"ours-ce"}
+    assert sum(c.best_peer for c in comps) == 1
 
 
 def test_interactions_count_duplicates_once() -> None:
@@ -100,8 +213,21 @@ def test_eval_command(tmp_path: Path) -> None:
     out = tmp_path / "results"
     result = CliRunner().invoke(eval_cmd, ["--data", str(path), "--models", "popularity,als",
                                            "--results", str(out), "--grid-points", "1",
+                                           "--seeds", "2", "--bootstrap", "200",
                                            "--encoder", str(tmp_path), "--quiet"])
     assert result.exit_code == 0, result.output
     assert "| Toy | als |" in result.output and (out / "results.json").is_file()
     bad = CliRunner().invoke(eval_cmd, ["--data", str(path), "--models", "nope"])
     assert bad.exit_code != 0 and "unknown models" in bad.output
+
+
+def test_ease_weights_match_the_closed_form() -> None:
+    from llmrec_stream.eval.peers import fit_ease
+
+    data = cyclic_dataset(n_items=12, n_users=50)
+    x = interactions(data, "valid").toarray().astype(np.float64)
+    p = np.linalg.inv(x.T @ x + 7.0 * np.eye(x.shape[1]))
+    expected = p / -np.diag(p)[None, :]
+    np.fill_diagonal(expected, 0.0)
+    got = fit_ease(data, {"lam": 7.0}).weights
+    assert np.allclose(got, expected, atol=1e-5)

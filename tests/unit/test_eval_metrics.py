@@ -14,9 +14,10 @@ from llmrec_stream.eval.metrics import evaluate, ndcg_at, recall_at, summarize, 
 from llmrec_stream.eval.toys import tiny_dataset
 
 
-def _ranks(scores: list[list[float]], targets: list[int], hist: list[list[int]]) -> list[int]:
+def _ranks(scores: list[list[float]], targets: list[int], hist: list[list[int]],
+           mask: str = "all") -> list[int]:
     arr = np.array(scores, dtype=np.float32)
-    out = target_ranks(arr, np.array(targets), [np.array(h, dtype=np.int64) for h in hist])
+    out = target_ranks(arr, np.array(targets), [np.array(h, dtype=np.int64) for h in hist], mask)
     return out.tolist()
 
 
@@ -31,11 +32,20 @@ def test_ties_are_pessimistic() -> None:
     assert _ranks([[0.0, 0.5, 0.7, 0.7, 0.1]], [3], [[]]) == [1]
 
 
-def test_history_is_excluded_but_target_stays() -> None:
+def test_all_history_is_excluded_a_repeated_target_included() -> None:
     # items 2 and 4 beat the target 3 but were already seen
     assert _ranks([[0.0, 0.1, 0.9, 0.3, 0.8]], [3], [[2, 4]]) == [0]
-    # a repeated target keeps its own score
-    assert _ranks([[0.0, 0.1, 0.9, 0.3, 0.8]], [2], [[2, 4]]) == [0]
+    # a target that repeats the history is out of the ranking like the rest: a miss, even
+    # with the top score (the served lists never contain history)
+    assert _ranks([[0.0, 0.1, 0.9, 0.3, 0.8]], [2], [[2, 4]]) == [4]
+
+
+def test_unmasked_rule_ranks_against_the_whole_catalog() -> None:
+    # RecBole-style: seen items 2 and 4 still compete, and a repeated target can be a hit
+    assert _ranks([[0.0, 0.1, 0.9, 0.3, 0.8]], [3], [[2, 4]], "none") == [2]
+    assert _ranks([[0.0, 0.1, 0.9, 0.3, 0.8]], [2], [[2, 4]], "none") == [0]
+    with pytest.raises(ValueError, match="mask"):
+        _ranks([[0.0, 1.0]], [1], [[]], "target")
 
 
 def test_nan_scores_are_refused() -> None:

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from llmrec_stream.events import topics
 from llmrec_stream.pipeline import RawRecord
 from llmrec_stream.sources.base import envelope
-from llmrec_stream.trainer.event_log import dataset_from_records
+from llmrec_stream.trainer.event_log import collapse_events, dataset_from_records
 
 _offsets: dict[str, int] = {}
 
@@ -55,3 +57,36 @@ def test_sequences_follow_time_across_topics_and_leave_out_what_must_go() -> Non
     assert order == ["a", "b", "c", "d"]
     assert data.item_ids == ["a", "b", "c", "d", "e"]
     assert data.item_text is not None and data.item_text[0] == "title a"
+
+
+def test_a_review_replayed_as_comment_and_purchase_is_one_interaction() -> None:
+    """A review is a comment and a purchase of one item 1 ms apart: one item, not an echo.
+
+    Without the collapse the sequence is a a b b c c d d: every other next item equals the item
+    before it, so the model learns to repeat and the held-out target (d) repeats its input.
+    """
+    records = [_item(i) for i in "abcd"]
+    for n, item in enumerate("abcd"):
+        ts = 1_000_000 * (n + 1)
+        records += [_event(topics.COMMENTS, "r", item, ts),
+                    _event(topics.PURCHASES, "r", item, ts + 1)]
+    data = dataset_from_records(records, "reviews")
+    names = [data.item_ids[i - 1] for i in data.train[0]]
+    assert names == ["a", "b"]
+    assert data.item_ids[data.valid_target[0] - 1] == "c"
+    assert data.item_ids[data.test_target[0] - 1] == "d"
+    # window 0 keeps the two events apart (only exact duplicates merge): the old behaviour
+    apart = dataset_from_records(records, "reviews", collapse_window_ms=0)
+    assert len(apart.train[0]) == 6
+
+
+def test_collapse_keeps_the_strongest_type_and_the_first_position() -> None:
+    events = [(0, topics.CLICKS, 0, "a"), (5, topics.CLICKS, 1, "b"),
+              (10, topics.PURCHASES, 2, "a"), (20, topics.COMMENTS, 3, "a"),
+              (500, topics.CLICKS, 4, "a")]
+    assert collapse_events(events, 100) == [
+        (0, topics.PURCHASES, "a"), (5, topics.CLICKS, "b"), (500, topics.CLICKS, "a"),
+    ]
+    assert len(collapse_events(events, 0)) == 5
+    with pytest.raises(ValueError, match="window_ms"):
+        collapse_events(events, -1)

@@ -175,13 +175,21 @@ class _ScriptPipeline(ClusterPipeline):
     ) -> list[Any]:
         sent, self._sent = self._sent, []
         try:
-            return await super().execute(raise_on_error, allow_redirections)
+            replies: list[Any] = await super().execute(raise_on_error, allow_redirections)
         except rex.NoScriptError:
             if not self._owner._scripts:
                 raise
-            log.info("a primary lacks the scripts (restarted?): loading them, resending")
-            await self._owner.load_scripts()
-            for args, kwargs in sent:
-                self.execute_command(*args, **kwargs)
-            self._sent = []
-            return await super().execute(raise_on_error, allow_redirections)
+        else:
+            # raise_on_error=False hands NOSCRIPT back as a reply (profiles.store reads its
+            # replies so): a primary without the scripts is handled the same way then
+            if not self._owner._scripts or not any(
+                isinstance(r, rex.NoScriptError) for r in replies
+            ):
+                return replies
+        log.info("a primary lacks the scripts (restarted?): loading them, resending")
+        await self._owner.load_scripts()
+        for args, kwargs in sent:
+            self.execute_command(*args, **kwargs)
+        self._sent = []
+        again: list[Any] = await super().execute(raise_on_error, allow_redirections)
+        return again

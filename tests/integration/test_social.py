@@ -27,11 +27,14 @@ from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events import topics
 from llmrec_stream.kafka_log import read_records
 from llmrec_stream.pipeline import BatchOutcome, Pipeline, RawRecord
-from llmrec_stream.profiles.store import profile_key, vectors_key
+from llmrec_stream.profiles import recs
+from llmrec_stream.profiles.store import profile_key, recs_key, vectors_key
 from llmrec_stream.redis_conn import sync_client
 from llmrec_stream.replay import producer, publish
+from llmrec_stream.retrieval.catalog import VECTORS
 from llmrec_stream.sources.base import OutboundEvent, envelope
 from llmrec_stream.worker import build_pipeline
+from tests.integration.live import LiveWorker
 from tests.integration.test_erasure import ProducerSink
 
 FOLLOWS = "llmrec.follows"  # spelled out: the topic the producers write to
@@ -261,3 +264,27 @@ def test_erasure_of_a_followee_removes_their_influence(
         assert redis_client.zrange(follows_key(fan), 0, -1) == [runner.encode()]
     finally:
         p.close()
+
+
+def test_a_live_worker_reads_llmrec_follows(
+    stack: DevStack, encoder_dir: Path, tmp_path: Path
+) -> None:
+    """The wiring: the user-events agent of a Faust worker consumes llmrec.follows."""
+    live = LiveWorker(stack, encoder_dir, tmp_path, env={"LLMREC_TOP_K": "3"}).start()
+    try:
+        now = int(time.time() * 1000)
+        live.publish([OutboundEvent(topics.ITEMS, i, {**envelope(i, 1), "item_id": i,
+                                                      "title": t, "category": i.split("-")[1]})
+                      for i, t in TITLES.items()])
+        live.wait(lambda: all(live.redis.hexists(VECTORS, i) for i in TITLES),
+                  120, "catalog")
+        runner, fan = _uid("runner"), _uid("fan")
+        live.publish(_lover(runner, SHOES, "I love running shoes and sneakers", now - 60_000))
+        live.wait(lambda: live.redis.exists(recs_key(runner)) == 1, 120, "the runner's list")
+        live.publish([_follow(fan, runner, now - 30_000)])
+        live.wait(lambda: live.redis.exists(recs_key(fan)) == 1, 120, "the follower's list")
+        cached = recs.decode(fan, bytes(live.redis.get(recs_key(fan))))  # type: ignore[arg-type]
+        assert set(cached["items"]) == set(SHOES)
+        assert live.metrics()['llmrec_social_follow_events_total{action="follow"}'] == 1
+    finally:
+        assert live.stop() == 0, live.proc.log_tail()

@@ -62,9 +62,9 @@ class Social:
         self.sink = ProducerSink(stack.kafka_bootstrap)
         self.now = int(time.time() * 1000)
 
-    def pipeline(self) -> Pipeline:
+    def pipeline(self, **overrides: Any) -> Pipeline:
         settings = Settings(redis_url=self.stack.redis_url,
-                            kafka_bootstrap=self.stack.kafka_bootstrap, top_k=3)
+                            kafka_bootstrap=self.stack.kafka_bootstrap, top_k=3, **overrides)
         return self.run(build_pipeline(settings, self.sink, encoder=self.encoder,  # type: ignore[arg-type]
                                        identity="social-test-encoder"))
 
@@ -241,6 +241,23 @@ def test_an_unfollow_removes_the_influence_and_a_replayed_follow_is_not_applied_
         again.close()
 
 
+def test_the_follow_set_is_bounded_the_oldest_follow_goes(
+    social: Social, redis_client: redis.Redis
+) -> None:
+    h = social
+    p = h.pipeline(max_follows=2)
+    try:
+        fan = _uid("fan")
+        # in one batch, and the newest follow first in the log: the bound is by follow time
+        got = h.process(p, fan, [_follow(fan, "c", h.now - 10_000),
+                                 _follow(fan, "a", h.now - 30_000),
+                                 _follow(fan, "b", h.now - 20_000)])
+        assert got.applied == 3
+        assert redis_client.zrange(follows_key(fan), 0, -1) == [b"b", b"c"]
+    finally:
+        p.close()
+
+
 def test_erasure_of_a_followee_removes_their_influence(
     social: Social, redis_client: redis.Redis
 ) -> None:
@@ -267,9 +284,12 @@ def test_erasure_of_a_followee_removes_their_influence(
 
 
 def test_a_live_worker_reads_llmrec_follows(
-    stack: DevStack, encoder_dir: Path, tmp_path: Path
+    stack: DevStack, redis_client: redis.Redis, encoder_dir: Path, tmp_path: Path
 ) -> None:
-    """The wiring: the user-events agent of a Faust worker consumes llmrec.follows."""
+    """The wiring: the user-events agent of a Faust worker consumes llmrec.follows.
+
+    ``redis_client`` empties Redis first: the other tests' catalog names another encoder id.
+    """
     live = LiveWorker(stack, encoder_dir, tmp_path, env={"LLMREC_TOP_K": "3"}).start()
     try:
         now = int(time.time() * 1000)
@@ -285,6 +305,12 @@ def test_a_live_worker_reads_llmrec_follows(
         live.wait(lambda: live.redis.exists(recs_key(fan)) == 1, 120, "the follower's list")
         cached = recs.decode(fan, bytes(live.redis.get(recs_key(fan))))  # type: ignore[arg-type]
         assert set(cached["items"]) == set(SHOES)
-        assert live.metrics()['llmrec_social_follow_events_total{action="follow"}'] == 1
+        # a fresh consumer group reads llmrec.follows from offset 0 into an emptied Redis:
+        # every follow in the log is applied once, the earlier tests' ones included
+        follows = [json.loads(r.value) for r in read_records(
+            stack.kafka_bootstrap, [FOLLOWS], partitions=stack.partitions) if r.value]
+        expected = sum(1 for f in follows if f["action"] == "follow")
+        series = 'llmrec_social_follow_events_total{action="follow"}'
+        live.wait(lambda: live.metrics().get(series) == expected, 60, "the follow count")
     finally:
         assert live.stop() == 0, live.proc.log_tail()

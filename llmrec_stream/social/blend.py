@@ -51,9 +51,9 @@ class SocialBlend:
         newest event of the batch, so a replay ranks as the live run did). States without
         followees come back unchanged (the same objects).
         """
-        wanted = sorted({f for s in states for f in s.follows})
+        wanted = sorted({f for s in states for f in s.follows}) if self.rules.weight else []
         self.metrics.social_followees_read.observe(len(wanted))
-        if not wanted or self.rules.weight == 0:
+        if not wanted:
             return list(states)
         pipe = self.client.pipeline(transaction=False)
         for followee in wanted:

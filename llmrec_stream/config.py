@@ -260,6 +260,20 @@ class Settings(BaseSettings):
         "comment > click): a replayed review is a comment and a purchase at once. 0: keep all.",
     )
 
+    # --- business features: social signals (issue 14) -----------------------------------
+    social_weight: float = Field(
+        0.5, ge=0,
+        description="How much the users one follows count in one's ranking: the followees' "
+        "mean profile direction (each decayed by its owner's recency, half_life_s) is added "
+        "with this weight to one's own unit direction. 0 turns social signals off (follow "
+        "sets are still kept).",
+    )
+    max_follows: int = Field(
+        200, ge=1,
+        description="Followees kept per user (llmrec.follows); a follow past it evicts the "
+        "oldest follow. Bounds the profiles read per ranking.",
+    )
+
     @cached_property
     def resolved_worker_id(self) -> str:
         return self.worker_id or f"{socket.gethostname()}-0"

@@ -165,6 +165,20 @@ class Metrics:
             "Scrapes whose consumer lag could not be read from the broker.",
             registry=r,
         )
+        # --- business features: social signals (issue 14) --------------------------------
+        self.social_follows = Counter(
+            "llmrec_social_follow_events",
+            "Follow and unfollow events applied to follow sets (a replayed one is not), by "
+            "action.",
+            ["action"],
+            registry=r,
+        )
+        self.social_followees_read = Histogram(
+            "llmrec_social_followees_read",
+            "Distinct followees whose profiles one micro-batch read from Redis to rank.",
+            buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+            registry=r,
+        )
 
     def describe_build(self, encoder: str) -> None:
         """Set ``llmrec_build_info{version, encoder}``: which code and which encoder serve."""

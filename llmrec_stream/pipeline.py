@@ -27,6 +27,7 @@ from llmrec_stream.events.models import (
     Comment,
     Envelope,
     Erasure,
+    Follow,
     Item,
     Source,
     UserEvent,
@@ -39,6 +40,7 @@ from llmrec_stream.ranking.protocol import Ranker
 from llmrec_stream.ranking.registry import ModelFollower
 from llmrec_stream.redis_conn import RETRYABLE
 from llmrec_stream.retrieval.catalog import Catalog
+from llmrec_stream.social.blend import SocialBlend
 from llmrec_stream.sponsored.slots import Sponsor
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,7 @@ class Pipeline:
         dlq_send_attempts: int = 5,
         explain_max_events: int = 3,
         sponsor: Sponsor | None = None,
+        social: SocialBlend | None = None,
     ) -> None:
         """``unknown_item_wait_s``: how long a batch waits for an item it names to reach the
         catalog (`_drop_unknown_items`); 0 dead-letters an unknown item at once."""
@@ -123,6 +126,8 @@ class Pipeline:
         self.explain_max_events = explain_max_events
         self.sponsor = sponsor
         """Places sponsored items (`llmrec_stream.sponsored`); None: organic lists only."""
+        self.social = social
+        """Blends in the followees' profiles (`llmrec_stream.social`); None: own profile only."""
         # onnxruntime releases the GIL: encoding in a thread keeps the event loop (and the
         # consumer's heartbeats) running. One thread: batches are sequential anyway.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="encoder")
@@ -282,6 +287,10 @@ class Pipeline:
         states = await self._retry(lambda: self.store.apply(batch))
         self.metrics.profile_latency.observe(time.perf_counter() - started)
         for state in states:
+            for c, applied in zip(batch[state.user_id], state.applied, strict=True):
+                if applied and isinstance(c.event, Follow):
+                    self.metrics.social_follows.labels(
+                        "follow" if c.event.follow else "unfollow").inc()
             n_applied = sum(state.applied)
             outcome.applied += n_applied
             outcome.skipped += len(state.applied) - n_applied
@@ -368,7 +377,15 @@ class Pipeline:
         outcome: BatchOutcome,
     ) -> None:
         ranker = self.ranker  # one model for the whole batch, even if a swap lands meanwhile
-        ranked = ranker.rank(states, self.top_k, self.catalog.index)
+        inputs: list[ProfileState] = states
+        if self.social is not None and states:
+            social = self.social
+            # the followees' recency is measured at the follower's newest event of the batch
+            now = [max(c.event.ts for c in batch[s.user_id]) for s in states]
+            inputs = await self._retry(lambda: social.blend(states, now))
+        # reasons below cite the user's own events (the unblended state): an item that only
+        # the people they follow brought in has none (null), as the schema allows
+        ranked = ranker.rank(inputs, self.top_k, self.catalog.index)
         tops = [[] if r is None else list(r[1]) for r in ranked]
         campaigns: list[list[str | None]] = [[None] * len(t) for t in tops]
         if self.sponsor is not None:

@@ -182,14 +182,16 @@ class _ScriptPipeline(ClusterPipeline):
             if not self._owner._scripts:
                 raise
         else:
-            if not any(isinstance(r, rex.NoScriptError) for r in replies):
-                return replies
-            if not self._owner._scripts:
+            # raise_on_error=False hands NOSCRIPT back as a reply (profiles.store reads its
+            # replies so): a primary without the scripts is handled the same way then
+            if not self._owner._scripts or not any(
+                isinstance(r, rex.NoScriptError) for r in replies
+            ):
                 return replies
         log.info("a primary lacks the scripts (restarted?): loading them, resending")
         await self._owner.load_scripts()
         for args, kwargs in sent:
             self.execute_command(*args, **kwargs)
         self._sent = []
-        resent: list[Any] = await super().execute(raise_on_error, allow_redirections)
-        return resent
+        again: list[Any] = await super().execute(raise_on_error, allow_redirections)
+        return again

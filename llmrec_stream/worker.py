@@ -39,6 +39,7 @@ from llmrec_stream.redis_conn import async_client
 from llmrec_stream.retrieval.catalog import Catalog
 from llmrec_stream.retrieval.tiered import TieredIndex
 from llmrec_stream.security import confluent_config
+from llmrec_stream.social.blend import SocialBlend, SocialRules
 from llmrec_stream.sponsored.campaigns import CampaignTable
 from llmrec_stream.sponsored.slots import SlotRules, Sponsor, parse_positions
 
@@ -132,7 +133,8 @@ async def build_pipeline(
         encoder=encoder,
         store=ProfileStore(client, encoder.dim, weights, settings.recent_items,
                            settings.seen_items, max_attributes=settings.max_attributes,
-                           encoder_id=identity, explain_comments=settings.explain_comments),
+                           encoder_id=identity, explain_comments=settings.explain_comments,
+                           max_follows=settings.max_follows),
         catalog=catalog,
         ranker=fallback,
         sink=sink,
@@ -147,6 +149,8 @@ async def build_pipeline(
         dlq_send_attempts=settings.dlq_send_attempts,
         explain_max_events=settings.explain_max_events,
         sponsor=sponsor(settings, client, encoder.dim, metrics),
+        social=SocialBlend(client, encoder.dim,
+                           SocialRules(settings.social_weight, settings.half_life_s), metrics),
     )
     if not await pipeline.follow_models() and settings.model_dir:
         pipeline.swap_ranker(pinned_model(settings, encoder.dim, fallback))

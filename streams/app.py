@@ -46,7 +46,7 @@ def _raw_topic(*names: str) -> faust.TopicT:
     )
 
 
-user_events_topic = _raw_topic(*topics.USER_EVENT_TOPICS)
+user_events_topic = _raw_topic(*topics.PROFILE_TOPICS)  # with llmrec.follows (issue 14)
 items_topic = _raw_topic(topics.ITEMS)
 recommendations_topic = _raw_topic(topics.RECOMMENDATIONS)
 dlq_topic = _raw_topic(topics.DLQ)

@@ -27,6 +27,7 @@ from llmrec_stream.events.models import (
     Envelope,
     Erasure,
     Event,
+    Follow,
     Item,
     Purchase,
     Source,
@@ -47,6 +48,7 @@ TOPIC_SCHEMAS: dict[str, tuple[str, str]] = {
     topics.ITEMS: ("item", "item_id"),
     topics.ERASE: ("erase", "user_id"),
     topics.SPONSORED: ("sponsored", "campaign_id"),
+    topics.FOLLOWS: ("follow", "user_id"),
 }
 
 
@@ -219,6 +221,9 @@ def _build(topic: str, obj: dict[str, Any]) -> Event:
             end_ts=int(obj["end_ts"]), categories=tuple(obj.get("categories", ())),
             query=obj.get("query"),
         )
+    if topic == topics.FOLLOWS:
+        return Follow(**common, user_id=obj["user_id"], followee_id=obj["followee_id"],
+                      follow=obj["action"] == "follow")
     return Item(
         **common,
         item_id=obj["item_id"],
@@ -256,6 +261,8 @@ def _validate(topic: str, key: bytes | None, obj: dict[str, Any], limits: Limits
             raise EventValidationError("schema_violation", "sponsored: end_ts <= start_ts")
         if obj.get("query") is not None:
             _check_text(obj["query"], limits)
+    if topic == topics.FOLLOWS and obj["followee_id"] == obj["user_id"]:
+        raise EventValidationError("schema_violation", "follow: a user cannot follow themself")
     if obj["ts"] > (time.time() + limits.max_future_skew_s) * 1000:
         raise EventValidationError("future_timestamp", f"ts {obj['ts']} is in the future")
     return _build(topic, obj)

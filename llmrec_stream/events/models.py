@@ -99,7 +99,18 @@ class Campaign:
     """Targeting: only users whose profile is close enough to this text (encoded)."""
 
 
-UserEvent: TypeAlias = Comment | Click | Purchase | UserAttributes
+@dataclass(frozen=True, slots=True)
+class Follow:
+    """``user_id`` follows (``follow`` False: unfollows) ``followee_id`` (``llmrec.follows``)."""
+
+    event_id: str
+    ts: int
+    user_id: str
+    followee_id: str
+    follow: bool = True
+
+
+UserEvent: TypeAlias = Comment | Click | Purchase | UserAttributes | Follow
 Event: TypeAlias = UserEvent | Item | Erasure | Campaign
 
 

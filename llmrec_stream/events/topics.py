@@ -14,9 +14,14 @@ RECOMMENDATIONS = "llmrec.recommendations"
 DLQ = "llmrec.dlq"
 MODELS = "llmrec.models"
 SPONSORED = "llmrec.sponsored"
+FOLLOWS = "llmrec.follows"
 
 #: Topics keyed by user id: co-partitioned, so one user's events meet on one worker.
 USER_EVENT_TOPICS: tuple[str, ...] = (COMMENTS, CLICKS, PURCHASES, USERS)
+#: What the user-events agent consumes: the user-event topics and follow/unfollow events
+#: (keyed by the follower, co-partitioned too). Kept apart from ``USER_EVENT_TOPICS``, whose
+#: name order numbers the recent items' topics (``profiles.store.TOPIC_CODES``).
+PROFILE_TOPICS: tuple[str, ...] = (*USER_EVENT_TOPICS, FOLLOWS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,4 +42,5 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(DLQ),
     TopicSpec(MODELS),
     TopicSpec(SPONSORED, compacted=True),  # campaigns by id: the latest version of each
+    TopicSpec(FOLLOWS),  # follow and unfollow events, keyed by the follower
 )

@@ -4,7 +4,8 @@
 -- KEYS[2] old recent    u:{uid}:recent (the LIST of earlier versions; moved on first use)
 -- KEYS[3] bought zset   u:{uid}:bought (item -> newest purchase ts, bounded; seen-item filter)
 -- KEYS[4] state string  u:{uid}:v      (t_ref, weights, text and behaviour vectors, recent)
--- All four share the {uid} hash tag: one slot, so this also runs on Redis Cluster.
+-- KEYS[5] follows zset  u:{uid}:f      (followee -> follow ts, at most ARGV[9]; social signals)
+-- All five share the {uid} hash tag: one slot, so this also runs on Redis Cluster.
 --
 -- The vectors live in a string of their own so that the hash keeps only short fields, which
 -- Redis stores compactly (a ziplist/listpack; a single 1.5 KB value would turn the whole hash
@@ -43,11 +44,13 @@
 --
 -- ARGV[1] dim, ARGV[2] half-life in ms, ARGV[3] recent max, ARGV[4] bought max,
 -- ARGV[5] number of events, ARGV[6] encoder id ("" = unchecked), ARGV[7] max attribute keys,
--- ARGV[8] comments kept for explanations, then 11 fields per event:
---   kind (c comment, k click, p purchase, u user attributes), watermark field ("topic:partition"),
+-- ARGV[8] comments kept for explanations, ARGV[9] max follows, then 11 fields per event:
+--   kind (c comment, k click, p purchase, u user attributes, f follow, n unfollow),
+--   watermark field ("topic:partition"),
 --   offset, ts (ms), item id or "", text contribution (float32 LE bytes or ""),
 --   behaviour contribution (float32 LE bytes or ""), amount, attributes (flat JSON array
---   [name, value, ...] in name order, or ""), topic code (store.TOPIC_CODES),
+--   [name, value, ...] in name order, or ""; the followee id for f and n), topic code
+--   (store.TOPIC_CODES; 0 for follows, which enter no recent list),
 --   comment sketch (bytes, or "")
 --
 -- An event whose offset is at or below the stored watermark of its (topic, partition) is
@@ -57,9 +60,12 @@
 -- refused with the error "ENCODER_MISMATCH <its id>" before any vector is read.
 -- Returns {flags per event ("1" applied, "0" skipped, "x" refused by erasure),
 --          state string (the KEYS[4] layout, or ""), w_text, w_beh,
---          bought items, recent items (newest first), attribute keys dropped}.
+--          bought items, recent items (newest first), attribute keys dropped,
+--          followees (oldest follow first)}.
+-- A follow past ARGV[9] followees evicts the oldest follow (by ts); follows carry no vector:
+-- the worker reads the followees' own state strings at ranking time (llmrec_stream/social).
 
-local p, recent, bought, vkey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local p, recent, bought, vkey, follows = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local dim = tonumber(ARGV[1])
 local half_life = tonumber(ARGV[2])
 local recent_max = tonumber(ARGV[3])
@@ -68,6 +74,7 @@ local n = tonumber(ARGV[5])
 local encoder_id = ARGV[6]
 local max_attrs = tonumber(ARGV[7])
 local comments_max = tonumber(ARGV[8])
+local follows_max = tonumber(ARGV[9])
 local FIELDS = 11
 local fmt = "<" .. string.rep("f", dim)
 local LN2 = math.log(2)
@@ -229,7 +236,7 @@ end
 local flags = {}
 local wrote = false
 for e = 0, n - 1 do
-  local b = 8 + e * FIELDS
+  local b = 9 + e * FIELDS
   local kind, tp = ARGV[b + 1], ARGV[b + 2]
   local wm_field = "wm:" .. tp
   local offset, ts, item = tonumber(ARGV[b + 3]), tonumber(ARGV[b + 4]), ARGV[b + 5]
@@ -286,6 +293,11 @@ for e = 0, n - 1 do
       redis.call("ZREMRANGEBYRANK", bought, 0, -(bought_max + 1))
     elseif kind == "u" then
       merge_attributes(attrs)
+    elseif kind == "f" then
+      redis.call("ZADD", follows, ARGV[b + 4], attrs)
+      redis.call("ZREMRANGEBYRANK", follows, 0, -(follows_max + 1))
+    elseif kind == "n" then
+      redis.call("ZREM", follows, attrs)
     end
     local last = tonumber(redis.call("HGET", p, "last_ts"))
     if last == nil or ts > last then redis.call("HSET", p, "last_ts", ARGV[b + 4]) end
@@ -340,4 +352,4 @@ end
 local items = {}
 for i, en in ipairs(entries) do items[i] = en[5] end
 return {table.concat(flags), vblob or "", tostring(wt), tostring(wb),
-        redis.call("ZRANGE", bought, 0, -1), items, dropped}
+        redis.call("ZRANGE", bought, 0, -1), items, dropped, redis.call("ZRANGE", follows, 0, -1)}

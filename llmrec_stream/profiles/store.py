@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 import redis.exceptions
 
 from llmrec_stream.events import topics
-from llmrec_stream.events.models import Purchase, Source, UserAttributes, UserEvent
+from llmrec_stream.events.models import Follow, Purchase, Source, UserAttributes, UserEvent
 from llmrec_stream.profiles import recs
 from llmrec_stream.profiles.fusion import (
     MAX_ATTRIBUTES,
@@ -85,6 +85,15 @@ def vectors_key(user_id: str) -> str:
 
 def recs_key(user_id: str) -> str:
     return f"u:{{{user_id}}}:recs"
+
+
+def follows_key(user_id: str) -> str:
+    """The users this user follows (a sorted set: followee -> follow ts; social signals).
+
+    Only users who follow someone have it, so it is not among `user_keys` (the keys every
+    profile holds, what the per-user memory budget counts); erasure deletes it too.
+    """
+    return f"u:{{{user_id}}}:f"
 
 
 def user_keys(user_id: str) -> list[str]:
@@ -243,6 +252,8 @@ class ProfileState:
     """The recent items with where their events came from (what explanations cite)."""
     comments: tuple[CommentEntry, ...] = ()
     """The last comments, as sketches with their coordinates (what explanations cite)."""
+    follows: tuple[str, ...] = ()
+    """The users this user follows, oldest follow first (``llmrec_stream.social`` reads them)."""
 
     @property
     def all_refused(self) -> bool:
@@ -253,6 +264,10 @@ class ProfileState:
 def _event_args(c: Contribution) -> list[Any]:
     e = c.event
     attrs = ""
+    if isinstance(e, Follow):
+        # no item, no vector: the followee id rides in the attributes field (profile.lua)
+        return ["f" if e.follow else "n", f"{c.source.topic}:{c.source.partition}",
+                c.source.offset, e.ts, "", b"", b"", "0", e.followee_id, 0, b""]
     if isinstance(e, UserAttributes):
         # a flat [name, value, ...] array in name order: the script takes new names in order
         attrs = json.dumps([x for kv in sorted(attribute_fields(e).items()) for x in kv])
@@ -285,6 +300,7 @@ class ProfileStore:
         encoder_id: str = "",
         max_attributes: int = MAX_ATTRIBUTES,
         explain_comments: int = 2,
+        max_follows: int = 200,
     ) -> None:
         self.client = client
         self.dim = dim
@@ -296,6 +312,8 @@ class ProfileStore:
         self.max_attributes = max_attributes
         self.explain_comments = explain_comments
         """Last comments a profile keeps (as sketches) so a reason can name one."""
+        self.max_follows = max_follows
+        """Followees a user keeps; a follow past it evicts the oldest follow."""
         self._script = client.register_script(LUA)
         self._erase = client.register_script(ERASE_LUA)
 
@@ -310,7 +328,7 @@ class ProfileStore:
             contributions = batch[user_id]
             args: list[Any] = [
                 self.dim, half_life_ms, self.recent_items, self.seen_items, len(contributions),
-                self.encoder_id, self.max_attributes, self.explain_comments,
+                self.encoder_id, self.max_attributes, self.explain_comments, self.max_follows,
             ]
             for c in contributions:
                 args.extend(_event_args(c))
@@ -320,6 +338,7 @@ class ProfileStore:
                     recent_key(user_id),
                     bought_key(user_id),
                     vectors_key(user_id),
+                    follows_key(user_id),
                 ],
                 args=args,
                 client=pipe,
@@ -336,7 +355,7 @@ class ProfileStore:
         return [self._state(u, r) for u, r in zip(users, replies, strict=True)]
 
     def _state(self, user_id: str, reply: list[Any]) -> ProfileState:
-        flags, vectors, _wt, _wb, bought, recent, dropped = reply
+        flags, vectors, _wt, _wb, bought, recent, dropped, follows = reply
         state = decode_vector_state(vectors, self.dim)
         return ProfileState(
             user_id=user_id,
@@ -349,6 +368,7 @@ class ProfileStore:
             attributes_dropped=int(dropped),
             recent_events=tuple(decode_recent(vectors, self.dim)),
             comments=tuple(decode_comments(vectors, self.dim)),
+            follows=tuple(f.decode("utf-8") for f in follows),
         )
 
     async def cache_recommendations(self, records: dict[str, bytes]) -> None:
@@ -378,7 +398,7 @@ class ProfileStore:
         returns False.
         """
         done = await self._erase(
-            keys=user_keys(user_id),
+            keys=[*user_keys(user_id), follows_key(user_id)],
             args=[erased_at, f"{source.topic}:{source.partition}", source.offset],
         )
         return bool(done)

@@ -23,6 +23,7 @@ from llmrec_stream.events.models import (
     Comment,
     Envelope,
     Erasure,
+    Follow,
     Item,
     Purchase,
     Source,
@@ -92,6 +93,14 @@ VALID: dict[str, dict[str, Any]] = {
         "end_ts": TS + 86_400_000,
         "categories": ["home"],
         "query": "a quiet kettle",
+    },
+    topics.FOLLOWS: {
+        "schema_version": 1,
+        "event_id": "e-f",
+        "ts": TS,
+        "user_id": "u1",
+        "followee_id": "u2",
+        "action": "follow",
     },
 }
 KEY = {topic: VALID[topic][codec.TOPIC_SCHEMAS[topic][1]].encode() for topic in VALID}
@@ -574,6 +583,7 @@ def _check_result(got: Envelope | Rejected, topic: str) -> None:
             "user": UserAttributes,
             "item": Item,
             "erase": Erasure,
+            "follow": Follow,
             "sponsored": Campaign,
         }[schema_name]
         assert type(got.event) is expected
@@ -655,3 +665,10 @@ def test_every_valid_example_decodes(topic: str) -> None:
     got = dec(topic, VALID[topic])
     assert isinstance(got, Envelope)
     _check_result(got, topic)
+
+
+def test_a_follow_decodes_and_a_self_follow_is_a_dead_letter() -> None:
+    got = dec(topics.FOLLOWS, with_(topics.FOLLOWS, action="unfollow"))
+    assert got == Envelope(Follow("e-f", TS, "u1", "u2", follow=False), SRC)
+    rejected(topics.FOLLOWS, with_(topics.FOLLOWS, followee_id="u1"), "schema_violation")
+    rejected(topics.FOLLOWS, with_(topics.FOLLOWS, action="block"), "schema_violation")

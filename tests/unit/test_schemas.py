@@ -27,6 +27,7 @@ from llmrec_stream.events.models import (
     Envelope,
     Erasure,
     Event,
+    Follow,
     Item,
     Purchase,
     Source,
@@ -64,6 +65,7 @@ def test_the_schema_folder_holds_every_contract() -> None:
         "comment",
         "dead_letter",
         "erase",
+        "follow",
         "item",
         "model_update",
         "purchase",
@@ -135,9 +137,11 @@ FROZEN_REQUIRED: dict[str, list[str]] = {
     "erase": ["schema_version", "event_id", "ts", "user_id"],
     "sponsored": ["schema_version", "event_id", "ts", "campaign_id", "item_id", "bid", "budget",
                   "start_ts", "end_ts"],
+    "follow": ["schema_version", "event_id", "ts", "user_id", "followee_id", "action"],
 }
 
 FROZEN_PROPERTIES: dict[str, set[str]] = {
+    "follow": {"schema_version", "event_id", "ts", "user_id", "followee_id", "action"},
     "erase": {"schema_version", "event_id", "ts", "user_id"},
     "sponsored": {"schema_version", "event_id", "ts", "campaign_id", "item_id", "bid", "budget",
                   "start_ts", "end_ts", "categories", "query"},
@@ -260,6 +264,13 @@ def test_user_attribute_enums_are_frozen() -> None:
 # These bytes are written out by hand on purpose: never build them from current code.
 
 V1_EXAMPLES: list[tuple[str, bytes, bytes, Event]] = [
+    (
+        topics.FOLLOWS,
+        b"user-000042",
+        b'{"schema_version":1,"event_id":"f1","ts":1700000000000,"user_id":"user-000042",'
+        b'"followee_id":"user-000007","action":"unfollow"}',
+        Follow("f1", 1700000000000, "user-000042", "user-000007", follow=False),
+    ),
     (
         topics.SPONSORED,
         b"camp-7",

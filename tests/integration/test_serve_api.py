@@ -28,7 +28,7 @@ from llmrec_stream.devstack import DevStack
 from llmrec_stream.devstack.process import _die_with_parent_hook, free_port
 from llmrec_stream.events import topics
 from llmrec_stream.sources.synthetic import SyntheticReplay, synthetic_replay
-from tests.integration.live import LiveWorker
+from tests.integration.live import LiveWorker, worker_with_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-token"  # noqa: S105 - the test server's own token
@@ -53,13 +53,9 @@ def worker(
     world: SyntheticReplay,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveWorker]:
-    live = LiveWorker(stack, encoder_dir, tmp_path_factory.mktemp("worker")).start()
-    try:
-        live.publish(world.items)
-        live.wait_catalog(len(world.items))
+    with worker_with_catalog(stack, encoder_dir, tmp_path_factory.mktemp("worker"),
+                             world.items) as live:
         yield live
-    finally:
-        assert live.stop() == 0, live.proc.log_tail()
 
 
 @pytest.fixture(scope="module")

@@ -87,6 +87,9 @@ def test_two_workers_never_spend_more_than_the_budget(
                                 now + 3_600_000, categories=[category])])
         _wait(lambda: feed.redis.hexists("{sponsored}:campaigns", "camp-b"), 60, "the campaign")
         time.sleep(1.5)  # every worker's table refresh (0.5 s) has seen it
+        # both workers hold comments partitions before the demand arrives (a worker's catalog
+        # can be ready before Faust assigned it anything): both then compete for the budget
+        _wait(lambda: all(_holds(w, topics.COMMENTS) for w in workers), 120, "both assigned")
         rng = random.Random(4)
         users = [f"sp-{n}" for n in range(24)]
         feed.publish([
@@ -226,3 +229,9 @@ def test_frequency_cap_per_user_and_window_in_the_users_own_hash(stack: DevStack
             await client.aclose()
 
     asyncio.run(run())
+
+
+def _holds(worker: LiveWorker, topic: str) -> bool:
+    """Whether the worker reports partitions of ``topic`` as assigned (its lag series)."""
+    return any(k.startswith("llmrec_consumer_lag{") and f'topic="{topic}"' in k
+               for k in worker.metrics())

@@ -108,7 +108,11 @@ def _harness(stack: DevStack, text_encoder: TextEncoder) -> Iterator[Social]:
 
 
 @pytest.fixture
-def social(stack: DevStack, text_encoder: TextEncoder) -> Iterator[Social]:
+def social(
+    stack: DevStack, redis_client: redis.Redis, text_encoder: TextEncoder
+) -> Iterator[Social]:
+    """On an emptied database (``redis_client`` flushes it first): the catalog may hold
+    another test's encoder identity."""
     yield from _harness(stack, text_encoder)
 
 

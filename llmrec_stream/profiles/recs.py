@@ -47,7 +47,8 @@ def _zigzag(v: int) -> bytes:
     return _varint(v * 2 if v >= 0 else -v * 2 - 1)
 
 
-def _read_varint(blob: bytes, at: int) -> tuple[int, int]:
+def read_varint(blob: bytes, at: int) -> tuple[int, int]:
+    """An unsigned LEB128 integer at ``at``: (value, position after it)."""
     value = shift = 0
     while True:
         byte = blob[at]
@@ -59,7 +60,7 @@ def _read_varint(blob: bytes, at: int) -> tuple[int, int]:
 
 
 def _read_zigzag(blob: bytes, at: int) -> tuple[int, int]:
-    v, at = _read_varint(blob, at)
+    v, at = read_varint(blob, at)
     return (v >> 1) if not v & 1 else -((v + 1) >> 1), at
 
 
@@ -69,7 +70,7 @@ def _text(raw: str) -> bytes:
 
 
 def _read_text(blob: bytes, at: int) -> tuple[str, int]:
-    size, at = _read_varint(blob, at)
+    size, at = read_varint(blob, at)
     return blob[at : at + size].decode("utf-8"), at + size
 
 
@@ -122,10 +123,10 @@ def decode(user_id: str, blob: bytes) -> dict[str, Any]:
         return _decode_v1(user_id, blob)
     if blob[:1] != bytes([FORMAT]):
         raise ValueError(f"unknown recommendation cache format {blob[0] if blob else None}")
-    trigger_ts, at = _read_varint(blob, 1)
+    trigger_ts, at = read_varint(blob, 1)
     delta, at = _read_zigzag(blob, at)
     version, at = _read_text(blob, at)
-    n, at = _read_varint(blob, at)
+    n, at = read_varint(blob, at)
     scores: list[float] = []
     micro = 0
     for _ in range(n):
@@ -136,15 +137,15 @@ def decode(user_id: str, blob: bytes) -> dict[str, Any]:
     for _ in range(n):
         item, at = _read_text(blob, at)
         items.append(item)
-    count, at = _read_varint(blob, at)
+    count, at = read_varint(blob, at)
     table: list[dict[str, Any]] = []
     for _ in range(count):
         kind_part = blob[at]
         kind, part = _KINDS[kind_part // 32 - 1], kind_part % 32
         at += 1
         if part == 31:
-            part, at = _read_varint(blob, at)
-        offset, at = _read_varint(blob, at)
+            part, at = read_varint(blob, at)
+        offset, at = read_varint(blob, at)
         item_id, at = _read_text(blob, at)
         reason: dict[str, Any] = {"kind": kind, "topic": _TOPICS[kind], "partition": part,
                                   "offset": offset}
@@ -160,7 +161,7 @@ def decode(user_id: str, blob: bytes) -> dict[str, Any]:
     placements: list[dict[str, Any] | None] = [None] * n
     count = 0
     if at < len(blob):
-        count, at = _read_varint(blob, at)
+        count, at = read_varint(blob, at)
     for _ in range(count):
         pos = blob[at]
         campaign, at = _read_text(blob, at + 1)

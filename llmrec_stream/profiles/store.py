@@ -159,17 +159,6 @@ class RecentEntry:
         return (self.ts, self.topic_code, self.partition, self.offset)
 
 
-def _varint(blob: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        byte = blob[pos]
-        pos += 1
-        value |= (byte & 0x7F) << shift
-        if byte < 0x80:
-            return value, pos
-        shift += 7
-
-
 @dataclass(frozen=True, slots=True)
 class CommentEntry:
     """One of the last comments a profile keeps for explanations (no text: a sketch)."""
@@ -183,18 +172,18 @@ class CommentEntry:
 
 def _entries(blob: bytes, pos: int) -> tuple[list[tuple[int, int, int, int, bytes]], int]:
     """One section of the recent layout in ``profile.lua``: entries and the position after."""
-    count, pos = _varint(blob, pos)
+    count, pos = recs.read_varint(blob, pos)
     out: list[tuple[int, int, int, int, bytes]] = []
     ts = 0
     for i in range(count):
-        delta, pos = _varint(blob, pos)
+        delta, pos = recs.read_varint(blob, pos)
         ts = delta if i == 0 else ts - delta
         code, part = divmod(blob[pos], 32)
         pos += 1
         if part == 31:
-            part, pos = _varint(blob, pos)
-        offset, pos = _varint(blob, pos)
-        size, pos = _varint(blob, pos)
+            part, pos = recs.read_varint(blob, pos)
+        offset, pos = recs.read_varint(blob, pos)
+        size, pos = recs.read_varint(blob, pos)
         out.append((ts, code, part, offset, blob[pos : pos + size]))
         pos += size
     return out, pos

@@ -60,12 +60,16 @@ class WorkerProcess:
             self._log = None
         return self.proc.returncode
 
-    def wait_until(self, check: Callable[[], bool], timeout: float, what: str) -> None:
+    def wait_until(
+        self, check: Callable[[], bool], timeout: float, what: str, *, supervised: bool = False
+    ) -> None:
         """Poll ``check`` until true; RuntimeError if the worker dies, TimeoutError after
-        ``timeout`` seconds, both with the tail of its log."""
+        ``timeout`` seconds, both with the tail of its log. ``supervised``: something else
+        restarts the worker when it exits (a supervisor thread, as a container's restart
+        policy would), so an exit is part of the scenario and only the deadline fails it."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if not self.alive:
+            if not supervised and not self.alive:
                 raise RuntimeError(f"the worker died waiting for {what}:\n{self.log_tail()}")
             if check():
                 return

@@ -67,8 +67,10 @@ class LiveWorker:
         self.producer.produce(topic, value, key)
         self.producer.flush(10)
 
-    def wait(self, check: Callable[[], bool], timeout: float, what: str) -> None:
-        self.proc.wait_until(check, timeout, what)
+    def wait(
+        self, check: Callable[[], bool], timeout: float, what: str, *, supervised: bool = False
+    ) -> None:
+        self.proc.wait_until(check, timeout, what, supervised=supervised)
 
     def metrics(self) -> dict[str, float]:
         """The worker's Prometheus samples, ``name{labels}`` → value."""

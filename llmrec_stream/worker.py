@@ -20,7 +20,12 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from llmrec_stream.config import Settings
-from llmrec_stream.encoder.artifact import default_encoder_dir, encoder_identity, read_manifest
+from llmrec_stream.encoder.artifact import (
+    default_encoder_dir,
+    encoder_family,
+    encoder_identity,
+    read_manifest,
+)
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events import topics
 from llmrec_stream.events.codec import Limits, Rejected, decode
@@ -128,7 +133,7 @@ async def build_pipeline(
         await bootstrap_catalog(settings, catalog, encoder, metrics)
         metrics.items.set(len(catalog.index))
     fallback = FusedProfileRanker(settings.mix_text)
-    models = ModelFollower(client, encoder.dim, fallback)
+    models = ModelFollower(client, encoder.dim, fallback, encoder=encoder_family(identity))
     pipeline = Pipeline(
         encoder=encoder,
         store=ProfileStore(client, encoder.dim, weights, settings.recent_items,

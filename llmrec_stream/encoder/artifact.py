@@ -114,6 +114,20 @@ def encoder_identity(manifest: Manifest, precision: str = "fp32") -> str:
     return f"{manifest.source}@{digest}/{manifest.dim}d/{precision}/len{manifest.max_length}"
 
 
+def encoder_family(identity: str) -> str:
+    """The part of an `encoder_identity` that a trained ranking model depends on: the source
+    model and its dimension, e.g. ``sentence-transformers/all-MiniLM-L6-v2/384d``.
+
+    A model trained on one encoder's text vectors ranks nonsense on another's, even at the
+    same width (MiniLM and multilingual-e5-small are both 384-d); the precision, the graph's
+    digest and the token limit change the vectors only slightly, so a model trained on the
+    fp32 graph serves a worker running int8 or q4 of the same encoder.
+    """
+    source, _, rest = identity.rpartition("@")
+    dim = rest.split("/")[1] if rest.count("/") >= 1 else ""
+    return f"{source}/{dim}" if source and dim else identity
+
+
 def sha256_file(path: Path) -> str:
     """Hex sha256 of a file, read in chunks so a 90 MB model does not sit twice in memory."""
     digest = hashlib.sha256()

@@ -79,6 +79,9 @@ class ModelManifest:
     max_abs_diff_vs_torch: float = 0.0
     created_at: str = ""
     format_version: int = FORMAT_VERSION
+    #: `encoder_family` of the encoder whose text vectors the model was trained on; ""
+    #: when it used none (ids only) or predates the field.
+    encoder: str = ""
 
     @classmethod
     def read(cls, artifact_dir: Path) -> ModelManifest:

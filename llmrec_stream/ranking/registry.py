@@ -100,7 +100,7 @@ class ModelRecord:
 
 
 def load_ranker(
-    record: ModelRecord, text_dim: int, fallback: Ranker, *, threads: int = 1
+    record: ModelRecord, text_dim: int, fallback: Ranker, *, threads: int = 1, encoder: str = ""
 ) -> Ranker:
     """Check the artifact a record points to and build the ranker that serves it.
 
@@ -109,16 +109,21 @@ def load_ranker(
     file system refuses (``OSError``) is reason ``unreadable``, so the models agent dead-letters
     the record and the follower keeps its ranker instead of crashing (and restarting into the
     same record).
+
+    ``encoder``: this worker's `encoder_family`; a model trained on another encoder's text
+    vectors is ``incompatible`` (same width or not, its rankings would be noise).
     """
     try:
-        return _load_ranker(record, text_dim, fallback, threads=threads)
+        return _load_ranker(record, text_dim, fallback, threads=threads, encoder=encoder)
     except OSError as exc:
         raise ModelArtifactError(
             f"{record.location}: cannot read the artifact ({exc})", "unreadable"
         ) from exc
 
 
-def _load_ranker(record: ModelRecord, text_dim: int, fallback: Ranker, *, threads: int) -> Ranker:
+def _load_ranker(
+    record: ModelRecord, text_dim: int, fallback: Ranker, *, threads: int, encoder: str
+) -> Ranker:
     path = Path(record.location)
     manifest_file = path / MANIFEST
     if not manifest_file.is_file():
@@ -131,6 +136,12 @@ def _load_ranker(record: ModelRecord, text_dim: int, fallback: Ranker, *, thread
     if model.version != record.version:
         raise ModelArtifactError(
             f"{path}: artifact is {model.version!r}, record says {record.version!r}",
+            "incompatible",
+        )
+    if model.manifest.encoder and encoder and model.manifest.encoder != encoder:
+        raise ModelArtifactError(
+            f"{path}: trained on the encoder {model.manifest.encoder}, this worker runs "
+            f"{encoder}: retrain on this encoder's vectors",
             "incompatible",
         )
     if model.manifest.kind == "fused":
@@ -159,6 +170,8 @@ class ModelFollower:
     text_dim: int
     fallback: Ranker
     threads: int = 1
+    #: this worker's `encoder_family` (models trained on another encoder are refused)
+    encoder: str = ""
     retry_s: float = 30.0
     live_sha256: str | None = None
     _failed: dict[str, float] = field(default_factory=dict)
@@ -173,7 +186,7 @@ class ModelFollower:
         try:
             record = ModelRecord.parse(raw)
             ranker = await asyncio.to_thread(load_ranker, record, self.text_dim, self.fallback,
-                                             threads=self.threads)
+                                             threads=self.threads, encoder=self.encoder)
         except ModelArtifactError as exc:
             log.error("model refused (%s): %s", exc.reason, exc)
             return Decision(False, exc.reason, detail=str(exc))
@@ -212,7 +225,8 @@ class ModelFollower:
                 ranker = self._checked[1]
             else:
                 ranker = await asyncio.to_thread(load_ranker, record, self.text_dim,
-                                                 self.fallback, threads=self.threads)
+                                                 self.fallback, threads=self.threads,
+                                                 encoder=self.encoder)
         except ModelArtifactError as exc:
             log.error("live model %s not loaded (%s): %s; keeping %s", record.version,
                       exc.reason, exc, self.live_sha256 or "the current ranker")

@@ -112,8 +112,12 @@ def write_artifact(
     metrics: dict[str, Any],
     params: dict[str, Any],
     tolerance: float = TOLERANCE,
+    encoder: str = "",
 ) -> Path:
-    """Export, verify and move the complete artifact to ``out_dir`` (replacing it)."""
+    """Export, verify and move the complete artifact to ``out_dir`` (replacing it).
+
+    ``encoder``: the `encoder_family` whose text vectors the model was trained on (workers
+    running another encoder refuse the model); "" for a model of item ids only."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", dir=out_dir.parent))
@@ -140,7 +144,7 @@ def write_artifact(
             "input_names": inputs, "metrics": metrics, "params": params,
             "max_abs_diff_vs_torch": diff,
             "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "format_version": FORMAT_VERSION,
+            "format_version": FORMAT_VERSION, "encoder": encoder,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         if out_dir.exists():

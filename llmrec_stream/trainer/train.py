@@ -41,6 +41,16 @@ class TrainResult:
     tried: list[dict[str, Any]] = field(default_factory=list)
 
 
+def trained_on(encoder_dir: Path | None, *, uses_text: bool) -> str:
+    """The `encoder_family` a model depends on: the artifact's that made its text vectors,
+    "" when it used none."""
+    if encoder_dir is None or not uses_text:
+        return ""
+    from llmrec_stream.encoder.artifact import encoder_family, encoder_identity, read_manifest
+
+    return encoder_family(encoder_identity(read_manifest(Path(encoder_dir))))
+
+
 def train(
     dataset: SeqDataset | Path | str,
     out_dir: Path | str,
@@ -96,6 +106,8 @@ def train(
     else:
         items, net, text = best.model.vectors, best.model.net, None
     path = write_artifact(Path(out_dir), net, item_ids=data.item_ids, items=items,
-                          item_text=text, version=version, metrics=metrics, params=best_params)
+                          item_text=text, version=version, metrics=metrics, params=best_params,
+                          encoder=trained_on(ctx.encoder_dir, uses_text=text is not None
+                                             or not isinstance(best, FittedSeq)))
     ModelManifest.read(path)
     return TrainResult(path, metrics, best_params, sha256_file(path / "manifest.json"), tried)

@@ -18,7 +18,12 @@ import redis
 from llmrec_stream.config import Settings
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.devstack.worker import WorkerProcess
-from llmrec_stream.encoder.artifact import MANIFEST_NAME, encoder_identity, read_manifest
+from llmrec_stream.encoder.artifact import (
+    MANIFEST_NAME,
+    encoder_family,
+    encoder_identity,
+    read_manifest,
+)
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.retrieval.catalog import ENCODER, VECTORS, EncoderMismatch
 from llmrec_stream.worker import build_pipeline, encoder_id
@@ -71,6 +76,10 @@ def test_the_identity_names_model_hash_dimension_precision_and_token_limit(
     assert identity == (f"{manifest.source}@{manifest.files['model.onnx'][:12]}/"
                         f"{manifest.dim}d/fp32/len{manifest.max_length}")
     assert encoder_identity(manifest, "int8") != identity
+    # what a trained model depends on: the source and width, not the precision or digest
+    family = encoder_family(identity)
+    assert family == f"{manifest.source}/{manifest.dim}d"
+    assert encoder_family(encoder_identity(manifest, "int8")) == family
 
 
 def test_an_empty_deployment_records_the_first_workers_encoder(

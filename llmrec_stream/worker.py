@@ -35,6 +35,7 @@ from llmrec_stream.ranking.fused import FusedProfileRanker
 from llmrec_stream.ranking.model import ModelArtifactError
 from llmrec_stream.ranking.protocol import Ranker
 from llmrec_stream.ranking.registry import ModelFollower, ModelRecord, load_ranker
+from llmrec_stream.ranking.shadow import OnlineRule, ShadowRegistry, ShadowRun
 from llmrec_stream.redis_conn import async_client
 from llmrec_stream.retrieval.catalog import Catalog
 from llmrec_stream.retrieval.tiered import TieredIndex
@@ -128,7 +129,9 @@ async def build_pipeline(
         await bootstrap_catalog(settings, catalog, encoder, metrics)
         metrics.items.set(len(catalog.index))
     fallback = FusedProfileRanker(settings.mix_text)
-    models = ModelFollower(client, encoder.dim, fallback)
+    rule = (OnlineRule(settings.shadow_min_events, settings.shadow_confidence)
+            if settings.shadow_promote_online else None)
+    models = ModelFollower(client, encoder.dim, fallback, shadows=ShadowRegistry(client, rule))
     pipeline = Pipeline(
         encoder=encoder,
         store=ProfileStore(client, encoder.dim, weights, settings.recent_items,
@@ -151,6 +154,8 @@ async def build_pipeline(
         sponsor=sponsor(settings, client, encoder.dim, metrics),
         social=SocialBlend(client, encoder.dim,
                            SocialRules(settings.social_weight, settings.half_life_s), metrics),
+        shadow=(ShadowRun(client, encoder.dim, fallback, metrics, ttl_s=settings.shadow_ttl_s)
+                if settings.shadow_enabled else None),
     )
     if not await pipeline.follow_models() and settings.model_dir:
         pipeline.swap_ranker(pinned_model(settings, encoder.dim, fallback))

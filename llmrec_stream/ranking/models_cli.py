@@ -19,7 +19,7 @@ from llmrec_stream.ranking.shadow import OnlineRule, online_stats, shadow_record
 
 @click.group("models")
 def models_group() -> None:
-    """Publish ranking models and compare a shadow model with the live one online."""
+    """Publish a ranking model (live or in shadow); compare a shadow online."""
 
 
 @models_group.command("publish")

@@ -7,6 +7,7 @@ install: Redis for the counters, the producer for ``llmrec.models``.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from pathlib import Path
 
 import click
@@ -37,7 +38,7 @@ def publish_cmd(artifact: Path, shadow: bool, force: bool) -> None:
     if not settings.kafka_bootstrap:
         raise click.ClickException("set LLMREC_KAFKA_BOOTSTRAP to publish")
     record = ModelRecord.for_artifact(artifact, force=force)
-    record = ModelRecord(**{**record.__dict__, "shadow": shadow})
+    record = dataclasses.replace(record, shadow=shadow)
     prod = producer(settings.kafka_bootstrap, **confluent_config(settings))
     prod.produce(topics.MODELS, record.dumps(), b"model")  # one key: one partition, in order
     if prod.flush(30):

@@ -111,6 +111,9 @@ class World:
         value = json.dumps(record).encode()
         self.prod.produce(topics.MODELS, value, b"model")
         assert self.prod.flush(10) == 0
+        return self.decide(p, value)
+
+    def decide(self, p: Pipeline, value: bytes) -> str:
         metrics = p.metrics.registry.get_sample_value
         before = {d: metrics("llmrec_model_decisions_total", {"decision": d}) or 0
                   for d in ("promoted", "shadowed", "not_better_online", "invalid_record")}
@@ -223,7 +226,15 @@ def test_a_better_shadow_wins_online_and_is_promoted_a_worse_one_is_not(
         assert not redis_client.exists(SHADOW_KEY)  # its shadow run is over
 
         world.refill()
-        assert world.model(p, worse, shadow=True) == "shadowed"
+        # the operator's way: `llmrec-stream models publish --shadow`
+        published = CliRunner().invoke(main, ["models", "publish", "--shadow", str(worse)],
+                                       env=env, catch_exceptions=False)
+        assert published.exit_code == 0, published.output
+        value = [r.value for r in read_records(stack.kafka_bootstrap, [topics.MODELS],
+                                               partitions=stack.partitions)
+                 if r.value and str(worse).encode() in r.value][-1]  # only its record
+        assert json.loads(value)["shadow"] is True
+        assert world.decide(p, value) == "shadowed"
         world.rounds(p, ROUNDS)
         hits = online(redis_client, "worse", "good")
         print(f"worse (shadow) vs good (live): {hits}")

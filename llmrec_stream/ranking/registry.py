@@ -204,14 +204,14 @@ class ModelFollower:
             await self.shadows.start(record)
             return Decision(False, "shadowed", detail=f"{record.version} runs in shadow")
         compared = ""
-        if self.shadows is not None and not record.force:
+        if self.shadows is not None and self.shadows.rule is not None and not record.force:
             live_record = await self.live_record()
             refusal = await self.shadows.refusal(record, live_record)
             if refusal is not None:
                 log.warning("model not promoted: %s", refusal)
                 return Decision(False, "not_better_online",
                                 live_record.version if live_record else None, refusal)
-            compared = live_record.version if live_record and self.shadows.rule else ""
+            compared = live_record.version if live_record else ""
         self._checked = (record.sha256, ranker)
         ok, version, score = await self._promote(
             keys=[LIVE_KEY],

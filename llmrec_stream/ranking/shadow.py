@@ -56,23 +56,23 @@ def stats_key(shadow_version: str) -> str:
 
 
 # One user, one slot. KEYS[1] u:{uid}:sh, KEYS[2] the profile hash (its erasure marker).
-# ARGV: newest applied event ts of the batch (ms), ttl (s), live version, live top-k (JSON
-# array), shadow version, shadow top-k, then the item of each applied event. Returns {} when
-# nothing was scored, else {previous live version, events, live hits, shadow hits, both hits}.
-# Events count only against lists of the running shadow version made before them ("t").
+# ARGV: newest applied event ts of the batch (ms), ttl (s), the batch's id (its events'
+# coordinates), live version, live top-k (JSON array), shadow version, shadow top-k, then the
+# item of each applied event. Returns {} when nothing was scored, else {previous live version,
+# events, live hits, shadow hits, both hits}. Events count only against lists of the running
+# shadow version; the lists the same batch made (a retry after an outage) are not scored again.
 _SCORE = """
 local x = tonumber(redis.call("HGET", KEYS[2], "x"))
 if x ~= nil and tonumber(ARGV[1]) <= x then return {} end
-local prev = redis.call("HMGET", KEYS[1], "lv", "l", "sv", "s", "t")
--- lists made at or after these events: this batch again (a retry after an outage)
-if prev[5] and tonumber(prev[5]) >= tonumber(ARGV[1]) then return {} end
+local prev = redis.call("HMGET", KEYS[1], "lv", "l", "sv", "s", "b")
+if prev[5] == ARGV[3] then return {} end
 local out = {}
-if prev[1] and prev[3] == ARGV[5] and #ARGV > 6 then
+if prev[1] and prev[3] == ARGV[6] and #ARGV > 7 then
   local live, shadow = {}, {}
   for _, id in ipairs(cjson.decode(prev[2])) do live[id] = true end
   for _, id in ipairs(cjson.decode(prev[4])) do shadow[id] = true end
   local n, lh, sh, bh = 0, 0, 0, 0
-  for i = 7, #ARGV do
+  for i = 8, #ARGV do
     n = n + 1
     local a, b = live[ARGV[i]], shadow[ARGV[i]]
     if a then lh = lh + 1 end
@@ -81,8 +81,8 @@ if prev[1] and prev[3] == ARGV[5] and #ARGV > 6 then
   end
   out = {prev[1], n, lh, sh, bh}
 end
-redis.call("HSET", KEYS[1], "lv", ARGV[3], "l", ARGV[4], "sv", ARGV[5], "s", ARGV[6],
-           "t", ARGV[1])
+redis.call("HSET", KEYS[1], "lv", ARGV[4], "l", ARGV[5], "sv", ARGV[6], "s", ARGV[7],
+           "b", ARGV[3])
 redis.call("EXPIRE", KEYS[1], ARGV[2])
 return out
 """
@@ -245,19 +245,28 @@ class ShadowRun:
         shadow = self.ranker
         if shadow is None or not states:
             return {}
-        ranked = shadow.rank(inputs, k, index)
+        try:
+            ranked = shadow.rank(inputs, k, index)
+        except Exception:  # a shadow must never stop the live path: drop it, retry it later
+            log.exception("shadow model %s failed to rank; dropped for %.0fs", shadow.version,
+                          self.retry_s)
+            if self.sha256 is not None:
+                self._failed[self.sha256] = time.monotonic() + self.retry_s
+            self.ranker, self.sha256 = None, None
+            self.metrics.shadow_model.clear()
+            return {}
         pipe = self.client.pipeline(transaction=False)
         scored = 0
         for state, mine, theirs in zip(states, live, ranked, strict=True):
-            applied = [c.event for c, ok in zip(batch[state.user_id], state.applied, strict=True)
+            applied = [c for c, ok in zip(batch[state.user_id], state.applied, strict=True)
                        if ok]
             if not applied:  # a replay: nothing new, nothing to score or store
                 continue
-            items = [i for e in applied if (i := getattr(e, "item_id", None))]
+            items = [i for c in applied if (i := getattr(c.event, "item_id", None))]
             await self._score(
                 keys=[shadow_key(state.user_id), profile_key(state.user_id)],
-                args=[max(e.ts for e in applied), self.ttl_s, live_version, _ids(mine),
-                      shadow.version, _ids(theirs), *items],
+                args=[max(c.event.ts for c in applied), self.ttl_s, _batch_id(applied),
+                      live_version, _ids(mine), shadow.version, _ids(theirs), *items],
                 client=pipe,
             )
             scored += 1
@@ -284,6 +293,13 @@ class ShadowRun:
                 self.metrics.shadow_events.labels(version, role).inc(hits.events)
                 self.metrics.shadow_hits.labels(version, role).inc(n)
         return out
+
+
+def _batch_id(applied: Sequence[Contribution]) -> str:
+    """The applied events' log coordinates: the same batch, retried, has the same id."""
+    first, last = applied[0].source, applied[-1].source
+    return f"{first.topic}:{first.partition}:{first.offset}/{last.topic}:{last.partition}:" \
+        f"{last.offset}/{len(applied)}"
 
 
 def _ids(ranked: Ranked) -> str:

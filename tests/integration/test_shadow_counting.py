@@ -46,6 +46,14 @@ class _Lists:
                 if s.user_id in self.lists else None for s in states]
 
 
+class _Broken(_Lists):
+    def __init__(self) -> None:
+        super().__init__("broken", {})
+
+    def rank(self, states: Sequence[ProfileState], k: int, index: ItemIndex) -> list[Ranked]:
+        raise RuntimeError("a graph that fails at run time")
+
+
 def _batch(clicks: dict[str, list[str]], ts: int, applied: bool = True) -> tuple[
         list[ProfileState], dict[str, list[Contribution]]]:
     states, batch = [], {}
@@ -97,20 +105,27 @@ async def _scenario(url: str) -> None:
         # events the profile refused (a replay) neither count nor move the lists
         assert await record({"a": ["i2"]}, 3000, applied=False) == {}
         assert await record({"a": ["i2"]}, 3000) == {"L1": PairedHits(1, 1, 1, 1)}
+        # an event older than the last batch's (another topic's partition lagged) still counts
+        assert await record({"a": ["i1"]}, 2500) == {"L1": PairedHits(1, 1, 0, 0)}
         # a new shadow starts from its own lists, not the previous shadow's
         run.ranker = _Lists("S2", {"a": ["i4"]})
         assert await record({"a": ["i2"]}, 4000) == {}
         assert await record({"a": ["i4"]}, 5000) == {"L1": PairedHits(1, 0, 1, 0)}
 
         k, by_live = await online_stats(client, "S1")
-        assert k == K and by_live == {"L1": PairedHits(5, 3, 2, 1)}
+        assert k == K and by_live == {"L1": PairedHits(6, 4, 2, 1)}
         assert (await online_stats(client, "S2"))[1] == {"L1": PairedHits(1, 0, 1, 0)}
         sample = metrics.registry.get_sample_value
         assert sample("llmrec_shadow_events_total", {"model_version": "L1",
-                                                     "role": "live"}) == 6
+                                                     "role": "live"}) == 7
         assert sample("llmrec_shadow_hits_total", {"model_version": "S1",
                                                    "role": "shadow"}) == 2
         assert 0 < await client.ttl(shadow_key("a")) <= 60
+
+        # a shadow that fails to rank is dropped: the live path goes on
+        run.ranker = _Broken()
+        assert await record({"b": ["i1"]}, 6000) == {}
+        assert run.ranker is None
 
         # erasure deletes the lists; a batch in flight from before it does not bring
         # them back (the profile's erasure marker refuses it)

@@ -34,6 +34,7 @@ from llmrec_stream.replay import producer, publish
 from llmrec_stream.sources.base import OutboundEvent, envelope
 from llmrec_stream.sources.synthetic import synthetic_replay
 from llmrec_stream.worker import build_pipeline
+from tests.integration.live import LiveWorker
 from tests.integration.test_erasure import ProducerSink
 
 K = 5
@@ -251,3 +252,49 @@ def test_a_better_shadow_wins_online_and_is_promoted_a_worse_one_is_not(
         p.close()
         world.run(p.store.client.aclose())
     assert time.monotonic() - started < 60
+
+
+def test_a_worker_process_runs_the_shadow_and_publishes_only_the_live_lists(
+    world: World, redis_client: redis.Redis, stack: DevStack, encoder_dir: Path, tmp_path: Path
+) -> None:
+    """The Faust worker: its models agent starts the shadow, its model timer loads it, its
+    user-events agent scores both models; Prometheus and Redis count the same events."""
+    pytest.importorskip("torch", reason="building artifacts needs the `train` extra")
+    version = f"good-{world.tag}"  # the session's llmrec.models holds other tests' records
+    ids = [i for items in world.by_category.values() for i in items]
+    good = _map(tmp_path / "good", version, np.eye(world.encoder.dim), 0.2, ids)
+    worker = LiveWorker(stack, encoder_dir, tmp_path, env={
+        "LLMREC_TOP_K": str(K), "LLMREC_MODEL_POLL_S": "0.2"}).start()
+    try:
+        worker.publish(world.items)
+        worker.wait_catalog(len(world.items))
+        record = json.loads(ModelRecord.for_artifact(good).dumps())
+        worker.publish_raw(topics.MODELS, b"model", json.dumps({**record, "shadow": True}).encode())
+        worker.wait(lambda: worker.metrics().get(f'llmrec_shadow_model{{version="{version}"}}')
+                    == 1, 60, "the shadow model")
+        for _ in range(ROUNDS):
+            world.now += 1000
+            worker.publish([OutboundEvent(topics.CLICKS, u, {
+                **envelope(f"{u}-{world.now}", world.now), "user_id": u,
+                "item_id": world.left[u].pop()}) for u in world.users])
+            worker.wait_caught_up(30)  # one round, one batch per user
+        metrics = worker.metrics()
+        label = f'{{model_version="{version}",role="shadow"}}'
+        counted = metrics.get(f"llmrec_shadow_events_total{label}", 0)
+        hits = metrics.get(f"llmrec_shadow_hits_total{label}", 0)
+        stored = redis_client.hgetall(f"{{models}}:online:{version}")
+        per_live = [v for f, v in stored.items() if f.endswith(b":events")]
+        assert counted == sum(int(v) for v in per_live) >= USERS * (ROUNDS - 1)
+        assert hits == sum(int(v) for f, v in stored.items() if f.endswith(b":shadow"))
+        for user in world.users:
+            lists = redis_client.hgetall(f"u:{{{user}}}:sh")
+            assert lists[b"sv"] == version.encode() and len(json.loads(lists[b"s"])) == K
+        published = {json.loads(r.value)["model_version"]
+                     for r in read_records(stack.kafka_bootstrap, [topics.RECOMMENDATIONS],
+                                           partitions=stack.partitions)
+                     if r.value and r.key and r.key.decode() in world.users}
+        assert published and version not in published
+        print(f"\n{int(counted)} events scored by the worker, {int(hits)} shadow hits; "
+              f"records by {sorted(published)}")
+    finally:
+        assert worker.stop() == 0, worker.proc.log_tail()

@@ -51,6 +51,8 @@ TOOLING: dict[str, Tooling] = {
                      "publish it."),
     "serve": Tooling("llmrec_stream.serve.cli:serve", ("serve",),
                      "Serve the pull API: recommendations from Redis, events into Kafka."),
+    "models": Tooling("llmrec_stream.ranking.models_cli:models_group", (),
+                      "Publish a ranking model (live or in shadow); compare a shadow online."),
 }
 
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[([^\]]*)\])?[^;]*;.*extra\s*==\s*"

@@ -276,6 +276,36 @@ class Settings(BaseSettings):
         "oldest follow. Bounds the profiles read per ranking.",
     )
 
+    # --- business features: shadow evaluation (issue 14) --------------------------------
+    shadow_enabled: bool = Field(
+        True,
+        description="Workers rank with the model published in shadow (llmrec.models record "
+        "with shadow: true) beside the live one and score both online; false: the shadow is "
+        "not run here (no extra ranking, no Redis writes).",
+    )
+    shadow_ttl_s: int = Field(
+        7 * 86_400, ge=1,
+        description="Seconds a user's previous top-k of both models (u:{uid}:sh) is kept "
+        "without a new event of theirs; each batch overwrites it.",
+    )
+    shadow_promote_online: bool = Field(
+        False,
+        description="Promotion also requires an online win: a model replacing a live one must "
+        "have run in shadow against it for shadow_min_events paired events, with the lower "
+        "bound of the shadow_confidence interval of (shadow - live) hit rate@k above 0. "
+        "force overrides it.",
+    )
+    shadow_min_events: int = Field(
+        500, ge=1,
+        description="Paired online events a shadow needs before it can win (see "
+        "shadow_promote_online).",
+    )
+    shadow_confidence: float = Field(
+        0.95, gt=0, lt=1,
+        description="Confidence level of the online intervals: Wilson per model, Newcombe's "
+        "paired interval for the difference (promotion and `llmrec-stream models compare`).",
+    )
+
     @cached_property
     def resolved_worker_id(self) -> str:
         return self.worker_id or f"{socket.gethostname()}-0"

@@ -179,6 +179,27 @@ class Metrics:
             buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
             registry=r,
         )
+        # --- business features: shadow evaluation (issue 14) -----------------------------
+        self.shadow_model = Gauge(
+            "llmrec_shadow_model",
+            "The model this worker ranks with in shadow (1 for its version; none: no shadow).",
+            ["version"],
+            registry=r,
+        )
+        self.shadow_events = Counter(
+            "llmrec_shadow_events",
+            "Applied user events with an item scored against a model's previous top-k while a "
+            "shadow runs, by model version and role (live or shadow).",
+            ["model_version", "role"],
+            registry=r,
+        )
+        self.shadow_hits = Counter(
+            "llmrec_shadow_hits",
+            "Of those events, the ones whose item was in the model's previous top-k for the "
+            "user (online hit rate@k = hits / events), by model version and role.",
+            ["model_version", "role"],
+            registry=r,
+        )
 
     def describe_build(self, encoder: str) -> None:
         """Set ``llmrec_build_info{version, encoder}``: which code and which encoder serve."""

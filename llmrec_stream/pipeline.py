@@ -38,6 +38,7 @@ from llmrec_stream.profiles.store import Contribution, ProfileState, ProfileStor
 from llmrec_stream.publish import Sink, recommendation_record
 from llmrec_stream.ranking.protocol import Ranker
 from llmrec_stream.ranking.registry import ModelFollower
+from llmrec_stream.ranking.shadow import ShadowRun
 from llmrec_stream.redis_conn import RETRYABLE
 from llmrec_stream.retrieval.catalog import Catalog
 from llmrec_stream.social.blend import SocialBlend
@@ -105,6 +106,7 @@ class Pipeline:
         explain_max_events: int = 3,
         sponsor: Sponsor | None = None,
         social: SocialBlend | None = None,
+        shadow: ShadowRun | None = None,
     ) -> None:
         """``unknown_item_wait_s``: how long a batch waits for an item it names to reach the
         catalog (`_drop_unknown_items`); 0 dead-letters an unknown item at once."""
@@ -128,6 +130,8 @@ class Pipeline:
         """Places sponsored items (`llmrec_stream.sponsored`); None: organic lists only."""
         self.social = social
         """Blends in the followees' profiles (`llmrec_stream.social`); None: own profile only."""
+        self.shadow = shadow
+        """Ranks beside the live model, unpublished, and scores both (`ranking.shadow`)."""
         # onnxruntime releases the GIL: encoding in a thread keeps the event loop (and the
         # consumer's heartbeats) running. One thread: batches are sequential anyway.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="encoder")
@@ -225,7 +229,7 @@ class Pipeline:
             self.metrics.model_decisions.labels(decision.reason).inc()
             if decision.promoted:
                 outcome.applied += 1
-            elif decision.reason != "not_better":
+            elif decision.dead_letter:
                 rejected = Rejected(f"model_{decision.reason}", decision.detail,
                                     Source(r.topic, r.partition, r.offset),
                                     "ModelArtifactError", r.key, r.value)
@@ -234,6 +238,8 @@ class Pipeline:
 
     async def follow_models(self) -> bool:
         """Swap in the live model if it moved; True when a swap happened."""
+        if self.shadow is not None:
+            await self.shadow.follow()
         if self.models is None:
             return False
         found = await self.models.poll()
@@ -386,6 +392,10 @@ class Pipeline:
         # reasons below cite the user's own events (the unblended state): an item that only
         # the people they follow brought in has none (null), as the schema allows
         ranked = ranker.rank(inputs, self.top_k, self.catalog.index)
+        if self.shadow is not None:
+            shadow = self.shadow
+            await self._retry(lambda: shadow.record(states, inputs, ranked, ranker.version, batch,
+                                                    self.top_k, self.catalog.index))
         tops = [[] if r is None else list(r[1]) for r in ranked]
         campaigns: list[list[str | None]] = [[None] * len(t) for t in tops]
         if self.sponsor is not None:

@@ -40,6 +40,7 @@ from llmrec_stream.ranking.fused import FusedProfileRanker
 from llmrec_stream.ranking.model import ModelArtifactError
 from llmrec_stream.ranking.protocol import Ranker
 from llmrec_stream.ranking.registry import ModelFollower, ModelRecord, load_ranker
+from llmrec_stream.ranking.shadow import OnlineRule, ShadowRegistry, ShadowRun
 from llmrec_stream.redis_conn import async_client
 from llmrec_stream.retrieval.catalog import Catalog
 from llmrec_stream.retrieval.tiered import TieredIndex
@@ -133,7 +134,10 @@ async def build_pipeline(
         await bootstrap_catalog(settings, catalog, encoder, metrics)
         metrics.items.set(len(catalog.index))
     fallback = FusedProfileRanker(settings.mix_text)
-    models = ModelFollower(client, encoder.dim, fallback, encoder=encoder_family(identity))
+    rule = (OnlineRule(settings.shadow_min_events, settings.shadow_confidence)
+            if settings.shadow_promote_online else None)
+    models = ModelFollower(client, encoder.dim, fallback, encoder=encoder_family(identity),
+                           shadows=ShadowRegistry(client, rule))
     pipeline = Pipeline(
         encoder=encoder,
         store=ProfileStore(client, encoder.dim, weights, settings.recent_items,
@@ -156,9 +160,13 @@ async def build_pipeline(
         sponsor=sponsor(settings, client, encoder.dim, metrics),
         social=SocialBlend(client, encoder.dim,
                            SocialRules(settings.social_weight, settings.half_life_s), metrics),
+        shadow=(ShadowRun(client, encoder.dim, fallback, metrics, ttl_s=settings.shadow_ttl_s,
+                          encoder=encoder_family(identity))
+                if settings.shadow_enabled else None),
     )
     if not await pipeline.follow_models() and settings.model_dir:
-        pipeline.swap_ranker(pinned_model(settings, encoder.dim, fallback))
+        pipeline.swap_ranker(pinned_model(settings, encoder.dim, fallback,
+                                          encoder_family(identity)))
     log.info("ranking with %s", pipeline.ranker.version)
     return pipeline
 
@@ -225,11 +233,14 @@ def _latest_items(settings: Settings) -> tuple[int, list[Item]]:
     return n, list(latest.values())
 
 
-def pinned_model(settings: Settings, text_dim: int, fallback: Ranker) -> Ranker:
-    """The artifact named by ``LLMREC_MODEL_DIR``; a bad one stops the start with its reason."""
+def pinned_model(
+    settings: Settings, text_dim: int, fallback: Ranker, encoder: str = ""
+) -> Ranker:
+    """The artifact named by ``LLMREC_MODEL_DIR``; a bad one (one trained on another
+    encoder included) stops the start with its reason."""
     try:
         record = ModelRecord.for_artifact(Path(settings.model_dir))
-        return load_ranker(record, text_dim, fallback)
+        return load_ranker(record, text_dim, fallback, encoder=encoder)
     except ModelArtifactError as exc:
         raise RuntimeError(f"LLMREC_MODEL_DIR={settings.model_dir}: {exc}") from exc
 

@@ -1,7 +1,7 @@
 -- Right to erasure for one user, atomically: delete everything personal, keep a marker.
 --
 -- KEYS[1] profile hash, KEYS[2..] every other key of the user (recent, bought, vectors, recs,
--- follows);
+-- follows, shadow lists);
 -- all share the {uid} hash tag (one slot: Redis Cluster runs it too).
 -- ARGV[1] erased-at (the erasure event's ts, ms), ARGV[2] the erasure's watermark field
 -- ("topic:partition"), ARGV[3] its offset.

@@ -96,6 +96,12 @@ def follows_key(user_id: str) -> str:
     return f"u:{{{user_id}}}:f"
 
 
+def shadow_key(user_id: str) -> str:
+    """Each model's previous top-k for this user while a model runs in shadow
+    (`llmrec_stream.ranking.shadow`); it expires, and erasure deletes it too."""
+    return f"u:{{{user_id}}}:sh"
+
+
 def user_keys(user_id: str) -> list[str]:
     """Every key that holds something of this user."""
     return [
@@ -387,7 +393,7 @@ class ProfileStore:
         returns False.
         """
         done = await self._erase(
-            keys=[*user_keys(user_id), follows_key(user_id)],
+            keys=[*user_keys(user_id), follows_key(user_id), shadow_key(user_id)],
             args=[erased_at, f"{source.topic}:{source.partition}", source.offset],
         )
         return bool(done)

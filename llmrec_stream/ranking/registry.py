@@ -7,7 +7,8 @@ signature against what this worker can feed it) and then decides promotion in on
 call: a model whose validation NDCG@10 is below the live one's is refused unless the record
 says ``force``. The decision is a pointer in Redis, ``{models}:live``; every worker follows it
 and swaps its ranker between micro-batches (`ModelFollower`). A model that fails any check is
-never served: the live one keeps serving.
+never served: the live one keeps serving. A record with ``shadow`` runs in shadow instead
+(``llmrec_stream.ranking.shadow``), and promotion can also ask for its online win there.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
@@ -34,6 +36,9 @@ from llmrec_stream.ranking.model import (
 )
 from llmrec_stream.ranking.protocol import Ranker
 
+if TYPE_CHECKING:
+    from llmrec_stream.ranking.shadow import ShadowRegistry
+
 log = logging.getLogger(__name__)
 
 LIVE_KEY = "{models}:live"
@@ -41,9 +46,13 @@ LIVE_KEY = "{models}:live"
 SELECT_METRIC = "valid_ndcg@10"
 
 # Compare-and-set of the live pointer. KEYS[1] the pointer hash; ARGV: version, sha256,
-# score, force ("1"/"0"), record JSON. Returns {promoted 1/0, live version, live score}.
+# score, force ("1"/"0"), record JSON, the live version an online comparison was made against
+# ("": none; another live version now refuses). Returns {promoted 1/0, live version, score}.
 _PROMOTE = """
 local live_score = tonumber(redis.call("HGET", KEYS[1], "score"))
+if ARGV[6] ~= "" and redis.call("HGET", KEYS[1], "version") ~= ARGV[6] then
+  return {0, redis.call("HGET", KEYS[1], "version"), tostring(live_score)}
+end
 if ARGV[4] ~= "1" and live_score ~= nil and tonumber(ARGV[3]) < live_score then
   return {0, redis.call("HGET", KEYS[1], "version"), tostring(live_score)}
 end
@@ -64,6 +73,8 @@ class ModelRecord:
     created_ts: int
     force: bool = False
     schema_version: int = 1
+    shadow: bool = False
+    """Run beside the live model, unpublished, to be scored online (`ranking.shadow`)."""
 
     @classmethod
     def for_artifact(cls, artifact_dir: Path, *, force: bool = False) -> ModelRecord:
@@ -91,7 +102,10 @@ class ModelRecord:
         return cls(**obj)
 
     def dumps(self) -> bytes:
-        return json.dumps(asdict(self), sort_keys=True).encode("utf-8")
+        obj = asdict(self)
+        if not self.shadow:  # the record stays readable by workers that predate shadows
+            del obj["shadow"]
+        return json.dumps(obj, sort_keys=True).encode("utf-8")
 
     @property
     def score(self) -> float:
@@ -161,6 +175,11 @@ class Decision:
     live_version: str | None = None
     detail: str = ""
 
+    @property
+    def dead_letter(self) -> bool:
+        """A refusal of the record itself (invalid, unreadable...), not a policy's verdict."""
+        return self.reason not in ("promoted", "not_better", "not_better_online", "shadowed")
+
 
 @dataclass
 class ModelFollower:
@@ -177,6 +196,8 @@ class ModelFollower:
     _failed: dict[str, float] = field(default_factory=dict)
     #: The last model this worker checked in `consider`, so `poll` need not load it again.
     _checked: tuple[str, Ranker] | None = None
+    shadows: ShadowRegistry | None = None
+    """Starts shadow runs and gates promotion on them; None: a shadow record is refused."""
 
     def __post_init__(self) -> None:
         self._promote = self.client.register_script(_PROMOTE)
@@ -190,11 +211,25 @@ class ModelFollower:
         except ModelArtifactError as exc:
             log.error("model refused (%s): %s", exc.reason, exc)
             return Decision(False, exc.reason, detail=str(exc))
+        if record.shadow:
+            if self.shadows is None:
+                return Decision(False, "shadow_off", detail="this worker runs no shadows")
+            await self.shadows.start(record)
+            return Decision(False, "shadowed", detail=f"{record.version} runs in shadow")
+        compared = ""
+        if self.shadows is not None and self.shadows.rule is not None and not record.force:
+            live_record = await self.live_record()
+            refusal = await self.shadows.refusal(record, live_record)
+            if refusal is not None:
+                log.warning("model not promoted: %s", refusal)
+                return Decision(False, "not_better_online",
+                                live_record.version if live_record else None, refusal)
+            compared = live_record.version if live_record else ""
         self._checked = (record.sha256, ranker)
         ok, version, score = await self._promote(
             keys=[LIVE_KEY],
             args=[record.version, record.sha256, repr(record.score), int(record.force),
-                  record.dumps()],
+                  record.dumps(), compared],
         )
         live = version.decode() if isinstance(version, bytes) else str(version)
         if not ok:
@@ -203,6 +238,8 @@ class ModelFollower:
             log.warning("model not promoted: %s", detail)
             return Decision(False, "not_better", live, detail)
         log.info("model %s promoted (%s %.5f)", record.version, SELECT_METRIC, record.score)
+        if self.shadows is not None:
+            await self.shadows.promoted(record.version)
         return Decision(True, "promoted", live)
 
     async def live_record(self) -> ModelRecord | None:

@@ -206,6 +206,7 @@ FROZEN_PROPERTIES: dict[str, set[str]] = {
         "metrics",
         "created_ts",
         "force",
+        "shadow",  # issue 14: run in shadow before promotion
     },
 }
 

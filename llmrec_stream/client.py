@@ -201,6 +201,11 @@ class EventProducer:
         )
         return self.send(topics.PURCHASES, value)
 
+    def reachable(self, timeout_s: float) -> None:
+        """Return once the broker answers a metadata request; raises (KafkaException) when
+        it does not within ``timeout_s``: the pull API's readiness check."""
+        self._producer.list_topics(timeout=timeout_s)
+
     def close(self) -> None:
         self._producer.flush(self.timeout_s)
 

@@ -104,13 +104,15 @@ class EventProducer:
         self.schema_ids = {topic_name(t): i for t, i in (schema_ids or {}).items()}
         self.limits = limits or Limits()
         self.timeout_s = timeout_s
+        # ``config`` may tune the rest (linger.ms: 0 suits `send`, a replay that `submit`s
+        # many batches better with a few ms), never the delivery guarantee
         self._producer = Producer(
             {
+                "linger.ms": 0,
                 **(config or {}),
                 "bootstrap.servers": bootstrap,
                 "acks": "all",
                 "enable.idempotence": True,
-                "linger.ms": 0,
             }
         )
 

@@ -176,6 +176,7 @@ def run_demo(
         watcher = OutputWatcher(stack.kafka_bootstrap, keep_all=bool(campaigns))
         client = EventProducer(
             stack.kafka_bootstrap,
+            config={"linger.ms": 2},  # as `replay.producer`: small batches, low latency
             limits=Limits(settings.max_text_bytes, settings.max_future_skew_s),
             timeout_s=60.0,
         )

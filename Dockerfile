@@ -35,7 +35,22 @@ WORKDIR /app
 ENV LLMREC_ENCODER_DIR=/opt/encoder
 CMD ["llmrec-stream", "train", "--out", "/models", "--every", "60", "--quiet"]
 
-# --- stage 3: the runtime (onnxruntime side; the default target) -----------------------------
+# --- stage 3: the pull API (`--target serve`; compose's `serve`) -------------------------------
+# FastAPI and uvicorn (extra [serve]); no encoder and no onnxruntime: it reads the Redis cache
+# and produces validated events.
+FROM source AS serve
+RUN pip install ".[serve]" && rm -rf /src/build
+USER llmrec
+WORKDIR /app
+ENV LLMREC_API_HOST=0.0.0.0 \
+    LLMREC_API_PORT=8000
+EXPOSE 8000
+# Liveness: /healthz answers while the process serves (compose adds /readyz, readiness).
+HEALTHCHECK --interval=15s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(f\"http://127.0.0.1:{os.environ['LLMREC_API_PORT']}/healthz\", timeout=4)"]
+CMD ["llmrec-stream", "serve"]
+
+# --- stage 4: the runtime (onnxruntime side; the default target, so the last stage) ----------
 FROM source AS runtime
 RUN pip install ".[cpu]" && rm -rf /src/build
 COPY --from=export /opt/encoder /opt/encoder

@@ -16,9 +16,9 @@ for the topics given a schema id. `HttpRecommendations` reads the pull API
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
+from concurrent.futures import Future
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
@@ -104,13 +104,15 @@ class EventProducer:
         self.schema_ids = {topic_name(t): i for t, i in (schema_ids or {}).items()}
         self.limits = limits or Limits()
         self.timeout_s = timeout_s
+        # ``config`` may tune the rest (linger.ms: 0 suits `send`, a replay that `submit`s
+        # many batches better with a few ms), never the delivery guarantee
         self._producer = Producer(
             {
+                "linger.ms": 0,
                 **(config or {}),
                 "bootstrap.servers": bootstrap,
                 "acks": "all",
                 "enable.idempotence": True,
-                "linger.ms": 0,
             }
         )
 
@@ -142,27 +144,50 @@ class EventProducer:
         record = payload if schema_id is None else frame(schema_id, payload)
         return topic, key.encode(), record, schema_id
 
-    def send(self, topic: str, value: dict[str, Any]) -> Delivery:
-        """Validate and produce one event; returns once it is acknowledged."""
+    def submit(self, topic: str, value: dict[str, Any]) -> Future[Delivery]:
+        """Validate and enqueue one event without waiting for the broker.
+
+        `InvalidEvent` is raised here, at the call; the future then holds the `Delivery` or a
+        `DeliveryFailed` once the broker answered. Answers are served by later calls and by
+        `flush`, which a caller producing many events (a replay) runs once at the end: one
+        round trip per event would bound it to the broker's latency.
+        """
         full, key, record, schema_id = self.encode(topic, value)
-        done = threading.Event()
-        outcome: dict[str, Any] = {}
+        future: Future[Delivery] = Future()
 
         def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            outcome["err"], outcome["msg"] = err, msg
-            done.set()
+            partition, offset = msg.partition(), msg.offset()
+            if err is not None or partition is None or offset is None:
+                future.set_exception(DeliveryFailed(str(err or "no offset in the answer")))
+                return
+            future.set_result(Delivery(full, partition, offset, key.decode(), schema_id))
 
-        self._producer.produce(full, record, key, on_delivery=on_delivery)
+        while True:
+            try:
+                self._producer.produce(full, record, key, on_delivery=on_delivery)
+                break
+            except BufferError:  # the local queue is full: let answers drain first
+                self._producer.poll(0.05)
+        self._producer.poll(0)
+        return future
+
+    def send(self, topic: str, value: dict[str, Any]) -> Delivery:
+        """Validate and produce one event; returns once it is acknowledged."""
+        future = self.submit(topic, value)
         deadline = time.monotonic() + self.timeout_s
-        while not done.is_set():
+        while not future.done():
             left = deadline - time.monotonic()
             if left <= 0:
                 raise DeliveryFailed(f"no acknowledgement from the broker in {self.timeout_s}s")
             self._producer.poll(min(left, 0.1))
-        if outcome["err"] is not None:
-            raise DeliveryFailed(str(outcome["err"]))
-        msg = outcome["msg"]
-        return Delivery(full, msg.partition(), msg.offset(), key.decode(), schema_id)
+        return future.result()
+
+    def flush(self) -> None:
+        """Wait for the broker's answer to every submitted event (their futures are then
+        done); `DeliveryFailed` when some are still unanswered after ``timeout_s``."""
+        left = self._producer.flush(self.timeout_s)
+        if left:
+            raise DeliveryFailed(f"{left} events unanswered by the broker after {self.timeout_s}s")
 
     def click(self, user_id: str, item_id: str, **fields: Any) -> Delivery:
         return self.send(topics.CLICKS, new_event(user_id=user_id, item_id=item_id, **fields))
@@ -177,6 +202,11 @@ class EventProducer:
             user_id=user_id, item_id=item_id, amount=amount, quantity=quantity, **fields
         )
         return self.send(topics.PURCHASES, value)
+
+    def reachable(self, timeout_s: float) -> None:
+        """Return once the broker answers a metadata request; raises (KafkaException) when
+        it does not within ``timeout_s``: the pull API's readiness check."""
+        self._producer.list_topics(timeout=timeout_s)
 
     def close(self) -> None:
         self._producer.flush(self.timeout_s)

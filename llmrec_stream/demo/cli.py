@@ -12,7 +12,7 @@ from rich.live import Live
 
 from llmrec_stream.config import Settings
 from llmrec_stream.demo.features import demo_campaigns, parse_features, sponsored_table
-from llmrec_stream.demo.run import run_demo
+from llmrec_stream.demo.run import DemoResult, run_demo
 from llmrec_stream.demo.view import item_titles, progress_view, summary_table
 from llmrec_stream.demo.watch import Observed
 from llmrec_stream.encoder.artifact import ENV_ENCODER_DIR
@@ -76,8 +76,27 @@ def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: 
                                 result.taste_hit_rate))
     if campaigns:
         console.print(sponsored_table(result.observed, campaigns))
+    console.print(client_summary(result))
     if result.observed.recommendations == 0:
         raise click.ClickException("no recommendations were received")
+
+
+def client_summary(result: DemoResult) -> str:
+    """What the SDK saw: records refused before they left, and the pull side's reads."""
+    produced = result.produced
+    refused = ", ".join(f"{reason} {n}" for reason, n in sorted(produced.refused.items()))
+    lines = [
+        f"[bold]client[/]: {produced.accepted} records produced through "
+        f"llmrec_stream.client.EventProducer, {sum(produced.refused.values())} refused before "
+        f"leaving{f' ({refused})' if refused else ''}",
+        f"[bold]client[/]: {len(result.pulled)} users' recommendations read back with "
+        f"RedisRecommendations; {result.pulled_differ} differ from the last pushed record",
+    ]
+    sample = next(iter(result.pulled.values()), None)
+    if sample is not None:
+        lines.append(f"  e.g. {sample.user_id}: {sample.items[:3]} from {sample.model_version}, "
+                     f"{sample.age_s:.1f} s old")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,28 +1,56 @@
 """``llmrec-stream demo``: the whole product on a laptop, end to end, then a summary.
 
 Starts the embedded stack and one worker, publishes a catalog, replays user events at a
-steady rate "as if live", and watches the recommendations topic like a client would.
+steady rate "as if live", and watches the recommendations topic like a client would. The
+demo is an application of the SDK (`llmrec_stream.client`): every record goes out through
+its validating `EventProducer` (an event the workers would dead-letter is refused at the call
+and counted by reason), and at the end each user's recommendations are read back with its
+`RedisRecommendations`, the pull side, and compared with the last record pushed on the topic.
 """
 
 from __future__ import annotations
 
 import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from llmrec_stream.client import (
+    Delivery,
+    EventProducer,
+    InvalidEvent,
+    Recommendations,
+    RedisRecommendations,
+)
 from llmrec_stream.config import Settings
 from llmrec_stream.demo.watch import Observed, OutputWatcher, group_lag
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.devstack.worker import WorkerProcess
 from llmrec_stream.encoder.artifact import default_encoder_dir
 from llmrec_stream.events import topics
+from llmrec_stream.events.codec import Limits
 from llmrec_stream.redis_conn import sync_client
-from llmrec_stream.replay import producer, publish
+from llmrec_stream.replay import restamp
 from llmrec_stream.retrieval.catalog import VECTORS
 from llmrec_stream.sources.base import OutboundEvent, Replay
 from llmrec_stream.sources.synthetic import SyntheticReplay
+
+#: The topics whose records drive a user's recommendations.
+USER_TOPICS = (topics.COMMENTS, topics.CLICKS, topics.PURCHASES, topics.USERS)
+
+
+@dataclass(slots=True)
+class Produced:
+    """What the client's producer did with the records given to it."""
+
+    accepted: int = 0
+    refused: Counter[str] = field(default_factory=Counter)
+    """Records refused before they left, by the dead-letter reason the workers would give."""
+    keys: dict[str, set[str]] = field(default_factory=dict)
+    """Keys accepted per topic (the items the worker must encode, the users it serves)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +59,11 @@ class DemoResult:
     seconds: float
     observed: Observed
     taste_hit_rate: float | None
+    produced: Produced = field(default_factory=Produced)
+    pulled: dict[str, Recommendations] = field(default_factory=dict)
+    """Each user's recommendations as the client's reader got them from the cache."""
+    pulled_differ: int = 0
+    """Users whose pulled recommendations are not the last record pushed on the topic."""
 
     @property
     def events_per_s(self) -> float:
@@ -54,16 +87,70 @@ def wait_for(check: Callable[[], bool], timeout: float, what: str, worker: Worke
         raise SystemExit(str(exc)) from exc
 
 
-def taste_hit_rate(replay: Replay, observed: Observed, k: int = 10) -> float | None:
-    """Share of users whose top-k is mostly (> half) in their true taste category."""
-    if not isinstance(replay, SyntheticReplay) or not observed.latest:
+def taste_hit_rate(
+    replay: Replay, latest: Mapping[str, Sequence[str]], k: int = 10
+) -> float | None:
+    """Share of users whose top-k (``latest``: user → items) is mostly (> half) in their true
+    taste category."""
+    if not isinstance(replay, SyntheticReplay) or not latest:
         return None
     hits = 0
-    for user_id, rec in observed.latest.items():
-        cats = [replay.item_category.get(i) for i in rec["items"][:k]]
+    for user_id, items in latest.items():
+        cats = [replay.item_category.get(i) for i in items[:k]]
         taste = replay.user_taste.get(user_id)
         hits += sum(c == taste for c in cats) > len(cats) / 2
-    return hits / len(observed.latest)
+    return hits / len(latest)
+
+
+def produce(
+    client: EventProducer,
+    records: Iterable[OutboundEvent],
+    produced: Produced,
+    *,
+    rate: float | None = None,
+    on_sent: Callable[[OutboundEvent], None] | None = None,
+) -> None:
+    """Send ``records`` through the client, paced to ``rate`` per second, each stamped with
+    the wall clock at send time (the replay runs "as if live", so freshness means something).
+
+    A record the client refuses is counted in ``produced.refused`` and the replay goes on, as
+    an application would; returns once the broker acknowledged every accepted record, and
+    raises `SystemExit` naming the first one it did not.
+    """
+    started = time.monotonic()
+    futures: list[Future[Delivery]] = []
+    for n, record in enumerate(records):
+        if rate:
+            ahead = started + n / rate - time.monotonic()
+            if ahead > 0:
+                time.sleep(ahead)
+        record = restamp(record, int(time.time() * 1000))
+        try:
+            futures.append(client.submit(record.topic, record.value))
+        except InvalidEvent as bad:
+            produced.refused[bad.reason] += 1
+        else:
+            produced.accepted += 1
+            produced.keys.setdefault(record.topic, set()).add(record.key)
+        if on_sent is not None:
+            on_sent(record)
+    client.flush()
+    for future in futures:
+        if future.exception() is not None:
+            raise SystemExit(f"the broker refused a record: {future.exception()}")
+
+
+def pull(
+    reader: RedisRecommendations, users: Iterable[str], pushed: Mapping[str, dict[str, object]]
+) -> tuple[dict[str, Recommendations], int]:
+    """Each user's recommendations through the client's reader, and how many differ from the
+    last record pushed for that user (the cache and the topic carry the same record)."""
+    pulled = {u: rec for u in sorted(users) if (rec := reader.get(u)) is not None}
+    differ = sum(
+        u not in pushed or rec.items != pushed[u]["items"] for u, rec in pulled.items()
+    )
+    differ += sum(u not in pulled for u in pushed)
+    return pulled, differ
 
 
 def run_demo(
@@ -87,17 +174,24 @@ def run_demo(
                "LLMREC_PARTITIONS": str(settings.partitions)}
         worker = WorkerProcess(env, logdir / "worker.log", worker_id="demo-0")
         watcher = OutputWatcher(stack.kafka_bootstrap, keep_all=bool(campaigns))
+        client = EventProducer(
+            stack.kafka_bootstrap,
+            config={"linger.ms": 2},  # as `replay.producer`: small batches, low latency
+            limits=Limits(settings.max_text_bytes, settings.max_future_skew_s),
+            timeout_s=60.0,
+        )
+        produced = Produced()
         worker.start()
         try:
             watcher.start(settings.partitions)
-            prod = producer(stack.kafka_bootstrap)
             r = sync_client(stack.redis_url)
-            publish(prod, replay.items)
-            wait_for(lambda: r.hlen(VECTORS) >= len({e.key for e in replay.items}), 180,
+            produce(client, replay.items, produced)
+            items = len(produced.keys.get(topics.ITEMS, ()))
+            wait_for(lambda: r.hlen(VECTORS) >= items, 180,
                      "the worker to encode the catalog", worker)
-            publish(prod, replay.users)
+            produce(client, replay.users, produced)
             if campaigns:
-                publish(prod, list(campaigns))
+                produce(client, campaigns, produced)
                 wait_for(lambda: r.hlen("{sponsored}:campaigns") >= len(campaigns), 60,
                          "the worker to store the campaigns", worker)
                 time.sleep(1.0)  # the worker's campaign table refresh (0.5 s) sees them
@@ -110,10 +204,9 @@ def run_demo(
                 if on_progress is not None and sent % 100 == 0:
                     on_progress(sent, time.monotonic() - started, watcher.snapshot())
 
-            publish(prod, replay.events, rate=rate, on_sent=progress)
-            event_topics = [topics.COMMENTS, topics.CLICKS, topics.PURCHASES, topics.USERS]
+            produce(client, replay.events, produced, rate=rate, on_sent=progress)
             wait_for(
-                lambda: group_lag(stack.kafka_bootstrap, settings.app_id, event_topics,
+                lambda: group_lag(stack.kafka_bootstrap, settings.app_id, list(USER_TOPICS),
                                   settings.partitions) == 0,
                 300, "the worker to catch up", worker,
             )
@@ -122,9 +215,17 @@ def run_demo(
             observed = watcher.snapshot()
             if on_progress is not None:
                 on_progress(sent, elapsed, observed)
+            reader = RedisRecommendations(stack.redis_url)
+            try:
+                users = {u for t in USER_TOPICS for u in produced.keys.get(t, ())}
+                pulled, differ = pull(reader, users, observed.latest)
+            finally:
+                reader.close()
         finally:
             watcher.stop()
+            client.close()
             code = worker.stop()
         if code not in (0, None):
             raise SystemExit(f"the worker exited with {code}:\n{worker.log_tail()}")
-    return DemoResult(len(replay.events), elapsed, observed, taste_hit_rate(replay, observed))
+    hit_rate = taste_hit_rate(replay, {u: rec.items for u, rec in pulled.items()})
+    return DemoResult(len(replay.events), elapsed, observed, hit_rate, produced, pulled, differ)

@@ -5,6 +5,11 @@ cache in Redis holds it (``profiles.recs``), with its age. Writes go through the
 validation the workers apply (`client.EventProducer`, the codec and JSON Schemas): a bad
 event is a 422 naming the dead-letter reason it would have had, never a record on the topic.
 A 202 means the broker acknowledged the record with ``acks=all``.
+
+``/healthz`` (liveness: the process answers) and ``/readyz`` (readiness: Redis and Kafka
+answer within ``health_check_timeout_s``) are outside ``/v1`` and need no token, like the
+worker's (`llmrec_stream.health`): the image's HEALTHCHECK and compose's probe call them. A
+failed check is named by its exception class, never its message (which may hold an address).
 """
 
 # No ``from __future__ import annotations``: FastAPI resolves the dependency annotations of
@@ -18,6 +23,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, status
+from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, Field
 
@@ -121,6 +127,33 @@ def create_app(
             )
 
     auth = [Depends(authorized)]
+    timeout = settings.health_check_timeout_s
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        """Liveness: 200 while the process serves HTTP."""
+        return {"status": "alive"}
+
+    @app.get("/readyz", tags=["health"], responses={503: {"description": "not ready"}})
+    async def readyz() -> JSONResponse:
+        """Readiness: 200 once Redis and Kafka answer, else 503 naming the failed check."""
+        checks: dict[str, str] = {}
+        probes = {
+            "redis": lambda: asyncio.wait_for(app.state.redis.ping(), timeout),
+            "kafka": lambda: asyncio.to_thread(app.state.producer.reachable, timeout),
+        }
+        for name, probe in probes.items():
+            try:
+                await probe()
+            except Exception as exc:  # any failure is "not ready", named by its class only
+                checks[name] = type(exc).__name__
+            else:
+                checks[name] = "ok"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
 
     @app.get(
         "/v1/users/{user_id}/recommendations",

@@ -34,6 +34,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import redis
 import yaml
@@ -88,27 +89,33 @@ def _exec_form(args: str) -> list[str]:
     return value
 
 
-def _runtime_pip_spec() -> str:
-    """The requirement the runtime stage installs, e.g. ``.[cpu]`` (relative to /src)."""
-    for word, args in _stages()["runtime"]:
+def _pip_spec(stage: str = "runtime") -> str:
+    """The requirement a stage installs, e.g. ``.[cpu]`` (relative to /src)."""
+    for word, args in _stages()[stage]:
         if word == "RUN" and "pip install" in args:
             words = shlex.split(args.split("&&")[0])
             specs = [w for w in words[2:] if not w.startswith("-")]
             assert len(specs) == 1, args
             return specs[0]
-    raise AssertionError("the runtime stage installs nothing with pip")
+    raise AssertionError(f"the {stage} stage installs nothing with pip")
 
 
-def _healthcheck() -> list[str]:
-    for word, args in _stages()["runtime"]:
+def _healthcheck(stage: str = "runtime") -> list[str]:
+    for word, args in _stages()[stage]:
         if word == "HEALTHCHECK":
             return _exec_form(args.split(" CMD ", 1)[1])
-    raise AssertionError("the runtime stage has no HEALTHCHECK")
+    raise AssertionError(f"the {stage} stage has no HEALTHCHECK")
 
 
-def _image_cmd() -> list[str]:
-    cmds = [args for word, args in _stages()["runtime"] if word == "CMD"]
+def _image_cmd(stage: str = "runtime") -> list[str]:
+    cmds = [args for word, args in _stages()[stage] if word == "CMD"]
     return _exec_form(cmds[-1])
+
+
+def _image_env(stage: str) -> dict[str, str]:
+    """The ``ENV key=value ...`` pairs of a stage."""
+    pairs = [w for word, args in _stages()[stage] if word == "ENV" for w in shlex.split(args)]
+    return dict(pair.split("=", 1) for pair in pairs)
 
 
 def _copy_sources(dest: Path) -> None:
@@ -193,10 +200,9 @@ def _prune(root: Path, keep: str) -> None:
             lock_path.unlink()
 
 
-@pytest.fixture(scope="module")
-def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """The runtime install of this checkout, built as the Dockerfile builds it."""
-    spec = _runtime_pip_spec()
+def _stage_venv(stage: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The install of this checkout that the Dockerfile's ``stage`` makes, built as it does."""
+    spec = _pip_spec(stage)
     assert spec.startswith("."), spec  # relative to the sources the source stage copied
     src = tmp_path_factory.mktemp("src")
     _copy_sources(src)
@@ -205,7 +211,7 @@ def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     ).hexdigest()[:16]
     cache = os.environ.get("LLMREC_TEST_CACHE")
     root = (Path(cache).expanduser() if cache else tmp_path_factory.mktemp("cache"))
-    root = root / "runtime-venv"
+    root = root / f"{stage}-venv"
     root.mkdir(parents=True, exist_ok=True)
     venv = root / key
     pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "--disable-pip-version-check"]
@@ -224,8 +230,20 @@ def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
             # dependencies as cached (same pyproject.toml); this checkout's code, non-editable
             _run([*pip, "--no-deps", "--force-reinstall", "."], env, src)
             what = "reused, code reinstalled"
-        print(f"runtime venv {venv} {what} in {time.monotonic() - started:.1f}s")
+        print(f"{stage} venv {venv} {what} in {time.monotonic() - started:.1f}s")
         yield venv
+
+
+@pytest.fixture(scope="module")
+def runtime_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The runtime install of this checkout, built as the Dockerfile builds it."""
+    yield from _stage_venv("runtime", tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def serve_venv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The pull API's install (the ``serve`` stage: ``.[serve]``, no encoder runtime)."""
+    yield from _stage_venv("serve", tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
@@ -278,6 +296,7 @@ def test_every_command_of_the_image_and_compose_runs_up_to_a_served_recommendati
     redis_client: redis.Redis,
     encoder_dir: Path,
     runtime_env: dict[str, str],
+    serve_venv: Path,
     tmp_path: Path,
 ) -> None:
     services = _compose_runtime_services()
@@ -354,6 +373,9 @@ def test_every_command_of_the_image_and_compose_runs_up_to_a_served_recommendati
         assert cached["items"] == record["items"]
         shown = json.loads(_run(["llmrec-stream", "settings"], env, tmp_path).stdout)
         assert shown["metrics_port"] == port
+
+        # compose's pull API from its own image's install serves that recommendation
+        _check_the_serve_image(serve_venv, stack, user, record["items"], tmp_path)
     finally:
         watcher.stop()
         if worker.poll() is None:
@@ -364,3 +386,70 @@ def test_every_command_of_the_image_and_compose_runs_up_to_a_served_recommendati
                 worker.kill()
                 worker.wait(10)
     assert worker.returncode == 0, tail()
+
+
+def test_the_serve_install_has_the_api_and_no_encoder_runtime(
+    serve_venv: Path, tmp_path: Path
+) -> None:
+    probe = ("import importlib.metadata as m, json; "
+             "print(json.dumps(sorted({d.metadata['Name'].lower().replace('_', '-') "
+             "for d in m.distributions()})))")
+    installed = set(json.loads(_run(["python", "-c", probe], _clean_env(serve_venv),
+                                    tmp_path).stdout))
+    assert {"llmrec-stream", "fastapi", "uvicorn", "httpx"} <= installed
+    assert "onnxruntime" not in installed
+    assert sorted(installed & _tooling_distributions()) == []
+
+
+def _check_the_serve_image(
+    venv: Path, stack: DevStack, user: str, items: list[str], tmp_path: Path
+) -> None:
+    """Compose's ``serve`` as the image runs it: its CMD from the serve stage's install with
+    the image's ENV and compose's environment (the stack's addresses, a free loopback port),
+    its HEALTHCHECK and compose's readiness probe, then a GET and a POST with the token."""
+    service = yaml.safe_load(COMPOSE.read_text())["services"]["serve"]
+    assert service["command"] == _image_cmd("serve")
+    env = {**_clean_env(venv), **_image_env("serve"),
+           **{k: _resolve(str(v)) for k, v in service["environment"].items()}}
+    env.update(stack.env())
+    api_port = free_port()
+    env.update({"LLMREC_API_PORT": str(api_port), "LLMREC_API_HOST": "127.0.0.1"})
+    token = env["LLMREC_API_TOKEN"]
+    assert token  # compose gives one by default
+    log_path = tmp_path / "serve.log"
+    with log_path.open("ab") as log:
+        api = subprocess.Popen(  # noqa: S603 - the serve image's CMD from its venv
+            _image_cmd("serve"), env=env, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=_die_with_parent_hook(),  # noqa: PLW1509
+        )
+    try:
+        health = _healthcheck("serve")
+        deadline = time.monotonic() + 60
+        while _run(health, env, tmp_path, timeout=10, check=False).returncode != 0:
+            assert api.poll() is None, log_path.read_text(errors="replace")
+            assert time.monotonic() < deadline, log_path.read_text(errors="replace")
+            time.sleep(0.5)
+        ready = service["healthcheck"]["test"]
+        assert ready[0] == "CMD"
+        checked = _run(ready[1:], env, tmp_path, timeout=10, check=False)
+        assert checked.returncode == 0, checked.stderr
+
+        url = f"http://127.0.0.1:{api_port}"
+        auth = {"Authorization": f"Bearer {token}"}
+        path = f"{url}/v1/users/{user}/recommendations"
+        assert httpx.get(path, timeout=10).status_code == 401
+        got = httpx.get(path, headers=auth, timeout=10)
+        assert got.status_code == 200, got.text
+        assert got.json()["items"] == items
+        click = {**envelope(f"{user}-click-1", 0), "user_id": user, "item_id": items[0]}
+        posted = httpx.post(f"{url}/v1/events", json={"topic": "clicks", "value": click},
+                            headers=auth, timeout=20)
+        assert posted.status_code == 202, posted.text
+        assert posted.json()["topic"] == topics.CLICKS
+    finally:
+        api.terminate()
+        try:
+            api.wait(20)
+        except subprocess.TimeoutExpired:
+            api.kill()
+            api.wait(10)

@@ -10,7 +10,8 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -58,20 +59,15 @@ def worker(
         yield live
 
 
-@pytest.fixture(scope="module")
-def api(stack: DevStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """``llmrec-stream serve`` as its own process; yields its base URL."""
+@contextmanager
+def serving(env: Mapping[str, str], logdir: Path) -> Iterator[str]:
+    """``llmrec-stream serve`` as its own process in ``env``; yields its base URL once the
+    process answers HTTP."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("api") / "api.log").open("wb")
-    env = {
-        **os.environ,
-        **stack.env(),
-        "LLMREC_API_TOKEN": TOKEN,
-        "LLMREC_SCHEMA_IDS": json.dumps({topics.CLICKS: CLICKS_SCHEMA_ID}),
-    }
+    log = (logdir / "api.log").open("wb")
     proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [sys.executable, "-m", "llmrec_stream", "serve", "--port", str(port)],
-        env=env,
+        env=dict(env),
         stdout=log,
         stderr=subprocess.STDOUT,
         preexec_fn=_die_with_parent_hook(),  # noqa: PLW1509 - only sets the death signal
@@ -95,6 +91,19 @@ def api(stack: DevStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[s
         log.close()
 
 
+@pytest.fixture(scope="module")
+def api(stack: DevStack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API on the module's stack, with a token; yields its base URL."""
+    env = {
+        **os.environ,
+        **stack.env(),
+        "LLMREC_API_TOKEN": TOKEN,
+        "LLMREC_SCHEMA_IDS": json.dumps({topics.CLICKS: CLICKS_SCHEMA_ID}),
+    }
+    with serving(env, tmp_path_factory.mktemp("api")) as url:
+        yield url
+
+
 def _auth(token: str = TOKEN) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
@@ -103,6 +112,28 @@ def test_openapi_document_lists_both_calls_and_the_bearer_scheme(api: str) -> No
     doc = httpx.get(f"{api}/openapi.json").json()
     assert {"/v1/events", "/v1/users/{user_id}/recommendations"} <= set(doc["paths"])
     assert doc["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+
+
+def test_health_endpoints_answer_without_a_token(api: str) -> None:
+    assert httpx.get(f"{api}/healthz").json() == {"status": "alive"}
+    ready = httpx.get(f"{api}/readyz")
+    assert ready.status_code == 200, ready.text
+    assert ready.json() == {"status": "ready", "checks": {"redis": "ok", "kafka": "ok"}}
+
+
+def test_the_api_is_alive_but_not_ready_without_redis(
+    stack: DevStack, tmp_path: Path
+) -> None:
+    env = {**os.environ, **stack.env(), "LLMREC_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+           "LLMREC_HEALTH_CHECK_TIMEOUT_S": "2"}
+    with serving(env, tmp_path) as url:
+        assert httpx.get(f"{url}/healthz").status_code == 200
+        ready = httpx.get(f"{url}/readyz", timeout=10)
+        assert ready.status_code == 503, ready.text
+        body = ready.json()
+        assert body["status"] == "not ready" and body["checks"]["kafka"] == "ok"
+        assert body["checks"]["redis"] not in ("ok", "")
+        assert "127.0.0.1" not in ready.text  # named by class, no address
 
 
 def test_calls_without_the_token_are_refused(api: str) -> None:

@@ -104,13 +104,35 @@ def _dockerfile_instructions() -> list[tuple[str, str]]:
     return out
 
 
+def _stage(name: str) -> list[tuple[str, str]]:
+    """The instructions of the Dockerfile stage ``name`` (from its FROM to the next)."""
+    out: list[tuple[str, str]] | None = None
+    for word, args in _dockerfile_instructions():
+        if word == "FROM":
+            if out is not None:
+                break
+            if args.split()[-1] == name:
+                out = []
+        if out is not None:
+            out.append((word, args))
+    assert out, f"no stage {name!r} in the Dockerfile"
+    return out
+
+
+def _exec_form(args: str) -> list[str]:
+    value = json.loads(args)
+    assert isinstance(value, list), args
+    return value
+
+
 def _dockerignored() -> set[str]:
     lines = (ROOT / ".dockerignore").read_text().splitlines()
     return {line.strip().rstrip("/") for line in lines if line.strip() and line[0] != "#"}
 
 
 def test_services_exist(services: dict[str, dict[str, Any]]) -> None:
-    assert {"kafka", "redis", "topics", "worker", "trainer", "prometheus"} <= set(services)
+    assert {"kafka", "redis", "topics", "worker", "serve", "trainer", "prometheus",
+            "grafana"} <= set(services)
 
 
 def test_trainer_publishes_artifacts_the_workers_can_read(
@@ -242,7 +264,7 @@ def test_dockerfile_copy_sources_exist_and_are_not_ignored() -> None:
 def test_dockerfile_exports_in_a_separate_stage() -> None:
     instructions = _dockerfile_instructions()
     stages = [args.split()[-1] for word, args in instructions if word == "FROM"]
-    assert stages == ["source", "export", "trainer", "runtime"]
+    assert stages == ["source", "export", "trainer", "serve", "runtime"]
     runs = " ".join(args for word, args in instructions if word == "RUN")
     assert '".[export]"' in runs and "llmrec-stream export-encoder --out /opt/encoder" in runs
     last_from = max(i for i, (word, _) in enumerate(instructions) if word == "FROM")
@@ -295,3 +317,51 @@ def test_compose_provisions_the_alert_rules_and_the_dashboard(
         assert panel["targets"], panel["title"]
         for target in [panel, *panel["targets"]]:
             assert target["datasource"] == {"type": "prometheus", "uid": uid}, panel["title"]
+
+
+def test_the_pull_api_runs_from_its_own_stage_with_its_extra(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    serve = services["serve"]
+    assert serve["build"]["target"] == "serve" and serve["image"] == "llmrec-stream-serve:latest"
+    stage = _stage("serve")
+    assert stage[0] == ("FROM", "source AS serve")
+    runs = " ".join(args for word, args in stage if word == "RUN")
+    assert '".[serve]"' in runs  # FastAPI + uvicorn; no encoder, no onnxruntime, no torch
+    assert "[cpu]" not in runs and "torch" not in runs and "[export]" not in runs
+    assert not any(word == "COPY" for word, _ in stage)  # no encoder artifact either
+    cmds = [_exec_form(args) for word, args in stage if word == "CMD"]
+    assert cmds == [["llmrec-stream", "serve"]] and serve["command"] == cmds[0]
+    assert ("USER", "llmrec") in stage
+
+
+def test_the_pull_api_is_configured_published_and_gated(
+    services: dict[str, dict[str, Any]],
+) -> None:
+    serve = services["serve"]
+    env = serve["environment"]
+    assert env["LLMREC_KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert env["LLMREC_REDIS_URL"] == services["worker"]["environment"]["LLMREC_REDIS_URL"]
+    assert env["LLMREC_API_HOST"] == "0.0.0.0"  # noqa: S104 - inside its container
+    assert env["LLMREC_API_TOKEN"] == "change-me"  # noqa: S105 - a token by default, never open
+    port = env["LLMREC_API_PORT"]
+    image_env = " ".join(args for word, args in _stage("serve") if word == "ENV")
+    assert f"LLMREC_API_PORT={port}" in image_env
+    assert [(p["target"], p["published"]) for p in serve["ports"]] == [(int(port), "8000")]
+    depends = serve["depends_on"]
+    assert depends["topics"]["condition"] == "service_completed_successfully"
+    assert depends["redis"]["condition"] == "service_healthy"
+
+
+def test_the_pull_api_probes_its_health_endpoints(services: dict[str, dict[str, Any]]) -> None:
+    # liveness in the image's HEALTHCHECK (/healthz), readiness in compose's (/readyz:
+    # Redis and Kafka answering), on the port the API binds
+    health = dict(_stage("serve"))["HEALTHCHECK"]
+    assert "/healthz" in health and "LLMREC_API_PORT" in health
+    ready = services["serve"]["healthcheck"]["test"]
+    assert ready[0] == "CMD" and "/readyz" in ready[-1] and "LLMREC_API_PORT" in ready[-1]
+
+
+def test_the_api_token_comes_from_the_environment(tmp_path: Path) -> None:
+    services = compose_config(tmp_path, {"LLMREC_API_TOKEN": PASSWORD})["services"]
+    assert services["serve"]["environment"]["LLMREC_API_TOKEN"] == PASSWORD

@@ -32,9 +32,9 @@ def live_offline_cmd(
     precision: str, out_dir: Path,
 ) -> None:
     """Top-10 published by the live pipeline vs the offline evaluator's, user by user."""
-    from llmrec_stream.bench.report import format_table, write_results
     from llmrec_stream.encoder.artifact import default_encoder_dir
     from llmrec_stream.eval.live_offline import live_vs_offline
+    from llmrec_stream.results import format_table, write_results
 
     result = live_vs_offline(model_dir, data_dir, encoder_dir or default_encoder_dir(),
                              users=users, precision=precision)

@@ -46,6 +46,10 @@ TOOLING: dict[str, Tooling] = {
                     "Run the whole pipeline on a replay and show it live, then a summary."),
     "eval": Tooling("llmrec_stream.eval.cli:eval_cmd", ("eval",),
                     "Evaluate the project's model and its peers on one full-ranking protocol."),
+    "live-offline": Tooling("llmrec_stream.eval.live_offline_cli:live_offline_cmd",
+                            ("bench", "dev"),
+                            "Top-10 published by the live pipeline vs the offline evaluator's, "
+                            "user by user."),
     "train": Tooling("llmrec_stream.trainer.cli:train_cmd", ("eval",),
                      "Train the ranking model, export it to ONNX with a sha256 manifest, and "
                      "publish it."),

@@ -204,39 +204,11 @@ def retrieval_cmd(
     click.echo(f"wrote {json_path} and {png_path}")
 
 
-@bench_group.command("live-offline")
-@click.option("--model", "model_dir", required=True,
-              type=click.Path(path_type=Path, exists=True, file_okay=False),
-              help="Ranking model artifact (written by `llmrec-stream train`).")
-@click.option("--data", "data_dir", type=click.Path(path_type=Path, exists=True),
-              default=Path("../shared/data/scientific"), show_default=True,
-              help="Atomic data set whose validation histories are replayed.")
-@click.option("--users", type=int, default=None, help="A random sample (default: every user).")
-@click.option("--encoder-dir", type=click.Path(path_type=Path), default=None,
-              help="Exported encoder artifact (default: the cache dir).")
-@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="int8",
-              show_default=True)
-@out_option
-def live_offline_cmd(
-    model_dir: Path, data_dir: Path, users: int | None, encoder_dir: Path | None,
-    precision: str, out_dir: Path,
-) -> None:
-    """Top-10 published by the live pipeline vs the offline evaluator's, user by user."""
-    from llmrec_stream.bench.live_offline import live_vs_offline
-    from llmrec_stream.bench.report import format_table, write_results
-    from llmrec_stream.encoder.artifact import default_encoder_dir
+# The live = offline check belongs to evaluation (`llmrec_stream.eval.live_offline`); it stays
+# reachable as `bench live-offline` too.
+from llmrec_stream.eval.live_offline_cli import live_offline_cmd  # noqa: E402
 
-    result = live_vs_offline(model_dir, data_dir, encoder_dir or default_encoder_dir(),
-                             users=users, precision=precision)
-    json_path, _ = write_results(out_dir, "live_offline", result)
-    k = result["k"]
-    click.echo(format_table(
-        ["users", "model", "equal (exact)", "equal (within ties)", f"NDCG@{k} live",
-         f"NDCG@{k} offline", "replay s"],
-        [[result["users"], result["model"], result["equal_exact"], result["equal_within_ties"],
-          result[f"ndcg@{k}_live"], result[f"ndcg@{k}_offline"], result["live_s"]]],
-    ))
-    click.echo(f"results in {json_path}")
+bench_group.add_command(live_offline_cmd)
 
 
 # The pipeline benchmark has its own module (it is long); it joins the group here so that

@@ -12,7 +12,6 @@ import contextlib
 import shutil
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from redis.retry import Retry
 
 from llmrec_stream.devstack.process import DevStackError, ExitedError, free_port
 from llmrec_stream.devstack.services import HOST, RedisServer, _package_dir, redis_server_binary
+from llmrec_stream.waiting import poll
 
 #: Redis 6 listens for its cluster bus on port + 10000 (no ``cluster-port`` before 7.0).
 BUS_OFFSET = 10_000
@@ -129,13 +129,13 @@ class EmbeddedCluster:
         """Until every running node reports ``cluster_state:<state>`` (``ok`` also needs all
         16384 slots served)."""
         limit = timeout or self.start_timeout
-        deadline = time.monotonic() + limit
-        while time.monotonic() < deadline:
+
+        def reached() -> bool:
             running = [node for node in self.nodes if node.pid is not None]
-            if running and all(self._node_state(node) == state for node in running):
-                return
-            time.sleep(0.1)
-        raise DevStackError(f"the cluster did not reach cluster_state:{state} in {limit}s")
+            return bool(running) and all(self._node_state(node) == state for node in running)
+
+        if not poll(reached, limit):
+            raise DevStackError(f"the cluster did not reach cluster_state:{state} in {limit}s")
 
     @staticmethod
     def _node_state(node: ClusterNode) -> str | None:

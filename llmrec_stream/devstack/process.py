@@ -9,10 +9,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import IO
+
+from llmrec_stream.waiting import poll
 
 #: From <linux/prctl.h>.
 _PR_SET_PDEATHSIG = 1
@@ -157,14 +158,8 @@ class ChildProcess:
 
 def wait_until(ready: Callable[[], bool], proc: ChildProcess, timeout: float, what: str) -> None:
     """Poll ``ready`` until it is true; fail fast with the log tail if ``proc`` dies first."""
-    deadline = time.monotonic() + timeout
-    while True:
-        proc.check_alive()
-        if ready():
-            return
-        if time.monotonic() >= deadline:
-            raise DevStackError(
-                f"{proc.name} did not {what} within {timeout:.0f}s; "
-                f"last lines of {proc.log_path}:\n{proc.log_tail()}"
-            )
-        time.sleep(0.05)
+    if not poll(ready, timeout, interval=0.05, alive=proc.check_alive):
+        raise DevStackError(
+            f"{proc.name} did not {what} within {timeout:.0f}s; "
+            f"last lines of {proc.log_path}:\n{proc.log_tail()}"
+        )

@@ -6,12 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import IO
 
 from llmrec_stream.devstack.process import _die_with_parent_hook
+from llmrec_stream.waiting import wait_until
 
 
 class WorkerProcess:
@@ -67,14 +67,11 @@ class WorkerProcess:
         ``timeout`` seconds, both with the tail of its log. ``supervised``: something else
         restarts the worker when it exits (a supervisor thread, as a container's restart
         policy would), so an exit is part of the scenario and only the deadline fails it."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def alive() -> None:
             if not supervised and not self.alive:
                 raise RuntimeError(f"the worker died waiting for {what}:\n{self.log_tail()}")
-            if check():
-                return
-            time.sleep(0.2)
-        raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}:\n{self.log_tail()}")
+
+        wait_until(check, timeout, what, interval=0.2, alive=alive, detail=self.log_tail)
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():

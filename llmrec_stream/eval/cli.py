@@ -1,7 +1,8 @@
 """``llmrec-stream eval``: run the harness from the command line.
 
-The torch models (SASRec, the project's model) live in ``trainer/`` and are imported here, at
-call time, so the harness core keeps no torch dependency.
+The torch models (SASRec, the project's model) live in ``trainer/`` and register themselves in
+`llmrec_stream.datasets.specs`; they are loaded here only when a run names one, so the
+harness core keeps no torch dependency and ``eval/`` never imports ``trainer/``.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from pathlib import Path
 
 import click
 
-from llmrec_stream.eval.harness import EvalContext, ModelSpec, peer_specs, run_eval
+from llmrec_stream.datasets.specs import EvalContext, ModelSpec, registered_specs
+from llmrec_stream.eval.harness import peer_specs, run_eval
 
 DEFAULT_DATA: tuple[str, ...] = ("../shared/data/scientific", "../shared/data/beauty/Beauty.txt")
 DEFAULT_MODELS = "popularity,bpr,als,ease,item-knn,sasrec,ours-ce,ours-mse"
@@ -20,9 +22,7 @@ DEFAULT_MODELS = "popularity,bpr,als,ease,item-knn,sasrec,ours-ce,ours-mse"
 def model_specs(names: list[str]) -> list[ModelSpec]:
     specs = {s.name: s for s in peer_specs()}
     if any(n not in specs for n in names):
-        from llmrec_stream.trainer.specs import torch_specs
-
-        specs.update({s.name: s for s in torch_specs()})
+        specs.update(registered_specs())
     unknown = [n for n in names if n not in specs]
     if unknown:
         raise click.BadParameter(f"unknown models {unknown}; known: {sorted(specs)}")
@@ -61,8 +61,8 @@ def eval_cmd(
     encoder_dir: Path | None, cache_dir: Path, threads: int, quiet: bool,
 ) -> None:
     """Evaluate the project's model and its peers on one full-ranking protocol."""
+    from llmrec_stream.datasets.sequences import load_dataset
     from llmrec_stream.encoder.artifact import default_encoder_dir
-    from llmrec_stream.eval.data import load_dataset
     from llmrec_stream.eval.report import table
 
     logging.getLogger("llmrec_stream").setLevel(logging.INFO)

@@ -29,23 +29,23 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-from llmrec_stream.eval.data import SeqDataset
-from llmrec_stream.eval.metrics import (
+from llmrec_stream.datasets.metrics import (
     DEFAULT_KS,
-    Scorer,
     evaluate,
     evaluate_ranks,
     ndcg_per_user,
     summarize,
 )
+from llmrec_stream.datasets.sequences import SeqDataset
+from llmrec_stream.datasets.specs import EvalContext, Fitted, ModelSpec, Skip
 from llmrec_stream.eval.peers import fit_ease, fit_implicit, fit_item_knn, fit_popularity
 from llmrec_stream.eval.stats import aggregate, paired_bootstrap
 
@@ -53,49 +53,6 @@ log = logging.getLogger(__name__)
 SELECT_METRIC = "ndcg@10"
 COLD_START_EVENTS: tuple[int, ...] = (1, 2)
 REFERENCE_MODEL = "ours-ce"
-
-
-class Fitted(Protocol):
-    def scorer(self, split: str) -> Scorer: ...
-
-
-@dataclass(frozen=True)
-class EvalContext:
-    """What fits may need beyond the data: the encoder for item text, per-run bounds, paths.
-
-    ``max_minutes`` 0 means no wall-clock cap. ``fixed_epochs`` is set by the harness for the
-    refit of a neural model: train exactly that many epochs, evaluate nothing.
-    """
-
-    encoder_dir: Path | None = None
-    cache_dir: Path | None = None
-    max_minutes: float = 0.0
-    max_epochs: int = 200
-    patience: int = 10
-    threads: int = 1
-    progress: bool = True
-    seed: int = 0
-    fixed_epochs: int | None = None
-
-
-class Skip(Exception):  # noqa: N818 - a control-flow signal, not an error
-    """A model cannot run on this data set (e.g. it needs item text); the reason is reported."""
-
-
-FitFn = Callable[[SeqDataset, dict[str, Any], EvalContext], Fitted]
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A named model, its hyper-parameter grid (tried in order) and how to fit one point."""
-
-    name: str
-    fit: FitFn
-    grid: Sequence[dict[str, Any]]
-    #: The scorer uses only the histories it is given, so truncated (cold) histories are fair.
-    history_only: bool = True
-    #: The fit depends on the seed; otherwise one run stands for every seed.
-    seeded: bool = True
 
 
 @dataclass

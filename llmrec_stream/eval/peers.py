@@ -19,8 +19,8 @@ import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp  # type: ignore[import-untyped]
 
-from llmrec_stream.eval.data import IntArray, SeqDataset
-from llmrec_stream.eval.metrics import Scorer
+from llmrec_stream.datasets.metrics import Scorer
+from llmrec_stream.datasets.sequences import IntArray, SeqDataset
 
 
 def interactions(data: SeqDataset, split: str) -> sp.csr_matrix:

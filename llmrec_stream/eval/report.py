@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 from collections.abc import Sequence
 from dataclasses import asdict
@@ -12,6 +11,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from llmrec_stream.results import write_json
 
 if TYPE_CHECKING:
     from llmrec_stream.eval.harness import Comparison, ModelResult
@@ -110,7 +111,7 @@ def write_results(
         "results": rows,
         "comparisons": [asdict(c) for c in comparisons],
     }
-    (out / "results.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    write_json(out / "results.json", payload)
     (out / "table.md").write_text(text + f"\n\nWall time: {wall_seconds:.0f} s\n",
                                   encoding="utf-8")
     per_user = {f"{r.dataset}/{r.model}": r.user_ndcg for r in results

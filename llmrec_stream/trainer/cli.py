@@ -14,7 +14,7 @@ from llmrec_stream.config import Settings
 from llmrec_stream.ranking.registry import ModelRecord
 
 if TYPE_CHECKING:
-    from llmrec_stream.eval.data import SeqDataset
+    from llmrec_stream.datasets.sequences import SeqDataset
 
 log = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def train_cmd(
 
 
 def _load(settings: Settings, data_path: Path | None) -> SeqDataset:
-    from llmrec_stream.eval.data import load_dataset
+    from llmrec_stream.datasets.sequences import load_dataset
 
     if data_path is not None:
         return load_dataset(data_path)

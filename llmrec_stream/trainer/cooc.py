@@ -13,7 +13,7 @@ import numpy.typing as npt
 import scipy.sparse as sp  # type: ignore[import-untyped]
 from scipy.sparse.linalg import svds  # type: ignore[import-untyped]
 
-from llmrec_stream.eval.data import SeqDataset
+from llmrec_stream.datasets.sequences import SeqDataset
 
 
 def cooccurrence_factors(data: SeqDataset, dim: int, seed: int = 0) -> npt.NDArray[np.float32]:

@@ -20,7 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from llmrec_stream.eval.data import SeqDataset, from_sequences
+from llmrec_stream.datasets.sequences import SeqDataset, from_sequences
 from llmrec_stream.events import topics
 from llmrec_stream.events.codec import Limits, Rejected, decode
 from llmrec_stream.events.models import Campaign, Erasure, Item, Source

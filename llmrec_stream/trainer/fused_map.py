@@ -20,8 +20,8 @@ import torch
 from torch import nn
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from llmrec_stream.eval.data import IntArray, SeqDataset
-from llmrec_stream.eval.metrics import Scorer, evaluate
+from llmrec_stream.datasets.metrics import Scorer, evaluate
+from llmrec_stream.datasets.sequences import IntArray, SeqDataset
 from llmrec_stream.profiles.fusion import FusionWeights, decay
 from llmrec_stream.sources.atomic import DEFAULT_GAP_MS
 from llmrec_stream.trainer.loop import (

@@ -25,8 +25,8 @@ import torch
 from torch import nn
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from llmrec_stream.eval.data import IntArray, SeqDataset
-from llmrec_stream.eval.metrics import Scorer, evaluate
+from llmrec_stream.datasets.metrics import Scorer, evaluate
+from llmrec_stream.datasets.sequences import IntArray, SeqDataset
 from llmrec_stream.trainer.batches import batches, left_pad, n_batches, training_pairs
 
 log = logging.getLogger(__name__)

@@ -17,9 +17,9 @@ import numpy.typing as npt
 import torch
 from torch import nn
 
-from llmrec_stream.eval.data import SeqDataset
-from llmrec_stream.eval.harness import EvalContext, ModelSpec, Skip
-from llmrec_stream.eval.metrics import Scorer
+from llmrec_stream.datasets.metrics import Scorer
+from llmrec_stream.datasets.sequences import SeqDataset
+from llmrec_stream.datasets.specs import EvalContext, ModelSpec, Skip, register
 from llmrec_stream.trainer.cooc import cooccurrence_factors
 from llmrec_stream.trainer.fused_map import FusedMapModel, fit_fused_map
 from llmrec_stream.trainer.hybrid import HybridSeq
@@ -144,6 +144,7 @@ def fit_fused(data: SeqDataset, params: dict[str, Any], ctx: EvalContext) -> Fit
     return FittedFused(model, result)
 
 
+@register
 def torch_specs() -> list[ModelSpec]:
     """The neural models and the two warm-start ablations (same grids, other id init)."""
     return [

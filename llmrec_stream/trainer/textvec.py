@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from llmrec_stream.eval.data import SeqDataset
+from llmrec_stream.datasets.sequences import SeqDataset
 
 log = logging.getLogger(__name__)
 

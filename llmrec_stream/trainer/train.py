@@ -13,9 +13,9 @@ from typing import Any
 
 import torch
 
-from llmrec_stream.eval.data import SeqDataset, load_dataset
-from llmrec_stream.eval.harness import EvalContext
-from llmrec_stream.eval.metrics import evaluate
+from llmrec_stream.datasets.metrics import evaluate
+from llmrec_stream.datasets.sequences import SeqDataset, load_dataset
+from llmrec_stream.datasets.specs import EvalContext
 from llmrec_stream.ranking.model import ModelManifest, sha256_file
 from llmrec_stream.trainer.export import write_artifact
 from llmrec_stream.trainer.specs import (

@@ -24,6 +24,7 @@ from llmrec_stream.kafka_log import read_records
 from llmrec_stream.profiles import recs
 from llmrec_stream.sources.base import OutboundEvent, envelope
 from llmrec_stream.sources.synthetic import SyntheticReplay, comment_text_for, synthetic_replay
+from llmrec_stream.waiting import wait_until
 from tests.integration.live import LiveWorker, worker_with_catalog
 
 validate_rec = fastjsonschema.compile(json.loads((SCHEMAS_DIR / "recommendation.json").read_text()))
@@ -67,15 +68,6 @@ def _event(topic: str, user: str, n: int, **fields: Any) -> OutboundEvent:
     return OutboundEvent(topic, user, value)
 
 
-def _wait(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def _log(stack: DevStack) -> dict[tuple[str, int, int], dict[str, Any]]:
     """Every user event in the log by its coordinates."""
     out: dict[tuple[str, int, int], dict[str, Any]] = {}
@@ -111,7 +103,7 @@ def test_every_reason_names_a_real_event_of_that_user(
         ]
         worker.publish(evs)
         last[u] = evs[-1].value["event_id"]
-    _wait(lambda: all(_settled(watcher, u, last[u]) for u in users), 30, "records")
+    wait_until(lambda: all(_settled(watcher, u, last[u]) for u in users), 30, "records")
     log = _log(stack)
     cited = set()
     for u in users:
@@ -148,7 +140,7 @@ def test_a_user_with_one_strong_comment_is_told_it_is_that_comment(
     comment = _event(topics.COMMENTS, user, 0, text=comment_text_for(liked, rng))
     click = _event(topics.CLICKS, user, 1, item_id=other_items[0])
     worker.publish([comment, click])
-    _wait(lambda: _settled(watcher, user, click.value["event_id"]), 30, "the record")
+    wait_until(lambda: _settled(watcher, user, click.value["event_id"]), 30, "the record")
     rec = _settled(watcher, user, click.value["event_id"])
     assert rec is not None
     validate_rec(rec)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from llmrec_stream.bench.live_offline import live_vs_offline
+from llmrec_stream.eval.live_offline import live_vs_offline
 
 pytest.importorskip("torch", reason="training needs the `train` extra")
 SCIENTIFIC = Path(__file__).resolve().parents[3] / "shared" / "data" / "scientific"

@@ -21,6 +21,7 @@ from llmrec_stream.events.codec import SCHEMAS_DIR
 from llmrec_stream.profiles import recs
 from llmrec_stream.sources.base import OutboundEvent, envelope
 from llmrec_stream.sources.synthetic import SyntheticReplay, comment_text_for, synthetic_replay
+from llmrec_stream.waiting import wait_until
 from tests.integration.live import LiveWorker, worker_with_catalog
 
 validate_rec = fastjsonschema.compile(json.loads((SCHEMAS_DIR / "recommendation.json").read_text()))
@@ -61,15 +62,6 @@ def watcher(stack: DevStack) -> Iterator[OutputWatcher]:
         w.stop()
 
 
-def _wait_for(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
 def _click(user: str, item: str, n: int) -> OutboundEvent:
     value = {**envelope(f"{user}-click-{n}", 0), "user_id": user, "item_id": item}
     return OutboundEvent(topics.CLICKS, user, value)
@@ -90,7 +82,7 @@ def test_every_touched_user_gets_a_record(
     ]
     sent = time.time()
     worker.publish(events)
-    _wait_for(lambda: set(users) <= set(watcher.snapshot().latest), 30, "a record per user")
+    wait_until(lambda: set(users) <= set(watcher.snapshot().latest), 30, "a record per user")
     observed = watcher.snapshot()
     for user in users:
         rec = observed.latest[user]
@@ -110,7 +102,11 @@ def test_comment_about_a_category_ranks_that_category_first(
     for n, category in enumerate(world.categories[:4]):
         user = f"e2e-writer-{n}"
         worker.publish([_comment(user, comment_text_for(category, rng), j) for j in range(2)])
-        _wait_for(lambda u=user: u in watcher.snapshot().latest, 30, f"recs for {user}")
+
+        def has_recs(u: str = user) -> bool:
+            return u in watcher.snapshot().latest
+
+        wait_until(has_recs, 30, f"recs for {user}")
         top = watcher.snapshot().latest[user]["items"][:10]
         in_category = sum(world.item_category[i] == category for i in top)
         assert in_category >= 8, (category, [world.item_category[i] for i in top])
@@ -136,8 +132,8 @@ def test_malformed_events_go_to_the_dlq_and_the_stream_goes_on(
         ).encode(),
     )
     worker.publish([_click("e2e-dlq-after", item, 0), _click("e2e-dlq-unknown", "no-such", 0)])
-    _wait_for(lambda: sum(watcher.snapshot().dead_letters.values()) >= 3, 30, "dead letters")
-    _wait_for(
+    wait_until(lambda: sum(watcher.snapshot().dead_letters.values()) >= 3, 30, "dead letters")
+    wait_until(
         lambda: {"e2e-dlq-before", "e2e-dlq-after"} <= set(watcher.snapshot().latest),
         30,
         "valid events around the bad ones",
@@ -155,8 +151,8 @@ def test_worker_metrics_tell_what_happened(
     before = worker.metrics()
     worker.publish([_comment("e2e-metrics", "I love my new trail running shoes", 0)])
     worker.publish_raw(topics.COMMENTS, b"e2e-metrics", b"[1, 2]")
-    _wait_for(lambda: "e2e-metrics" in watcher.snapshot().latest, 30, "recs")
-    _wait_for(
+    wait_until(lambda: "e2e-metrics" in watcher.snapshot().latest, 30, "recs")
+    wait_until(
         lambda: (
             worker.metrics().get('llmrec_dead_letters_total{reason="not_an_object"}', 0)
             > before.get('llmrec_dead_letters_total{reason="not_an_object"}', 0)
@@ -181,7 +177,7 @@ def test_worker_metrics_tell_what_happened(
 def test_recommendations_are_cached_for_pull(worker: LiveWorker, world: SyntheticReplay) -> None:
     worker.publish([_click("e2e-pull", world.items[1].key, 0)])
     key = "u:{e2e-pull}:recs"
-    _wait_for(lambda: worker.redis.exists(key), 30, "cached recommendations")
+    wait_until(lambda: worker.redis.exists(key), 30, "cached recommendations")
     cached = recs.decode("e2e-pull", worker.redis.get(key))
     assert cached["user_id"] == "e2e-pull" and len(cached["items"]) >= 1
     env = {"LLMREC_REDIS_URL": worker.stack.redis_url}
@@ -203,7 +199,7 @@ def test_erasure_removes_the_user_everywhere_within_5s(
             _click(user, world.items[3].key, 2),
         ]
     )
-    _wait_for(lambda: worker.redis.exists(f"u:{{{user}}}:recs"), 30, "the user's profile")
+    wait_until(lambda: worker.redis.exists(f"u:{{{user}}}:recs"), 30, "the user's profile")
     env = {"LLMREC_KAFKA_BOOTSTRAP": worker.stack.kafka_bootstrap}
     asked = time.monotonic()
     result = CliRunner().invoke(main, ["erase", user], env=env)
@@ -216,8 +212,8 @@ def test_erasure_removes_the_user_everywhere_within_5s(
         keys = list(worker.redis.scan_iter(match=f"*{user}*"))
         return keys == [marker] and worker.redis.hexists(marker, "x")
 
-    _wait_for(erased, 5, "erasure")
-    _wait_for(lambda: user in watcher.snapshot().tombstones, 5, "the tombstone")
+    wait_until(erased, 5, "erasure")
+    wait_until(lambda: user in watcher.snapshot().tombstones, 5, "the tombstone")
     assert time.monotonic() - asked < 5.0
     fields = worker.redis.hgetall(marker)
     assert all(f == b"x" or f == b"enc" or f.startswith((b"wm:", b"xo:")) for f in fields), fields
@@ -236,7 +232,7 @@ def test_comment_text_never_reaches_logs_metrics_or_redis(
     canary = "zqxcanary7731 my very private words"
     user = "e2e-canary"
     worker.publish([_comment(user, f"I loved the espresso beans {canary}", 0)])
-    _wait_for(lambda: user in watcher.snapshot().latest, 30, "recs for the canary comment")
+    wait_until(lambda: user in watcher.snapshot().latest, 30, "recs for the canary comment")
     token = b"zqxcanary7731"
     assert token not in worker.proc.log_path.read_bytes()
     assert token.decode() not in urllib.request.urlopen(worker.metrics_url).read().decode()  # noqa: S310

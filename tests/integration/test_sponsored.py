@@ -30,6 +30,7 @@ from llmrec_stream.sources.base import OutboundEvent, envelope
 from llmrec_stream.sources.synthetic import SyntheticReplay, comment_text_for, synthetic_replay
 from llmrec_stream.sponsored.campaigns import MICROS, CampaignTable
 from llmrec_stream.sponsored.slots import SlotRules, Sponsor, insert, parse_positions
+from llmrec_stream.waiting import wait_until
 from tests.integration.live import LiveWorker
 
 DAY_MS = 86_400_000
@@ -45,15 +46,6 @@ def stack() -> Iterator[DevStack]:
 def world() -> SyntheticReplay:
     # categories larger than a top-20: a campaign's item is not in every organic list already
     return synthetic_replay(n_items=480, n_users=10, n_events=50, seed=21)
-
-
-def _wait(check, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def _campaign(cid: str, item: str, bid: float, budget: float, start: int, end: int,
@@ -85,11 +77,12 @@ def test_two_workers_never_spend_more_than_the_budget(
         # bid 1, budget 5: five impressions; pacing nearly spent (started 10 days ago, 1 h left)
         feed.publish([_campaign("camp-b", in_category[0], 1.0, 5.0, now - 10 * DAY_MS,
                                 now + 3_600_000, categories=[category])])
-        _wait(lambda: feed.redis.hexists("{sponsored}:campaigns", "camp-b"), 60, "the campaign")
+        wait_until(lambda: feed.redis.hexists("{sponsored}:campaigns", "camp-b"), 60,
+                   "the campaign")
         time.sleep(1.5)  # every worker's table refresh (0.5 s) has seen it
         # both workers hold comments partitions before the demand arrives (a worker's catalog
         # can be ready before Faust assigned it anything): both then compete for the budget
-        _wait(lambda: all(_holds(w, topics.COMMENTS) for w in workers), 120, "both assigned")
+        wait_until(lambda: all(_holds(w, topics.COMMENTS) for w in workers), 120, "both assigned")
         rng = random.Random(4)
         users = [f"sp-{n}" for n in range(24)]
         feed.publish([
@@ -97,7 +90,7 @@ def test_two_workers_never_spend_more_than_the_budget(
                                                "text": comment_text_for(category, rng)})
             for u in users
         ])
-        _wait(lambda: set(users) <= set(watcher.snapshot().latest), 60, "a record per user")
+        wait_until(lambda: set(users) <= set(watcher.snapshot().latest), 60, "a record per user")
         records = [r for r in watcher.snapshot().all_records if r.get("user_id") in users]
         placed = [(r, n) for r in records for n, p in enumerate(r["placements"]) if p]
         assert all(r["placements"][n] == {"sponsored": True, "campaign_id": "camp-b"}
@@ -130,9 +123,9 @@ def test_two_workers_never_spend_more_than_the_budget(
         # bad input is a dead letter, a tombstone withdraws the campaign
         feed.publish([_campaign("camp-bad", in_category[1], 1.0, 5.0, now, now - 1)])
         feed.publish_raw(topics.SPONSORED, b"camp-b", None)  # type: ignore[arg-type]
-        _wait(lambda: watcher.snapshot().dead_letters.get("schema_violation") == 1, 30,
+        wait_until(lambda: watcher.snapshot().dead_letters.get("schema_violation") == 1, 30,
               "the bad campaign's dead letter")
-        _wait(lambda: not feed.redis.hexists("{sponsored}:campaigns", "camp-b"), 30,
+        wait_until(lambda: not feed.redis.hexists("{sponsored}:campaigns", "camp-b"), 30,
               "the withdrawal")
         assert not feed.redis.hexists("{sponsored}:campaigns", "camp-bad")
         assert int(feed.redis.hget("sp:{camp-b}", "spent") or 0) == spent  # accounting stays

@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("torch", reason="training needs the `train` extra")
 
+from llmrec_stream.datasets.toys import cyclic_dataset  # noqa: E402
 from llmrec_stream.encoder.artifact import read_manifest  # noqa: E402
-from llmrec_stream.eval.toys import cyclic_dataset  # noqa: E402
 from llmrec_stream.ranking.model import OnnxRanker, verify_model_artifact  # noqa: E402
 from llmrec_stream.trainer.train import train  # noqa: E402
 

@@ -211,3 +211,97 @@ async def test_gated_returns_the_outcome_once_acknowledged_and_raises_if_refused
 def test_in_flight_must_be_positive() -> None:
     with pytest.raises(ValueError, match="in_flight"):
         InOrderBatches(0, lambda exc: None)
+
+
+class _Rebalance:
+    """A real Faust consumer's bookkeeping for topic ``t``, partition 0: messages tracked as the
+    conductor tracks them, and ``wait_empty``, which a rebalance awaits before it gives up the
+    partitions (``stream_wait_empty``). Only the broker calls are replaced: the assignment
+    is partition 0 and a commit is recorded instead of sent."""
+
+    def __init__(self) -> None:
+        import faust
+        from faust.types.tuples import TP
+
+        self.app = faust.App("commit-test", broker="kafka://localhost:1", web_enabled=False)
+        self.tp = TP("t", 0)
+        self.committed: list[dict[Any, int]] = []
+        self.consumer = self.app.consumer
+
+    async def start(self) -> None:
+        self.app.topics.add(self.app.topic("t", value_serializer="raw"))
+        await self.app.topics._update_indices()  # type: ignore[attr-defined]  # what the conductor does on subscription
+        self.consumer.assignment = lambda: {self.tp}  # type: ignore[method-assign]
+
+        async def record(offsets: Any) -> bool:
+            self.committed.append(dict(offsets))
+            return True
+
+        self.consumer._commit = record  # type: ignore[attr-defined]
+
+    def batch(self, *offsets: int) -> list[Any]:
+        from faust.types.tuples import ConsumerMessage
+
+        events = []
+        for o in offsets:
+            event = _Event(o)
+            event.message = ConsumerMessage("t", 0, o, 0.0, 0, None, b"k", b"v", None)
+            self.consumer.track_message(event.message)
+            event.message.incref()
+            consumer = self.consumer
+            event.ack = functools.partial(event.message.ack, consumer)  # type: ignore[method-assign]
+            events.append(event)
+        return events
+
+    def on_committable(self, message: Any) -> None:
+        """What ``streams.agents`` passes: Faust's on-message-out sensor hook."""
+        self.app.sensors.on_message_out(message.tp, message.offset, message)
+
+
+@_run
+async def test_a_rebalance_waits_for_held_batches_and_commits_them_once_acknowledged() -> None:
+    r = _Rebalance()
+    await r.start()
+    assert r.app.conf.stream_wait_empty  # the default streams/app.py relies on
+    failures: list[BaseException] = []
+    batches = InOrderBatches(2, failures.append)
+    ack = asyncio.get_running_loop().create_future()
+    events = r.batch(5, 6)
+
+    async def apply(prepared: str) -> _Outcome:
+        return _Outcome([ack])
+
+    await batches.submit(events, _value("a"), apply, r.on_committable)
+    _take_events_ack(events)
+    revoking = asyncio.ensure_future(r.consumer.wait_empty())
+    await asyncio.sleep(0.2)
+    assert not revoking.done()  # the partitions cannot move while the batch is held
+    assert r.committed == []
+    ack.set_result("metadata")  # the agent takes no further batch: the scheduler releases
+    await asyncio.wait_for(revoking, 5)
+    assert r.committed == [{r.tp: 7}] and not failures
+
+
+@_run
+async def test_a_rebalance_never_commits_a_batch_whose_output_was_refused() -> None:
+    r = _Rebalance()
+    await r.start()
+    failures: list[BaseException] = []
+    batches = InOrderBatches(2, failures.append)
+    refused = asyncio.get_running_loop().create_future()
+    events = r.batch(5)
+
+    async def apply(prepared: str) -> _Outcome:
+        return _Outcome([refused])
+
+    await batches.submit(events, _value("a"), apply, r.on_committable)
+    _take_events_ack(events)
+    revoking = asyncio.ensure_future(r.consumer.wait_empty())
+    refused.set_exception(RuntimeError("NotEnoughReplicas"))
+    await batches.drain()
+    await asyncio.sleep(0.2)
+    assert isinstance(failures[0], OutputsNotAcknowledged)  # the worker exits there
+    assert not revoking.done() and r.committed == []
+    r.consumer._stopped.set()  # type: ignore[attr-defined]  # the worker stops: the wait ends
+    await asyncio.wait_for(revoking, 5)
+    assert r.committed == []  # and its last commit holds nothing of the refused batch

@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from llmrec_stream.datasets.metrics import Scorer
+from llmrec_stream.datasets.sequences import SeqDataset
+from llmrec_stream.datasets.specs import EvalContext, ModelSpec, Skip
+from llmrec_stream.datasets.toys import cyclic_dataset
 from llmrec_stream.eval.cli import eval_cmd
-from llmrec_stream.eval.data import SeqDataset
 from llmrec_stream.eval.harness import (
-    EvalContext,
-    ModelSpec,
-    Skip,
     als_spec,
     bpr_spec,
     compare,
@@ -28,9 +28,7 @@ from llmrec_stream.eval.harness import (
     popularity_spec,
     run_eval,
 )
-from llmrec_stream.eval.metrics import Scorer
 from llmrec_stream.eval.peers import interactions
-from llmrec_stream.eval.toys import cyclic_dataset
 
 
 @dataclass
@@ -231,3 +229,13 @@ def test_ease_weights_match_the_closed_form() -> None:
     np.fill_diagonal(expected, 0.0)
     got = fit_ease(data, {"lam": 7.0}).weights
     assert np.allclose(got, expected, atol=1e-5)
+
+
+def test_the_trainer_registers_its_specs_and_the_cli_finds_them_by_name() -> None:
+    from llmrec_stream.datasets.specs import registered_specs
+    from llmrec_stream.eval.cli import model_specs
+
+    pytest.importorskip("torch")
+    names = set(registered_specs())
+    assert {"sasrec", "ours-ce", "ours-mse", "ours-ce-no-cooc", "sasrec-cooc"} <= names
+    assert [s.name for s in model_specs(["ease", "sasrec"])] == ["ease", "sasrec"]

@@ -39,6 +39,7 @@ TOOLING_PACKAGES = (
     "llmrec_stream.bench",
     "llmrec_stream.trainer",
     "llmrec_stream.demo",
+    "llmrec_stream.datasets",
     "torch",
     "scipy",
     "implicit",

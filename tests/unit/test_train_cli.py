@@ -10,7 +10,7 @@ from click.testing import CliRunner
 pytest.importorskip("torch", reason="training needs the `train` extra")
 
 from llmrec_stream.cli import main  # noqa: E402
-from llmrec_stream.eval.toys import cyclic_dataset  # noqa: E402
+from llmrec_stream.datasets.toys import cyclic_dataset  # noqa: E402
 from llmrec_stream.ranking.model import verify_model_artifact  # noqa: E402
 
 

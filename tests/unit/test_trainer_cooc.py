@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch", reason="training needs the `train` extra")
 pytest.importorskip("onnxruntime", reason="export checks need onnxruntime")
 
-from llmrec_stream.eval.toys import cyclic_dataset  # noqa: E402
+from llmrec_stream.datasets.toys import cyclic_dataset  # noqa: E402
 from llmrec_stream.trainer.cooc import cooccurrence_factors  # noqa: E402
 from llmrec_stream.trainer.export import export_seq  # noqa: E402
 from llmrec_stream.trainer.hybrid import HybridSeq  # noqa: E402

@@ -12,8 +12,8 @@ import pytest
 torch = pytest.importorskip("torch", reason="training needs the `train` extra")
 pytest.importorskip("onnxruntime", reason="export checks need onnxruntime")
 
-from llmrec_stream.eval.metrics import evaluate  # noqa: E402
-from llmrec_stream.eval.toys import cyclic_dataset  # noqa: E402
+from llmrec_stream.datasets.metrics import evaluate  # noqa: E402
+from llmrec_stream.datasets.toys import cyclic_dataset  # noqa: E402
 from llmrec_stream.profiles.store import ProfileState  # noqa: E402
 from llmrec_stream.ranking.model import (  # noqa: E402
     FusedMapRanker,

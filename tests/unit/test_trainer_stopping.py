@@ -6,7 +6,7 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="training needs the `train` extra")
 
-from llmrec_stream.eval.toys import cyclic_dataset  # noqa: E402
+from llmrec_stream.datasets.toys import cyclic_dataset  # noqa: E402
 from llmrec_stream.trainer.loop import FitConfig, fit_sequential, stop_reason  # noqa: E402
 from llmrec_stream.trainer.sasrec import SASRec  # noqa: E402
 

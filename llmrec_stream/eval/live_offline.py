@@ -5,7 +5,7 @@ purchases through the real pipeline (embedded broker, a Faust worker with the mo
 loaded, Redis). The last recommendation published for the user, the one that followed their
 last event, is compared with the offline list for the same history: the same artifact scored
 in one batch, history items excluded exactly as the harness's metrics exclude them
-(`llmrec_stream.eval.metrics.top_k_lists`).
+(`llmrec_stream.datasets.metrics.top_k_lists`).
 
 With ``interleave`` the history is spread over clicks, comments and purchases (position by
 position) and produced as a backlog before the worker starts, which then interleaves the three
@@ -29,10 +29,10 @@ from typing import Any
 import numpy as np
 import redis
 
+from llmrec_stream.datasets.metrics import top_k_lists
 from llmrec_stream.demo.watch import OutputWatcher, group_lag
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.devstack.worker import WorkerProcess
-from llmrec_stream.eval.metrics import top_k_lists
 from llmrec_stream.events import topics
 from llmrec_stream.ranking.model import OnnxRanker
 from llmrec_stream.replay import producer, publish

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from llmrec_stream.eval.data import SeqDataset, from_sequences
+from llmrec_stream.datasets.sequences import SeqDataset, from_sequences
 
 
 def tiny_dataset() -> SeqDataset:

@@ -9,9 +9,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from llmrec_stream.eval.data import IntArray
-from llmrec_stream.eval.metrics import evaluate, ndcg_at, recall_at, summarize, target_ranks
-from llmrec_stream.eval.toys import tiny_dataset
+from llmrec_stream.datasets.metrics import evaluate, ndcg_at, recall_at, summarize, target_ranks
+from llmrec_stream.datasets.sequences import IntArray
+from llmrec_stream.datasets.toys import tiny_dataset
 
 
 def _ranks(scores: list[list[float]], targets: list[int], hist: list[list[int]],

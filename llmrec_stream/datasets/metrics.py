@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import numpy.typing as npt
 
-from llmrec_stream.eval.data import IntArray, SeqDataset
+from llmrec_stream.datasets.sequences import IntArray, SeqDataset
 
 FloatArray = npt.NDArray[np.floating]
 #: ``scorer(user_rows, histories) -> scores`` with shape ``(len(histories), n_items + 1)``.

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from llmrec_stream.bench.report import format_table, write_results
+from llmrec_stream.results import format_table, write_results
 
 
 def test_format_table_aligns_numbers_right() -> None:

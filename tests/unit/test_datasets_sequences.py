@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmrec_stream.eval.data import load_dataset, load_loo_txt
-from llmrec_stream.eval.toys import tiny_dataset
+from llmrec_stream.datasets.sequences import load_dataset, load_loo_txt
+from llmrec_stream.datasets.toys import tiny_dataset
 
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 

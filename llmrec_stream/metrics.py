@@ -179,6 +179,21 @@ class Metrics:
             buckets=(0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
             registry=r,
         )
+        # --- business features: sentiment and aspects from text (issue 14) ---------------
+        self.sentiment_signed = Counter(
+            "llmrec_sentiment_signed_comments",
+            "Unrated comments on an item whose contribution the sentiment head signed, by the "
+            "sign it gave.",
+            ["sign"],
+            registry=r,
+        )
+        self.aspect_updates = Counter(
+            "llmrec_aspect_updates",
+            "Aspect additions computed from comments (one per comment and aspect mentioned), "
+            "by aspect.",
+            ["aspect"],
+            registry=r,
+        )
 
     def describe_build(self, encoder: str) -> None:
         """Set ``llmrec_build_info{version, encoder}``: which code and which encoder serve."""

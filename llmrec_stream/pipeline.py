@@ -40,6 +40,7 @@ from llmrec_stream.ranking.protocol import Ranker
 from llmrec_stream.ranking.registry import ModelFollower
 from llmrec_stream.redis_conn import RETRYABLE
 from llmrec_stream.retrieval.catalog import Catalog
+from llmrec_stream.sentiment import TextSignals
 from llmrec_stream.social.blend import SocialBlend
 from llmrec_stream.sponsored.slots import Sponsor
 
@@ -105,6 +106,7 @@ class Pipeline:
         explain_max_events: int = 3,
         sponsor: Sponsor | None = None,
         social: SocialBlend | None = None,
+        text_signals: TextSignals | None = None,
     ) -> None:
         """``unknown_item_wait_s``: how long a batch waits for an item it names to reach the
         catalog (`_drop_unknown_items`); 0 dead-letters an unknown item at once."""
@@ -128,6 +130,8 @@ class Pipeline:
         """Places sponsored items (`llmrec_stream.sponsored`); None: organic lists only."""
         self.social = social
         """Blends in the followees' profiles (`llmrec_stream.social`); None: own profile only."""
+        self.text_signals = text_signals
+        """Sentiment and aspects from text (`llmrec_stream.sentiment`); None: ratings only."""
         # onnxruntime releases the GIL: encoding in a thread keeps the event loop (and the
         # consumer's heartbeats) running. One thread: batches are sequential anyway.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="encoder")
@@ -277,10 +281,14 @@ class Pipeline:
             item_id = getattr(event, "item_id", None)
             item_vec = None if item_id is None else self.catalog.index.vector(item_id)
             text_vec = prepared.texts.get(id(env))
-            tc, bc = contribution(event, text_vec, item_vec, self.weights)
+            aspects: tuple[tuple[str, float], ...] = ()
+            if self.text_signals is None:
+                tc, bc = contribution(event, text_vec, item_vec, self.weights)
+            else:  # sentiment signs an unrated comment; aspects (`llmrec_stream.sentiment`)
+                tc, bc, aspects = self.text_signals.apply(event, text_vec, item_vec, self.weights)
             # a comment is remembered (for reasons) as a sketch of its vector, never its text
             sk = b"" if text_vec is None else explain.sketch(text_vec)
-            batch[event.user_id].append(Contribution(event, env.source, tc, bc, sk))
+            batch[event.user_id].append(Contribution(event, env.source, tc, bc, sk, aspects))
         if not batch:
             return outcome
         started = time.perf_counter()
@@ -408,7 +416,8 @@ class Pipeline:
             reasons = explain.explain(state, [i for i, _ in top], self.catalog.index,
                                       self.weights.half_life_s, self.explain_max_events)
             payload = recommendation_record(
-                user_id, top, version, [e.event_id for e in events], trigger_ts, reasons, placed
+                user_id, top, version, [e.event_id for e in events], trigger_ts, reasons, placed,
+                aspects=dict(state.aspects) if self.text_signals is not None else None,
             )
             outcome.deliveries.append(await self.sink.recommendation(user_id, payload))
             self.metrics.freshness.observe(max(0.0, time.time() - trigger_ts / 1000.0))

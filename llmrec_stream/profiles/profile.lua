@@ -49,7 +49,8 @@
 --   watermark field ("topic:partition"),
 --   offset, ts (ms), item id or "", text contribution (float32 LE bytes or ""),
 --   behaviour contribution (float32 LE bytes or ""), amount, attributes (flat JSON array
---   [name, value, ...] in name order, or ""; the followee id for f and n), topic code
+--   [name, value, ...] in name order, or ""; the followee id for f and n; for a comment
+--   its aspect additions [name, delta, ...] or ""), topic code
 --   (store.TOPIC_CODES; 0 for follows, which enter no recent list),
 --   comment sketch (bytes, or "")
 --
@@ -61,7 +62,10 @@
 -- Returns {flags per event ("1" applied, "0" skipped, "x" refused by erasure),
 --          state string (the KEYS[4] layout, or ""), w_text, w_beh,
 --          bought items, recent items (newest first), attribute keys dropped,
---          followees (oldest follow first)}.
+--          followees (oldest follow first), aspect scores (flat "s:name", score)}.
+-- Aspect scores ("s:" fields of the hash, llmrec_stream/sentiment.py): each comment's delta is
+-- added to the score times ASPECT_KEEP (older comments fade, |score| stays under
+-- max|delta| / (1 - ASPECT_KEEP)), stored with 3 decimals so the hash stays compact.
 -- A follow past ARGV[9] followees evicts the oldest follow (by ts); follows carry no vector:
 -- the worker reads the followees' own state strings at ranking time (llmrec_stream/social).
 
@@ -76,6 +80,7 @@ local max_attrs = tonumber(ARGV[7])
 local comments_max = tonumber(ARGV[8])
 local follows_max = tonumber(ARGV[9])
 local FIELDS = 11
+local ASPECT_KEEP = 0.9
 local fmt = "<" .. string.rep("f", dim)
 local LN2 = math.log(2)
 
@@ -298,6 +303,13 @@ for e = 0, n - 1 do
       redis.call("ZREMRANGEBYRANK", follows, 0, -(follows_max + 1))
     elseif kind == "n" then
       redis.call("ZREM", follows, attrs)
+    elseif kind == "c" and attrs ~= "" then
+      local kv = cjson.decode(attrs)
+      for i = 1, #kv, 2 do
+        local f = "s:" .. kv[i]
+        local v = (tonumber(redis.call("HGET", p, f)) or 0) * ASPECT_KEEP + kv[i + 1]
+        redis.call("HSET", p, f, string.format("%.3f", v))
+      end
     end
     local last = tonumber(redis.call("HGET", p, "last_ts"))
     if last == nil or ts > last then redis.call("HSET", p, "last_ts", ARGV[b + 4]) end
@@ -351,5 +363,14 @@ if dirty or recent_dirty then
 end
 local items = {}
 for i, en in ipairs(entries) do items[i] = en[5] end
+local aspects = {}
+local fields = redis.call("HGETALL", p)
+for i = 1, #fields, 2 do
+  if string.sub(fields[i], 1, 2) == "s:" then
+    aspects[#aspects + 1] = fields[i]
+    aspects[#aspects + 1] = fields[i + 1]
+  end
+end
 return {table.concat(flags), vblob or "", tostring(wt), tostring(wb),
-        redis.call("ZRANGE", bought, 0, -1), items, dropped, redis.call("ZRANGE", follows, 0, -1)}
+        redis.call("ZRANGE", bought, 0, -1), items, dropped, redis.call("ZRANGE", follows, 0, -1),
+        aspects}

@@ -220,6 +220,8 @@ class Contribution:
     behaviour: Vector | None = None
     sketch: bytes = b""
     """A comment's sketch (`llmrec_stream.explain.sketch`), kept for explanations."""
+    aspects: tuple[tuple[str, float], ...] = ()
+    """A comment's additions to the user's aspect scores (`llmrec_stream.sentiment`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,6 +245,8 @@ class ProfileState:
     """The last comments, as sketches with their coordinates (what explanations cite)."""
     follows: tuple[str, ...] = ()
     """The users this user follows, oldest follow first (``llmrec_stream.social`` reads them)."""
+    aspects: tuple[tuple[str, float], ...] = ()
+    """The user's aspect scores (name, score), by name; empty without aspect heads."""
 
     @property
     def all_refused(self) -> bool:
@@ -260,6 +264,9 @@ def _event_args(c: Contribution) -> list[Any]:
     if isinstance(e, UserAttributes):
         # a flat [name, value, ...] array in name order: the script takes new names in order
         attrs = json.dumps([x for kv in sorted(attribute_fields(e).items()) for x in kv])
+    elif c.aspects:
+        # a comment's aspect additions ride in the same field, as [name, delta, ...]
+        attrs = json.dumps([x for kv in c.aspects for x in kv])
     return [
         event_kind(e),
         f"{c.source.topic}:{c.source.partition}",
@@ -344,7 +351,7 @@ class ProfileStore:
         return [self._state(u, r) for u, r in zip(users, replies, strict=True)]
 
     def _state(self, user_id: str, reply: list[Any]) -> ProfileState:
-        flags, vectors, _wt, _wb, bought, recent, dropped, follows = reply
+        flags, vectors, _wt, _wb, bought, recent, dropped, follows, aspects = reply
         state = decode_vector_state(vectors, self.dim)
         return ProfileState(
             user_id=user_id,
@@ -358,6 +365,8 @@ class ProfileStore:
             recent_events=tuple(decode_recent(vectors, self.dim)),
             comments=tuple(decode_comments(vectors, self.dim)),
             follows=tuple(f.decode("utf-8") for f in follows),
+            aspects=tuple(sorted((aspects[i].decode("utf-8")[2:], float(aspects[i + 1]))
+                                 for i in range(0, len(aspects), 2))),
         )
 
     async def cache_recommendations(self, records: dict[str, bytes]) -> None:

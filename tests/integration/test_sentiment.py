@@ -1,0 +1,157 @@
+"""Sentiment and aspects from text (issue 14, item 5) through the real broker, a live worker and
+the real Redis.
+
+The worker runs with ``LLMREC_TEXT_SIGNALS=1`` on the session's MiniLM artifact with the heads
+of ``tests/heads`` attached (what `llmrec-stream train-sentiment` learned on that encoder). An
+unrated, clearly negative comment on an item must push the user's profile away from the item
+(before the head it counted +0.5, toward it); the record carries the user's aspect scores; no
+text reaches Redis.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import fastjsonschema
+import numpy as np
+import pytest
+
+from llmrec_stream.demo.watch import OutputWatcher
+from llmrec_stream.devstack import DevStack
+from llmrec_stream.events import topics
+from llmrec_stream.events.codec import SCHEMAS_DIR
+from llmrec_stream.profiles.fusion import fuse
+from llmrec_stream.profiles.store import decode_vector_state, profile_key, vectors_key
+from llmrec_stream.retrieval.catalog import VECTORS
+from llmrec_stream.sentiment import ASPECTS_NAME, SENTIMENT_NAME, attach_heads
+from llmrec_stream.sources.base import OutboundEvent, envelope
+from llmrec_stream.sources.synthetic import SyntheticReplay, synthetic_replay
+from tests.integration.live import LiveWorker
+
+HEADS = Path(__file__).resolve().parents[1] / "heads"
+validate_rec = fastjsonschema.compile(json.loads((SCHEMAS_DIR / "recommendation.json").read_text()))
+DIM = 384
+CANARY = "zqxsenti4417"
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[DevStack]:
+    with DevStack() as own:
+        yield own
+
+
+@pytest.fixture(scope="module")
+def heads_dir(encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's encoder artifact with the shipped heads attached (links to its files)."""
+    path = tmp_path_factory.mktemp("heads") / encoder_dir.name
+    path.mkdir()
+    for f in encoder_dir.iterdir():
+        if f.name == "manifest.json":
+            shutil.copy(f, path / f.name)
+        elif f.is_file():
+            (path / f.name).symlink_to(f)
+    meta = json.loads((HEADS / "heads.json").read_text())
+    attach_heads(path, {SENTIMENT_NAME: np.load(HEADS / SENTIMENT_NAME),
+                        ASPECTS_NAME: np.load(HEADS / ASPECTS_NAME)}, meta)
+    return path
+
+
+@pytest.fixture(scope="module")
+def world() -> SyntheticReplay:
+    return synthetic_replay(n_items=40, n_users=2, n_events=0, seed=51)
+
+
+@pytest.fixture(scope="module")
+def worker(
+    stack: DevStack, heads_dir: Path, world: SyntheticReplay,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[LiveWorker]:
+    live = LiveWorker(stack, heads_dir, tmp_path_factory.mktemp("senti"),
+                      env={"LLMREC_TEXT_SIGNALS": "1"}).start()
+    try:
+        live.publish(list(world.items))
+        live.wait_catalog(len(world.items))
+        yield live
+    finally:
+        assert live.stop() == 0, live.proc.log_tail()
+
+
+@pytest.fixture
+def watcher(stack: DevStack) -> Iterator[OutputWatcher]:
+    w = OutputWatcher(stack.kafka_bootstrap)
+    w.start(stack.partitions)
+    time.sleep(0.5)
+    try:
+        yield w
+    finally:
+        w.stop()
+
+
+def _comment(user: str, item_id: str, text: str) -> OutboundEvent:
+    value = {**envelope(f"{user}-c", 0), "user_id": user, "text": text, "item_id": item_id}
+    return OutboundEvent(topics.COMMENTS, user, value)
+
+
+def _wait(check: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _cos_to_item(worker: LiveWorker, user: str, item_id: str) -> tuple[float, float]:
+    """(behaviour, fused) cosine of the user's stored profile to the item's vector."""
+    state = decode_vector_state(worker.redis.get(vectors_key(user)), DIM)
+    item = np.frombuffer(worker.redis.hget(VECTORS, item_id), dtype="<f4")
+    beh = state.behaviour / np.linalg.norm(state.behaviour)
+    return float(beh @ item), float(fuse(state.text, state.behaviour, 0.5) @ item)
+
+
+def test_an_unrated_negative_comment_pushes_the_profile_away_from_its_item(
+    worker: LiveWorker, watcher: OutputWatcher, world: SyntheticReplay
+) -> None:
+    item = world.items[3].value
+    noun = item["title"].split()[-2].lower()
+    sour, fond = "senti-sour", "senti-fond"
+    worker.publish([
+        _comment(sour, item["item_id"], f"This {noun} broke after two days. Terrible quality, "
+                 f"way too expensive, a complete waste of money. {CANARY}"),
+        _comment(fond, item["item_id"], "Great value for the money, worth every cent. "
+                 f"I love this {noun}."),
+    ])
+    _wait(lambda: {sour, fond} <= set(watcher.snapshot().latest), 30, "both records")
+    beh_sour, fused_sour = _cos_to_item(worker, sour, item["item_id"])
+    beh_fond, fused_fond = _cos_to_item(worker, fond, item["item_id"])
+    # before the head both comments counted +0.5 of the item: cosine +1 for both
+    assert beh_sour < -0.99 and fused_sour < 0, (beh_sour, fused_sour)
+    assert beh_fond > 0.99 and fused_fond > 0.5, (beh_fond, fused_fond)
+    rec_sour, rec_fond = (watcher.snapshot().latest[u] for u in (sour, fond))
+    assert item["item_id"] not in rec_sour["items"]
+    assert rec_fond["items"][0] == item["item_id"]
+    for rec in (rec_sour, rec_fond):
+        validate_rec(rec)
+    # aspects in the record: the sour comment speaks badly of quality or price, the fond one
+    # well of the price
+    assert rec_sour["aspects"] and min(rec_sour["aspects"].values()) < 0, rec_sour["aspects"]
+    assert rec_fond["aspects"].get("price", 0) > 0, rec_fond["aspects"]
+    print("aspects:", rec_sour["aspects"], rec_fond["aspects"], "cosines:", beh_sour, fused_sour,
+          beh_fond, fused_fond)
+    stored = worker.redis.hgetall(profile_key(sour))
+    assert {k.decode()[2:] for k in stored if k.startswith(b"s:")} == set(rec_sour["aspects"])
+    metrics = worker.metrics()
+    assert metrics['llmrec_sentiment_signed_comments_total{sign="negative"}'] >= 1
+    assert metrics['llmrec_sentiment_signed_comments_total{sign="positive"}'] >= 1
+    # privacy: the comment's words are nowhere in Redis
+    r = worker.redis
+    for key in r.scan_iter():
+        kind = r.type(key)
+        values = ([r.get(key)] if kind == b"string" else list(r.hgetall(key).values())
+                  if kind == b"hash" else r.zrange(key, 0, -1) if kind == b"zset" else [])
+        assert not any(CANARY.encode() in v for v in values if v), key

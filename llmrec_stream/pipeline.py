@@ -281,7 +281,7 @@ class Pipeline:
             item_id = getattr(event, "item_id", None)
             item_vec = None if item_id is None else self.catalog.index.vector(item_id)
             text_vec = prepared.texts.get(id(env))
-            aspects: tuple[tuple[str, float], ...] = ()
+            aspects: tuple[float, ...] = ()
             if self.text_signals is None:
                 tc, bc = contribution(event, text_vec, item_vec, self.weights)
             else:  # sentiment signs an unrated comment; aspects (`llmrec_stream.sentiment`)
@@ -415,9 +415,10 @@ class Pipeline:
             trigger_ts = max(e.ts for e in events)
             reasons = explain.explain(state, [i for i, _ in top], self.catalog.index,
                                       self.weights.half_life_s, self.explain_max_events)
+            signals = self.text_signals
             payload = recommendation_record(
                 user_id, top, version, [e.event_id for e in events], trigger_ts, reasons, placed,
-                aspects=dict(state.aspects) if self.text_signals is not None else None,
+                aspects=None if signals is None else signals.named(state.aspects),
             )
             outcome.deliveries.append(await self.sink.recommendation(user_id, payload))
             self.metrics.freshness.observe(max(0.0, time.time() - trigger_ts / 1000.0))

@@ -37,7 +37,7 @@ HEADS_NAME = "heads.json"
 SENTIMENT_NAME = "sentiment.npy"
 ASPECTS_NAME = "aspects.npy"
 HEADS_FORMAT = 1
-#: Aspect names as stored in Redis ("s:" + name): short, so the profile hash stays compact.
+#: The aspects `train-sentiment` anchors; a profile stores their scores in this order.
 ASPECTS: tuple[str, ...] = ("price", "quality", "delivery", "fit")
 
 
@@ -163,7 +163,7 @@ class TextSignals:
     def apply(
         self, event: UserEvent, text_vec: Vector | None, item_vec: Vector | None,
         weights: FusionWeights,
-    ) -> tuple[Vector | None, Vector | None, tuple[tuple[str, float], ...]]:
+    ) -> tuple[Vector | None, Vector | None, tuple[float, ...]]:
         """One event's (text, behaviour) contributions and aspect additions, counted."""
         scale = self.signed(event, text_vec)
         tc, bc = self.contribution(event, text_vec, item_vec, weights, scale)
@@ -172,8 +172,10 @@ class TextSignals:
             if scale is not None and item_vec is not None and getattr(event, "item_id", None):
                 self.metrics.sentiment_signed.labels(
                     "negative" if scale < 0 else "positive").inc()
-            for name, _ in aspects:
-                self.metrics.aspect_updates.labels(name).inc()
+            names = () if self.heads.aspects is None else self.heads.aspects.names
+            for name, delta in zip(names, aspects, strict=False):
+                if delta != 0.0:
+                    self.metrics.aspect_updates.labels(name).inc()
         return tc, bc, aspects
 
     def signed(self, event: UserEvent, text_vec: Vector | None) -> float | None:
@@ -196,8 +198,9 @@ class TextSignals:
         return tc, (weights.review * scale * item_vec).astype(np.float32)
 
     def aspects(self, event: UserEvent, text_vec: Vector | None,
-                scale: float | None) -> tuple[tuple[str, float], ...]:
-        """What a comment adds to each aspect it mentions: mention × sentiment (3 decimals)."""
+                scale: float | None) -> tuple[float, ...]:
+        """What a comment adds to each aspect, in the anchors' order: mention × sentiment
+        (3 decimals); () when it mentions none (the profile then stays as it was)."""
         anchors = self.heads.aspects
         if anchors is None or text_vec is None or not isinstance(event, Comment):
             return ()
@@ -209,9 +212,10 @@ class TextSignals:
             sign = self.heads.sentiment.scale(text_vec)
         else:
             sign = 1.0  # no head, no rating: a mention counts as interest
-        out = []
-        for name, m in zip(anchors.names, anchors.mentions(text_vec), strict=True):
-            delta = round(float(m) * sign, 3)
-            if delta != 0.0:
-                out.append((name, delta))
-        return tuple(out)
+        deltas = tuple(round(float(m) * sign, 3) for m in anchors.mentions(text_vec))
+        return deltas if any(deltas) else ()
+
+    def named(self, scores: tuple[float, ...]) -> dict[str, float]:
+        """A profile's aspect scores by name, those not zero (what the record shows)."""
+        names = () if self.heads.aspects is None else self.heads.aspects.names
+        return {n: s for n, s in zip(names, scores, strict=False) if s != 0.0}

@@ -154,7 +154,8 @@ def train_heads(
         "train_reviews": len(texts), "train_negative": int((y == 0).sum()),
         "test_reviews": len(test.texts), "test_negative": int((test.labels == 0).sum()),
         "C_grid_val_macro_f1": {str(c): round(v, 4) for c, v in grid.items()}, "C": best,
-        "accuracy": acc, "macro_f1": f1, "majority_accuracy": majority, "majority_macro_f1": majority_f1,
+        "accuracy": acc, "macro_f1": f1, "majority_accuracy": majority,
+        "majority_macro_f1": majority_f1,
         "seed": seed, "bootstrap": "2000 resamples of test reviews, 95% percentile",
     }
     meta = {

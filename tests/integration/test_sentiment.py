@@ -26,9 +26,9 @@ from llmrec_stream.devstack import DevStack
 from llmrec_stream.events import topics
 from llmrec_stream.events.codec import SCHEMAS_DIR
 from llmrec_stream.profiles.fusion import fuse
-from llmrec_stream.profiles.store import decode_vector_state, profile_key, vectors_key
+from llmrec_stream.profiles.store import decode_aspects, decode_vector_state, vectors_key
 from llmrec_stream.retrieval.catalog import VECTORS
-from llmrec_stream.sentiment import ASPECTS_NAME, SENTIMENT_NAME, attach_heads
+from llmrec_stream.sentiment import ASPECTS, ASPECTS_NAME, SENTIMENT_NAME, attach_heads
 from llmrec_stream.sources.base import OutboundEvent, envelope
 from llmrec_stream.sources.synthetic import SyntheticReplay, synthetic_replay
 from tests.integration.live import LiveWorker
@@ -143,8 +143,8 @@ def test_an_unrated_negative_comment_pushes_the_profile_away_from_its_item(
     assert rec_fond["aspects"].get("price", 0) > 0, rec_fond["aspects"]
     print("aspects:", rec_sour["aspects"], rec_fond["aspects"], "cosines:", beh_sour, fused_sour,
           beh_fond, fused_fond)
-    stored = worker.redis.hgetall(profile_key(sour))
-    assert {k.decode()[2:] for k in stored if k.startswith(b"s:")} == set(rec_sour["aspects"])
+    stored = decode_aspects(worker.redis.get(vectors_key(sour)), DIM)
+    assert {n: s for n, s in zip(ASPECTS, stored, strict=True) if s} == rec_sour["aspects"]
     metrics = worker.metrics()
     assert metrics['llmrec_sentiment_signed_comments_total{sign="negative"}'] >= 1
     assert metrics['llmrec_sentiment_signed_comments_total{sign="positive"}'] >= 1

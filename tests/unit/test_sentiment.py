@@ -114,12 +114,13 @@ def test_an_unrated_comment_is_signed_by_the_head_and_a_rated_one_keeps_its_rati
     old_tc, old_bc = contribution(unrated, bad_text, item, weights)
     assert old_bc is not None and float(old_bc @ item) > 0  # what it was: +0.5, toward
     np.testing.assert_array_equal(tc, old_tc)  # the text's own direction is unchanged
-    assert aspects and aspects[0][0] == "price" and aspects[0][1] < 0
+    assert aspects and aspects[0] < 0 and aspects[1:] == (0, 0, 0)  # price, badly
+    assert signals.named(aspects) == {"price": aspects[0]}
     assert metrics.sentiment_signed.labels("negative")._value.get() == 1
     rated = Comment("c2", 1, "u", "text", "i1", 5)
     _, bc5, aspects5 = signals.apply(rated, bad_text, item, weights)
     np.testing.assert_array_equal(bc5, contribution(rated, bad_text, item, weights)[1])
-    assert aspects5[0][1] > 0  # a 5-star comment on the price: praise, whatever the head says
+    assert aspects5[0] > 0  # a 5-star comment on the price: praise, whatever the head says
     click = Click("k1", 1, "u", "i1")
     np.testing.assert_array_equal(signals.apply(click, None, item, weights)[1],
                                   contribution(click, None, item, weights)[1])

@@ -52,8 +52,9 @@ TOOLING: dict[str, Tooling] = {
     "serve": Tooling("llmrec_stream.serve.cli:serve", ("serve",),
                      "Serve the pull API: recommendations from Redis, events into Kafka."),
     "train-sentiment": Tooling("llmrec_stream.trainer.sentiment:train_sentiment", ("sentiment",),
-                               "Learn the sentiment head and aspect anchors from rated reviews "
-                               "and ship them in the encoder artifact."),
+                               "Learn the sentiment head and aspect anchors from rated reviews, "
+                               "test them on a held-out category, ship them in the encoder "
+                               "artifact."),
 }
 
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[([^\]]*)\])?[^;]*;.*extra\s*==\s*"

@@ -198,7 +198,8 @@ def train_and_attach(
 def train_sentiment(encoder_dir: Path | None, data_dir: Path, train_names: tuple[str, ...],
                     test_name: str, per_category: int, seed: int,
                     report_path: Path | None) -> None:
-    """Learn the sentiment head and aspect anchors, test on a held-out category, attach them."""
+    """Learn the sentiment head and aspect anchors from rated reviews, test them on a held-out
+    category, ship them in the encoder artifact."""
     from llmrec_stream.encoder.artifact import default_encoder_dir
     from llmrec_stream.encoder.runtime import OnnxTextEncoder
 

@@ -10,6 +10,7 @@ text reaches Redis.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import shutil
 import time
@@ -20,13 +21,21 @@ from typing import Any
 import fastjsonschema
 import numpy as np
 import pytest
+import redis.asyncio as aioredis
 
 from llmrec_stream.demo.watch import OutputWatcher
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.events import topics
 from llmrec_stream.events.codec import SCHEMAS_DIR
-from llmrec_stream.profiles.fusion import fuse
-from llmrec_stream.profiles.store import decode_aspects, decode_vector_state, vectors_key
+from llmrec_stream.events.models import Comment, Source
+from llmrec_stream.profiles.fusion import FusionWeights, fuse
+from llmrec_stream.profiles.store import (
+    Contribution,
+    ProfileStore,
+    decode_aspects,
+    decode_vector_state,
+    vectors_key,
+)
 from llmrec_stream.retrieval.catalog import VECTORS
 from llmrec_stream.sentiment import ASPECTS, ASPECTS_NAME, SENTIMENT_NAME, attach_heads
 from llmrec_stream.sources.base import OutboundEvent, envelope
@@ -155,3 +164,35 @@ def test_an_unrated_negative_comment_pushes_the_profile_away_from_its_item(
         values = ([r.get(key)] if kind == b"string" else list(r.hgetall(key).values())
                   if kind == b"hash" else r.zrange(key, 0, -1) if kind == b"zset" else [])
         assert not any(CANARY.encode() in v for v in values if v), key
+
+
+def test_aspect_scores_apply_once_fade_and_are_erased(stack: DevStack) -> None:
+    """Through the real Redis script: score = previous × 0.9 + delta, a replayed comment
+    changes nothing (the offset watermark), erasure removes the scores with the profile."""
+    user = "senti-store"
+    weights = FusionWeights()
+    text = np.zeros(DIM, dtype=np.float32)
+    text[0] = 1.0
+
+    def comment(offset: int, deltas: tuple[float, ...]) -> Contribution:
+        event = Comment(f"c{offset}", 1_000 + offset, user, "t", None, None)
+        return Contribution(event, Source(topics.COMMENTS, 0, offset), text, None, b"", deltas)
+
+    async def run() -> tuple[tuple[float, ...], ...]:
+        client = aioredis.Redis.from_url(stack.redis_url)
+        try:
+            store = ProfileStore(client, DIM, weights)
+            [a] = await store.apply({user: [comment(1, (-0.5, 0.0, 0.25, 0.0))]})
+            [b] = await store.apply({user: [comment(2, (0.0, 0.75, 0.0, 0.0))]})
+            [c] = await store.apply({user: [comment(2, (0.0, 0.75, 0.0, 0.0))]})  # a replay
+            await store.erase(user, 5_000, Source(topics.ERASE, 0, 1))
+            raw = await client.get(vectors_key(user))
+            return a.aspects, b.aspects, c.aspects, () if raw is None else decode_aspects(raw, DIM)
+        finally:
+            await client.aclose()
+
+    first, second, replayed, erased = asyncio.run(run())
+    assert first == (-0.5, 0.0, 0.25, 0.0)
+    assert second == (-0.45, 0.75, 0.225, 0.0)
+    assert replayed == second
+    assert erased == ()

@@ -2,17 +2,16 @@
 the real Redis.
 
 The worker runs with ``LLMREC_TEXT_SIGNALS=1`` on the session's MiniLM artifact with the heads
-of ``tests/heads`` attached (what `llmrec-stream train-sentiment` learned on that encoder). An
-unrated, clearly negative comment on an item must push the user's profile away from the item
-(before the head it counted +0.5, toward it); the record carries the user's aspect scores; no
-text reaches Redis.
+of ``tests/heads`` attached (``encoder_dir_with_heads``: what `llmrec-stream train-sentiment`
+learned on that encoder). An unrated, clearly negative comment on an item must push the user's
+profile away from the item (before the head it counted +0.5, toward it); the record carries the
+user's aspect scores; no text reaches Redis.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,12 +36,11 @@ from llmrec_stream.profiles.store import (
     vectors_key,
 )
 from llmrec_stream.retrieval.catalog import VECTORS
-from llmrec_stream.sentiment import ASPECTS, ASPECTS_NAME, SENTIMENT_NAME, attach_heads
+from llmrec_stream.sentiment import ASPECTS
 from llmrec_stream.sources.base import OutboundEvent, envelope
 from llmrec_stream.sources.synthetic import SyntheticReplay, synthetic_replay
 from tests.integration.live import LiveWorker
 
-HEADS = Path(__file__).resolve().parents[1] / "heads"
 validate_rec = fastjsonschema.compile(json.loads((SCHEMAS_DIR / "recommendation.json").read_text()))
 DIM = 384
 CANARY = "zqxsenti4417"
@@ -55,32 +53,16 @@ def stack() -> Iterator[DevStack]:
 
 
 @pytest.fixture(scope="module")
-def heads_dir(encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The session's encoder artifact with the shipped heads attached (links to its files)."""
-    path = tmp_path_factory.mktemp("heads") / encoder_dir.name
-    path.mkdir()
-    for f in encoder_dir.iterdir():
-        if f.name == "manifest.json":
-            shutil.copy(f, path / f.name)
-        elif f.is_file():
-            (path / f.name).symlink_to(f)
-    meta = json.loads((HEADS / "heads.json").read_text())
-    attach_heads(path, {SENTIMENT_NAME: np.load(HEADS / SENTIMENT_NAME),
-                        ASPECTS_NAME: np.load(HEADS / ASPECTS_NAME)}, meta)
-    return path
-
-
-@pytest.fixture(scope="module")
 def world() -> SyntheticReplay:
     return synthetic_replay(n_items=40, n_users=2, n_events=0, seed=51)
 
 
 @pytest.fixture(scope="module")
 def worker(
-    stack: DevStack, heads_dir: Path, world: SyntheticReplay,
+    stack: DevStack, encoder_dir_with_heads: Path, world: SyntheticReplay,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveWorker]:
-    live = LiveWorker(stack, heads_dir, tmp_path_factory.mktemp("senti"),
+    live = LiveWorker(stack, encoder_dir_with_heads, tmp_path_factory.mktemp("senti"),
                       env={"LLMREC_TEXT_SIGNALS": "1"}).start()
     try:
         live.publish(list(world.items))

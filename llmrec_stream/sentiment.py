@@ -90,7 +90,10 @@ class Heads:
 
 
 def _checked(artifact_dir: Path, name: str, files: dict[str, str]) -> Path:
-    # a head file must be hashed in the manifest like the graph: a swapped file is refused
+    # a head file must be hashed in the manifest like the graph: a swapped file is refused;
+    # heads sit at the artifact's top level, so a name with a path in it is refused too
+    if not name or "/" in name or "\\" in name or name.startswith("."):
+        raise ArtifactError(f"{HEADS_NAME} in {artifact_dir} names an unsafe file: {name!r}")
     path = artifact_dir / name
     expected = files.get(name)
     if expected is None:
@@ -110,19 +113,28 @@ def load_heads(artifact_dir: Path, dim: int) -> Heads | None:
     manifest = read_manifest(artifact_dir)
     if HEADS_NAME not in manifest.files:
         return None
-    raw = json.loads(_checked(artifact_dir, HEADS_NAME, manifest.files).read_text("utf-8"))
+    try:
+        return _read_heads(artifact_dir, dim, manifest.files)
+    except (OSError, KeyError, TypeError, ValueError) as exc:
+        if isinstance(exc, ArtifactError):
+            raise
+        raise ArtifactError(f"unreadable heads in {artifact_dir}: {exc!r}") from exc
+
+
+def _read_heads(artifact_dir: Path, dim: int, files: dict[str, str]) -> Heads:
+    raw = json.loads(_checked(artifact_dir, HEADS_NAME, files).read_text("utf-8"))
     if not isinstance(raw, dict) or raw.get("format") != HEADS_FORMAT:
         raise ArtifactError(f"{HEADS_NAME} in {artifact_dir}: unknown format")
     sentiment = aspects = None
     if "sentiment" in raw:
         spec = raw["sentiment"]
-        w = np.load(_checked(artifact_dir, str(spec["file"]), manifest.files))
+        w = np.load(_checked(artifact_dir, str(spec["file"]), files))
         if w.shape != (dim,) or not math.isfinite(float(spec["bias"])):
             raise ArtifactError(f"sentiment head of shape {w.shape}, the encoder's dim is {dim}")
         sentiment = SentimentHead(w.astype(np.float32), float(spec["bias"]))
     if "aspects" in raw:
         spec = raw["aspects"]
-        a = np.load(_checked(artifact_dir, str(spec["file"]), manifest.files))
+        a = np.load(_checked(artifact_dir, str(spec["file"]), files))
         names = tuple(str(n) for n in spec["names"])
         thresholds = tuple(float(t) for t in spec["thresholds"])
         if a.shape != (len(names), dim) or len(thresholds) != len(names):

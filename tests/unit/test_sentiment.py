@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from llmrec_stream.encoder.artifact import ArtifactError, write_manifest
+from llmrec_stream.encoder.artifact import ArtifactError, sha256_file, write_manifest
 from llmrec_stream.events.models import Click, Comment
 from llmrec_stream.metrics import Metrics
 from llmrec_stream.profiles.fusion import FusionWeights, contribution
@@ -94,6 +94,27 @@ def test_a_swapped_head_file_or_a_wrong_dimension_is_refused(tmp_path: Path) -> 
     other = _attached(tmp_path / "other")
     with pytest.raises(ArtifactError, match="dim is 16"):
         load_heads(other, 16)
+
+
+def test_a_malformed_or_unsafe_heads_file_is_an_artifact_error(tmp_path: Path) -> None:
+    from llmrec_stream.sentiment import HEADS_NAME
+
+    for meta in ({**META, "sentiment": {"file": SENTIMENT_NAME}},  # no bias
+                 {**META, "sentiment": {"file": "../sentiment.npy", "bias": 0.0}},
+                 {**META, "format": 99}):
+        path = _artifact(tmp_path / str(len(list(tmp_path.iterdir()))))
+        attach_heads(path, {SENTIMENT_NAME: W, ASPECTS_NAME: ANCHORS}, meta)
+        with pytest.raises(ArtifactError):
+            load_heads(path, DIM)
+    path = _attached(tmp_path / "garbled")
+    (path / HEADS_NAME).write_text("{not json")
+    with pytest.raises(ArtifactError, match="does not match"):  # refused before parsing
+        load_heads(path, DIM)
+    manifest = json.loads((path / "manifest.json").read_text())
+    manifest["files"][HEADS_NAME] = sha256_file(path / HEADS_NAME)  # an operator's bad edit
+    (path / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="unreadable heads"):
+        load_heads(path, DIM)
 
 
 def test_an_unrated_comment_is_signed_by_the_head_and_a_rated_one_keeps_its_rating(

@@ -183,14 +183,14 @@ class Metrics:
         self.sentiment_signed = Counter(
             "llmrec_sentiment_signed_comments",
             "Unrated comments on an item whose contribution the sentiment head signed, by the "
-            "sign it gave.",
+            "sign it gave (counted as processed: a comment replayed after a crash counts again).",
             ["sign"],
             registry=r,
         )
         self.aspect_updates = Counter(
             "llmrec_aspect_updates",
-            "Aspect additions computed from comments (one per comment and aspect mentioned), "
-            "by aspect.",
+            "Aspect additions computed from comments (one per comment and aspect mentioned, as "
+            "processed), by aspect.",
             ["aspect"],
             registry=r,
         )

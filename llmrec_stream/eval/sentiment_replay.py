@@ -10,7 +10,9 @@ event is the history, every comment's rating removed. Three arms on the same use
 
 - ``unrated``: what the stream did before the head, +0.5 for every comment on an item;
 - ``head``: the sentiment head signs and scales each comment (2p - 1);
-- ``ratings``: the hidden ratings shown again (the reference the head tries to approach).
+- ``ratings``: the hidden ratings shown again (the reference the head tries to approach);
+- ``head+prior``: the head with ``--prior-shift`` added to its logit (log(positives/negatives)
+  of its training reviews undoes the balanced class weights: odds as the data has them).
 
 ``--no-purchases`` drops the purchases, so a comment is all the stream knows of an item. The
 difference head - unrated in NDCG@10 gets a paired bootstrap interval over users
@@ -36,11 +38,12 @@ from llmrec_stream.profiles.fusion import FusionWeights, Vector, contribution, d
 from llmrec_stream.sentiment import TextSignals, load_heads
 from llmrec_stream.sources.amazon import load_amazon2018
 
-ARMS = ("unrated", "head", "ratings")
+ARMS = ("unrated", "head", "ratings", "head+prior")
 
 
 def _profile(events: list[tuple[UserEvent, Vector | None, Vector | None]], dim: int,
-             weights: FusionWeights, arm: str, signals: TextSignals) -> Vector:
+             weights: FusionWeights, arm: str, signals: TextSignals,
+             shifted: TextSignals) -> Vector:
     """The fused query after these events (the Lua script's sums, in float64)."""
     text, beh = np.zeros(dim), np.zeros(dim)
     t_ref: int | None = None
@@ -49,7 +52,8 @@ def _profile(events: list[tuple[UserEvent, Vector | None, Vector | None]], dim: 
             tc, bc = contribution(event, tv, iv, weights)
         else:
             hidden = replace(event, rating=None) if isinstance(event, Comment) else event
-            scale = signals.signed(hidden, tv) if arm == "head" else None
+            scale = (signals.signed(hidden, tv) if arm == "head"
+                     else shifted.signed(hidden, tv) if arm == "head+prior" else None)
             tc, bc = signals.contribution(hidden, tv, iv, weights, scale)
         if tc is None and bc is None:
             continue
@@ -75,7 +79,7 @@ def _ranks(query: Vector, items: npt.NDArray[np.float32], target: int, seen: set
 
 
 def run(encoder_dir: Path, data: Path, *, purchases: bool = True, k: int = 10,
-        seed: int = 0, resamples: int = 10_000) -> dict[str, Any]:
+        seed: int = 0, resamples: int = 10_000, prior_shift: float = 0.0) -> dict[str, Any]:
     """Replay ``data`` (one 5-core file) in the three arms; returns the report."""
     from llmrec_stream.encoder.runtime import OnnxTextEncoder
 
@@ -112,6 +116,8 @@ def run(encoder_dir: Path, data: Path, *, purchases: bool = True, k: int = 10,
     if heads is None or heads.sentiment is None:
         raise ValueError(f"{encoder_dir} has no sentiment head: run train-sentiment first")
     signals = TextSignals(heads)
+    head = heads.sentiment
+    shifted = TextSignals(replace(heads, sentiment=replace(head, bias=head.bias + prior_shift)))
     index = {i: n for n, i in enumerate(item_ids)}
     weights = FusionWeights()
     ranks: dict[str, list[int]] = {a: [] for a in ARMS}
@@ -129,16 +135,17 @@ def run(encoder_dir: Path, data: Path, *, purchases: bool = True, k: int = 10,
                     item_vecs[index[i]] if (i := getattr(e, "item_id", None)) else None)
                    for e in history]
         for arm in ARMS:
-            q = _profile(triples, item_vecs.shape[1], weights, arm, signals)
+            q = _profile(triples, item_vecs.shape[1], weights, arm, signals, shifted)
             ranks[arm].append(_ranks(q, item_vecs, target, seen))
     out: dict[str, Any] = {"data": data.name, "purchases": purchases, "users": len(ranks["head"]),
-                           "items": len(item_ids), "k": k, "seed": seed}
+                           "items": len(item_ids), "k": k, "seed": seed,
+                           "prior_shift": prior_shift}
     ndcg = {}
     for arm in ARMS:
         r = np.asarray(ranks[arm])
         ndcg[arm] = np.where(r < k, 1.0 / np.log2(r + 2.0), 0.0)
         out[arm] = {f"hr@{k}": float(np.mean(r < k)), f"ndcg@{k}": float(ndcg[arm].mean())}
-    for arm in ("head", "ratings"):
+    for arm in ("head", "ratings", "head+prior"):
         iv = paired_bootstrap(ndcg[arm], ndcg["unrated"], resamples=resamples, seed=seed)
         out[f"{arm}-unrated ndcg@{k}"] = {"diff": iv.diff, "ci95": [iv.low, iv.high],
                                           "significant": iv.significant}
@@ -151,9 +158,11 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True, help="one *_5.json.gz file")
     parser.add_argument("--no-purchases", action="store_true")
     parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--prior-shift", type=float, default=0.0,
+                        help="added to the head's logit in the head+prior arm")
     args = parser.parse_args()
     print(json.dumps(run(args.encoder_dir, args.data, purchases=not args.no_purchases,  # noqa: T201
-                         seed=args.seed), indent=2))
+                         seed=args.seed, prior_shift=args.prior_shift), indent=2))
 
 
 if __name__ == "__main__":

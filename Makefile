@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# torch is pinned so pip takes the local CPU build (an unpinned torch pulls a CUDA one)
-	$(BIN)/pip install -q -e '.[cpu,export,train,eval,bench,serve,dev,test]' torch==2.13.0
+	$(BIN)/pip install -q -e '.[cpu,export,train,eval,bench,serve,sentiment,dev,test]' torch==2.13.0
 	touch $(STAMP)
 
 encoder: $(STAMP)

@@ -57,6 +57,10 @@ TOOLING: dict[str, Tooling] = {
                      "Serve the pull API: recommendations from Redis, events into Kafka."),
     "models": Tooling("llmrec_stream.ranking.models_cli:models_group", (),
                       "Publish a ranking model (live or in shadow); compare a shadow online."),
+    "train-sentiment": Tooling("llmrec_stream.trainer.sentiment:train_sentiment", ("sentiment",),
+                               "Learn the sentiment head and aspect anchors from rated reviews, "
+                               "test them on a held-out category, ship them in the encoder "
+                               "artifact."),
 }
 
 _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[([^\]]*)\])?[^;]*;.*extra\s*==\s*"

@@ -305,6 +305,15 @@ class Settings(BaseSettings):
         description="Confidence level of the online intervals: Wilson per model, Newcombe's "
         "paired interval for the difference (promotion and `llmrec-stream models compare`).",
     )
+    # --- business features: sentiment and aspects from text (issue 14) ------------------
+    text_signals: bool = Field(
+        False,
+        description="Use the sentiment head and aspect anchors shipped in the encoder artifact "
+        "(`llmrec-stream train-sentiment`): an unrated comment on an item is signed and scaled "
+        "by the head's 2p-1 instead of counting +0.5, and comments update the user's aspect "
+        "scores (price, quality, delivery, fit), shown in the record's `aspects`. Rated "
+        "comments keep their rating. An artifact without heads changes nothing.",
+    )
 
     @cached_property
     def resolved_worker_id(self) -> str:

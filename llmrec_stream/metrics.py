@@ -200,6 +200,21 @@ class Metrics:
             ["model_version", "role"],
             registry=r,
         )
+        # --- business features: sentiment and aspects from text (issue 14) ---------------
+        self.sentiment_signed = Counter(
+            "llmrec_sentiment_signed_comments",
+            "Unrated comments on an item whose contribution the sentiment head signed, by the "
+            "sign it gave (counted as processed: a comment replayed after a crash counts again).",
+            ["sign"],
+            registry=r,
+        )
+        self.aspect_updates = Counter(
+            "llmrec_aspect_updates",
+            "Aspect additions computed from comments (one per comment and aspect mentioned, as "
+            "processed), by aspect.",
+            ["aspect"],
+            registry=r,
+        )
 
     def describe_build(self, encoder: str) -> None:
         """Set ``llmrec_build_info{version, encoder}``: which code and which encoder serve."""

@@ -41,6 +41,7 @@ from llmrec_stream.ranking.registry import ModelFollower
 from llmrec_stream.ranking.shadow import ShadowRun
 from llmrec_stream.redis_conn import RETRYABLE
 from llmrec_stream.retrieval.catalog import Catalog
+from llmrec_stream.sentiment import TextSignals
 from llmrec_stream.social.blend import SocialBlend
 from llmrec_stream.sponsored.slots import Sponsor
 
@@ -107,6 +108,7 @@ class Pipeline:
         sponsor: Sponsor | None = None,
         social: SocialBlend | None = None,
         shadow: ShadowRun | None = None,
+        text_signals: TextSignals | None = None,
     ) -> None:
         """``unknown_item_wait_s``: how long a batch waits for an item it names to reach the
         catalog (`_drop_unknown_items`); 0 dead-letters an unknown item at once."""
@@ -132,6 +134,8 @@ class Pipeline:
         """Blends in the followees' profiles (`llmrec_stream.social`); None: own profile only."""
         self.shadow = shadow
         """Ranks beside the live model, unpublished, and scores both (`ranking.shadow`)."""
+        self.text_signals = text_signals
+        """Sentiment and aspects from text (`llmrec_stream.sentiment`); None: ratings only."""
         # onnxruntime releases the GIL: encoding in a thread keeps the event loop (and the
         # consumer's heartbeats) running. One thread: batches are sequential anyway.
         self._executor = ThreadPoolExecutor(1, thread_name_prefix="encoder")
@@ -283,10 +287,14 @@ class Pipeline:
             item_id = getattr(event, "item_id", None)
             item_vec = None if item_id is None else self.catalog.index.vector(item_id)
             text_vec = prepared.texts.get(id(env))
-            tc, bc = contribution(event, text_vec, item_vec, self.weights)
+            aspects: tuple[float, ...] = ()
+            if self.text_signals is None:
+                tc, bc = contribution(event, text_vec, item_vec, self.weights)
+            else:  # sentiment signs an unrated comment; aspects (`llmrec_stream.sentiment`)
+                tc, bc, aspects = self.text_signals.apply(event, text_vec, item_vec, self.weights)
             # a comment is remembered (for reasons) as a sketch of its vector, never its text
             sk = b"" if text_vec is None else explain.sketch(text_vec)
-            batch[event.user_id].append(Contribution(event, env.source, tc, bc, sk))
+            batch[event.user_id].append(Contribution(event, env.source, tc, bc, sk, aspects))
         if not batch:
             return outcome
         started = time.perf_counter()
@@ -417,8 +425,10 @@ class Pipeline:
             trigger_ts = max(e.ts for e in events)
             reasons = explain.explain(state, [i for i, _ in top], self.catalog.index,
                                       self.weights.half_life_s, self.explain_max_events)
+            signals = self.text_signals
             payload = recommendation_record(
-                user_id, top, version, [e.event_id for e in events], trigger_ts, reasons, placed
+                user_id, top, version, [e.event_id for e in events], trigger_ts, reasons, placed,
+                aspects=None if signals is None else signals.named(state.aspects),
             )
             outcome.deliveries.append(await self.sink.recommendation(user_id, payload))
             self.metrics.freshness.observe(max(0.0, time.time() - trigger_ts / 1000.0))

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from collections.abc import Awaitable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from llmrec_stream.events.codec import dumps
 
@@ -42,31 +42,35 @@ def recommendation_record(
     trigger_ts: int,
     reasons: Sequence[Reason | None] | None = None,
     campaigns: Sequence[str | None] | None = None,
+    *,
+    aspects: Mapping[str, float] | None = None,
 ) -> bytes:
     """The ``llmrec.recommendations`` value (``schemas/recommendation.json``, version 2).
 
     ``reasons``: one per ranked item (`llmrec_stream.explain`); None publishes every reason as
     null (nothing to cite), so the record always has one entry per item. ``campaigns``: per
     item, the campaign that placed it there (a sponsored slot), or None for an organic item.
+    ``aspects``: the user's aspect scores (`llmrec_stream.sentiment`), published when given.
     """
     reasons = [None] * len(ranked) if reasons is None else reasons
     campaigns = [None] * len(ranked) if campaigns is None else campaigns
     if not len(reasons) == len(campaigns) == len(ranked):
         raise ValueError(f"{len(reasons)} reasons and {len(campaigns)} placements for "
                          f"{len(ranked)} items")
-    return dumps(
-        {
-            "schema_version": 2,
-            "user_id": user_id,
-            "items": [item for item, _ in ranked],
-            "scores": [round(score, 6) for _, score in ranked],
-            "model_version": model_version,
-            "event_ids": list(event_ids),
-            "trigger_ts": trigger_ts,
-            "published_ts": int(time.time() * 1000),
-            "reasons": [None if r is None else r.record() for r in reasons],
-            "placements": [
-                None if c is None else {"sponsored": True, "campaign_id": c} for c in campaigns
-            ],
-        }
-    )
+    record: dict[str, Any] = {
+        "schema_version": 2,
+        "user_id": user_id,
+        "items": [item for item, _ in ranked],
+        "scores": [round(score, 6) for _, score in ranked],
+        "model_version": model_version,
+        "event_ids": list(event_ids),
+        "trigger_ts": trigger_ts,
+        "published_ts": int(time.time() * 1000),
+        "reasons": [None if r is None else r.record() for r in reasons],
+        "placements": [
+            None if c is None else {"sponsored": True, "campaign_id": c} for c in campaigns
+        ],
+    }
+    if aspects is not None:
+        record["aspects"] = {name: round(float(v), 3) for name, v in sorted(aspects.items())}
+    return dumps(record)

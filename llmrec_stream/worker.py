@@ -45,6 +45,7 @@ from llmrec_stream.redis_conn import async_client
 from llmrec_stream.retrieval.catalog import Catalog
 from llmrec_stream.retrieval.tiered import TieredIndex
 from llmrec_stream.security import confluent_config
+from llmrec_stream.sentiment import TextSignals, load_heads
 from llmrec_stream.social.blend import SocialBlend, SocialRules
 from llmrec_stream.sponsored.campaigns import CampaignTable
 from llmrec_stream.sponsored.slots import SlotRules, Sponsor, parse_positions
@@ -101,6 +102,19 @@ def load_encoder(settings: Settings) -> TextEncoder:
     )
     log.info("encoder %s dim=%d providers=%s", path, encoder.dim, encoder.providers)
     return encoder
+
+
+def text_signals(settings: Settings, dim: int, metrics: Metrics) -> TextSignals | None:
+    """The artifact's sentiment and aspect heads when ``text_signals`` is on and it has some."""
+    if not settings.text_signals:
+        return None
+    heads = load_heads(encoder_path(settings), dim)
+    if heads is None:
+        log.warning("text_signals is on, but the encoder artifact has no heads: ratings only")
+        return None
+    log.info("text signals: sentiment head %s, aspects %s", heads.sentiment is not None,
+             None if heads.aspects is None else list(heads.aspects.names))
+    return TextSignals(heads, metrics)
 
 
 async def build_pipeline(
@@ -163,6 +177,7 @@ async def build_pipeline(
         shadow=(ShadowRun(client, encoder.dim, fallback, metrics, ttl_s=settings.shadow_ttl_s,
                           encoder=encoder_family(identity))
                 if settings.shadow_enabled else None),
+        text_signals=text_signals(settings, encoder.dim, metrics),
     )
     if not await pipeline.follow_models() and settings.model_dir:
         pipeline.swap_ranker(pinned_model(settings, encoder.dim, fallback,

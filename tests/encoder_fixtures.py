@@ -93,3 +93,28 @@ def multilingual_encoder(multilingual_encoder_dir: Path) -> OnnxTextEncoder:
     from llmrec_stream.encoder.runtime import OnnxTextEncoder
 
     return OnnxTextEncoder.load(multilingual_encoder_dir, device="cpu", intra_op_threads=2)
+
+
+@pytest.fixture(scope="session")
+def encoder_dir_with_heads(encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The session's MiniLM artifact with the sentiment head and aspect anchors of tests/heads
+    attached (what `llmrec-stream train-sentiment` learned on it), as links to its files."""
+    import json
+    import shutil
+
+    import numpy as np
+
+    from llmrec_stream.sentiment import ASPECTS_NAME, SENTIMENT_NAME, attach_heads
+
+    heads = Path(__file__).resolve().parent / "heads"
+    path = tmp_path_factory.mktemp("heads") / encoder_dir.name
+    path.mkdir()
+    for f in encoder_dir.iterdir():
+        if f.name == "manifest.json":
+            shutil.copy(f, path / f.name)
+        elif f.is_file():
+            (path / f.name).symlink_to(f)
+    meta = json.loads((heads / "heads.json").read_text())
+    attach_heads(path, {SENTIMENT_NAME: np.load(heads / SENTIMENT_NAME),
+                        ASPECTS_NAME: np.load(heads / ASPECTS_NAME)}, meta)
+    return path

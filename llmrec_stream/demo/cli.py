@@ -11,7 +11,15 @@ from rich.console import Console
 from rich.live import Live
 
 from llmrec_stream.config import Settings
-from llmrec_stream.demo.features import demo_campaigns, parse_features, sponsored_table
+from llmrec_stream.demo.features import (
+    demo_campaigns,
+    enable_sentiment,
+    parse_features,
+    sentiment_table,
+    social_newcomers,
+    social_table,
+    sponsored_table,
+)
 from llmrec_stream.demo.run import DemoResult, run_demo
 from llmrec_stream.demo.view import item_titles, progress_view, summary_table
 from llmrec_stream.demo.watch import Observed
@@ -42,7 +50,9 @@ from llmrec_stream.sources.synthetic import LANGS
               help="Encoder artifact to use instead (e.g. MiniLM's, to compare).")
 @click.option("--features", default="", show_default=True,
               help="Business features to show, comma-separated: reasons (why each item), "
-                   "sponsored (a few campaigns placed in slots 3 and 8), or all.")
+                   "sponsored (a few campaigns placed in slots 3 and 8), social (newcomers "
+                   "who follow users of one taste), sentiment (unrated comments signed by "
+                   "the artifact's sentiment head, aspect scores beside the lists), or all.")
 def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: float,
          precision: str, seed: int, lang: str, encoder: Path | None, features: str) -> None:
     """Run the whole pipeline on a replay and show it live, then a summary."""
@@ -53,6 +63,11 @@ def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: 
         raise click.BadParameter(str(exc), param_hint="--features") from exc
     encoder_dir = encoder or _encoder_for(lang, precision, console)
     replay = _load(dataset, n_events, n_users, n_items, seed, lang)
+    newcomers: dict[str, tuple[str, list[str]]] = {}
+    if "social" in shown:
+        replay, newcomers = social_newcomers(replay)
+    if "sentiment" in shown:
+        console.print(enable_sentiment(encoder_dir))
     console.print(f"[bold]replay[/]: {replay.describe()}")
     titles = item_titles(replay.items)
     last_comment: dict[str, str] = {}
@@ -76,6 +91,10 @@ def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: 
                                 result.taste_hit_rate))
     if campaigns:
         console.print(sponsored_table(result.observed, campaigns))
+    if newcomers:
+        console.print(social_table(result.observed, newcomers, replay, titles))
+    if "sentiment" in shown:
+        console.print(sentiment_table(result.observed))
     console.print(client_summary(result))
     if result.observed.recommendations == 0:
         raise click.ClickException("no recommendations were received")

@@ -2,12 +2,20 @@
 
 Reasons are in every record; ``reasons`` shows them next to the lists. ``sponsored`` publishes a
 few campaigns before the replay and, at the end, what they spent, counted from the records.
+``social`` adds newcomers without history who follow users of one taste (``llmrec.follows``),
+late in the replay, and shows what the people they follow brought into their lists.
+``sentiment`` turns the worker's text signals on (the sentiment head and aspect anchors that
+``llmrec-stream train-sentiment`` ships in the encoder artifact): unrated comments are signed
+by what they say, and each list shows the user's aspect scores beside it.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections import Counter
+from collections import Counter, defaultdict
+from dataclasses import replace
+from pathlib import Path
 
 from rich.table import Table
 
@@ -16,7 +24,7 @@ from llmrec_stream.events import topics
 from llmrec_stream.sources.base import OutboundEvent, Replay, envelope
 from llmrec_stream.sources.synthetic import SyntheticReplay
 
-FEATURES = ("reasons", "sponsored")
+FEATURES = ("reasons", "sponsored", "social", "sentiment")
 HOUR_MS = 3_600_000
 
 
@@ -80,3 +88,104 @@ def reason_text(reason: dict[str, object] | None) -> str:
     where = f"{reason['topic']}[{reason['partition']}]@{reason['offset']}"
     item = reason.get("item_id")
     return f"{reason['kind']} {item} ({where})" if item else f"your comment ({where})"
+
+
+# --- social: newcomers who follow people of one taste --------------------------------------
+
+
+def social_newcomers(replay: Replay, n: int = 2, followees: int = 3
+                     ) -> tuple[Replay, dict[str, tuple[str, list[str]]]]:
+    """The replay with ``n`` newcomers who follow ``followees`` users each, 90% of the way in
+    (the followees have a history by then): newcomer -> (the followees' taste, followees).
+
+    In a synthetic world each newcomer follows users of one taste category, a different one
+    per newcomer; otherwise the most active users. A follow is the newcomer's only event, so
+    whatever their list holds came from the people they follow.
+    """
+    counts = Counter(e.value.get("user_id") for e in replay.events)
+    plan: dict[str, tuple[str, list[str]]] = {}
+    if isinstance(replay, SyntheticReplay):
+        by_taste: dict[str, list[str]] = defaultdict(list)
+        for user, _ in counts.most_common():
+            if user in replay.user_taste:
+                by_taste[replay.user_taste[user]].append(str(user))
+        cats = [c for c in replay.categories if len(by_taste[c]) >= followees][:n]
+        for k, cat in enumerate(cats):
+            plan[f"demo-newcomer-{k}"] = (cat, by_taste[cat][:followees])
+    else:
+        active = [str(u) for u, _ in counts.most_common(followees)]
+        for k in range(n):
+            plan[f"demo-newcomer-{k}"] = ("(most active users)", active)
+    at = len(replay.events) * 9 // 10
+    ts = replay.events[at - 1].value["ts"] if at else 0
+    follows = [
+        OutboundEvent(topics.FOLLOWS, newcomer,
+                      {**envelope(f"{newcomer}-f{j}", ts), "user_id": newcomer,
+                       "followee_id": followee, "action": "follow"})
+        for newcomer, (_, people) in plan.items() for j, followee in enumerate(people)
+    ]
+    events = [*replay.events[:at], *follows, *replay.events[at:]]
+    return replace(replay, events=events), plan
+
+
+def social_table(observed: Observed, plan: dict[str, tuple[str, list[str]]],
+                 replay: Replay, titles: dict[str, str]) -> Table:
+    """Each newcomer's list next to whom they follow: the influence, counted from the record."""
+    t = Table(title="social signals: newcomers with no history of their own")
+    for col in ("newcomer", "follows", "their taste", "newcomer's top-3", "top-10 in that taste"):
+        t.add_column(col)
+    cats = replay.item_category if isinstance(replay, SyntheticReplay) else {}
+    for newcomer, (taste, people) in plan.items():
+        rec = observed.latest.get(newcomer)
+        items = [] if rec is None else list(rec["items"])
+        share = (f"{sum(cats.get(i) == taste for i in items[:10])}/{len(items[:10])}"
+                 if cats and items else "-")
+        top = "\n".join(titles.get(i, i)[:50] for i in items[:3]) or "(no record yet)"
+        t.add_row(newcomer, ", ".join(people), taste, top, share)
+    return t
+
+
+# --- sentiment and aspects ------------------------------------------------------------------
+
+
+def enable_sentiment(encoder_dir: Path | None) -> str:
+    """Turn the worker's text signals on (it inherits this process's environment) and say
+    whether the artifact has the heads they need (``train-sentiment`` ships them)."""
+    from llmrec_stream.encoder.artifact import default_encoder_dir, read_manifest
+    from llmrec_stream.sentiment import HEADS_NAME
+
+    os.environ["LLMREC_TEXT_SIGNALS"] = "1"
+    path = encoder_dir or default_encoder_dir()
+    try:
+        has = HEADS_NAME in read_manifest(path).files
+    except ValueError:
+        has = False
+    if has:
+        return f"sentiment head and aspect anchors: from {path}"
+    return (f"{path} has no sentiment head: unrated comments keep +0.5 and no aspects show. Ship "
+            "one with `llmrec-stream train-sentiment --encoder-dir <that dir> --data "
+            "../shared/data/amazon2018 --train All_Beauty_5 --train Appliances_5 "
+            "--test AMAZON_FASHION_5` (docs/features.md)")
+
+
+def aspects_text(rec: dict[str, object]) -> str:
+    """A record's aspect scores as the view shows them, e.g. ``price +0.410, fit -0.200``."""
+    aspects = rec.get("aspects")
+    if not isinstance(aspects, dict) or not aspects:
+        return ""
+    return ", ".join(f"{name} {float(v):+.3f}" for name, v in aspects.items())
+
+
+def sentiment_table(observed: Observed) -> Table:
+    """Aspect scores over the users' latest records: who mentions what, and how they feel."""
+    t = Table(title="aspects from what users wrote (latest record per user)")
+    for col in ("aspect", "users", "positive", "negative", "mean score"):
+        t.add_column(col, justify="right" if col != "aspect" else "left")
+    scores: dict[str, list[float]] = defaultdict(list)
+    for rec in observed.latest.values():
+        for name, v in (rec.get("aspects") or {}).items():
+            scores[name].append(float(v))
+    for name, vals in sorted(scores.items()):
+        t.add_row(name, str(len(vals)), str(sum(v > 0 for v in vals)),
+                  str(sum(v < 0 for v in vals)), f"{sum(vals) / len(vals):+.3f}")
+    return t

@@ -7,7 +7,7 @@ import math
 from rich.console import Group
 from rich.table import Table
 
-from llmrec_stream.demo.features import reason_text
+from llmrec_stream.demo.features import aspects_text, reason_text
 from llmrec_stream.demo.watch import Observed
 from llmrec_stream.sources.base import OutboundEvent
 
@@ -52,9 +52,12 @@ def progress_view(
             if "reasons" in features:
                 line += f"\n   because: {reason_text((rec.get('reasons') or [None] * 3)[n])}"
             lines.append(line)
+        wrote = last_comment.get(user_id, "(no comment: clicks and purchases only)")[:90]
+        if "sentiment" in features and aspects_text(rec):
+            wrote += f"\n   aspects: {aspects_text(rec)}"
         recs.add_row(
             user_id,
-            last_comment.get(user_id, "(no comment: clicks and purchases only)")[:90],
+            wrote,
             "\n".join(lines),
         )
     return Group(stats, recs)

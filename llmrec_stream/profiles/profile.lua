@@ -37,6 +37,13 @@
 -- its cosine to an item and say nothing readable of the text. At most ARGV[8] of them; a
 -- state string without this section (earlier versions, or no comment yet) holds none.
 --
+-- After the comments (then written even when empty), the user's aspect scores
+-- (llmrec_stream/sentiment.py): varint count, then that many int16 LE thousandths, in the
+-- order of the artifact's aspect names. Each comment's deltas are added to the scores times
+-- ASPECT_KEEP (older comments fade; |score| stays under max|delta| / (1 - ASPECT_KEEP)). They
+-- live here, not in the hash, because the string's allocation has room for them: the 4 KB
+-- per-user budget (tests/integration/test_profiles_redis.py) has none elsewhere.
+--
 -- Right to erasure (erase.lua) leaves a marker in the hash: "x" erased-at (ms) and, per
 -- (topic, partition), "xo:..." the watermark at erasure. An event with ts <= x, or at or
 -- below its xo offset, is refused ("x" flag): nothing up to the erasure is applied again,
@@ -49,7 +56,8 @@
 --   watermark field ("topic:partition"),
 --   offset, ts (ms), item id or "", text contribution (float32 LE bytes or ""),
 --   behaviour contribution (float32 LE bytes or ""), amount, attributes (flat JSON array
---   [name, value, ...] in name order, or ""; the followee id for f and n), topic code
+--   [name, value, ...] in name order, or ""; the followee id for f and n; for a comment
+--   its aspect additions [delta, ...] in the heads' aspect order, or ""), topic code
 --   (store.TOPIC_CODES; 0 for follows, which enter no recent list),
 --   comment sketch (bytes, or "")
 --
@@ -76,6 +84,8 @@ local max_attrs = tonumber(ARGV[7])
 local comments_max = tonumber(ARGV[8])
 local follows_max = tonumber(ARGV[9])
 local FIELDS = 11
+local ASPECT_KEEP = 0.9
+local ASPECT_MAX = 32.767  -- stored as int16 thousandths
 local fmt = "<" .. string.rep("f", dim)
 local LN2 = math.log(2)
 
@@ -157,6 +167,7 @@ local tv, bv, wt, wb, t_ref = {}, {}, 0.0, 0.0, nil
 local legacy = false
 local entries = {}
 local comments = {}  -- same entry shape as `entries`, the sketch in place of the item id
+local aspects = {}  -- aspect scores, in the artifact's aspect order
 local recent_dirty = false
 if vblob then
   local vals = {struct.unpack(qfmt, vblob)}
@@ -169,7 +180,15 @@ if vblob then
   end
   local pos = vals[6 + 2 * dim]
   if pos <= #vblob then pos = read_recent(vblob, pos, entries) end
-  if pos <= #vblob then read_recent(vblob, pos, comments) end
+  if pos <= #vblob then pos = read_recent(vblob, pos, comments) end
+  if pos <= #vblob then
+    local count
+    count, pos = get_varint(vblob, pos)
+    for i = 1, count do
+      aspects[i] = struct.unpack("<h", vblob, pos) / 1000
+      pos = pos + 2
+    end
+  end
 else
   local old = redis.call("HMGET", p, unpack(LEGACY))
   for _, pair in ipairs({{tv, old[1]}, {bv, old[2]}}) do
@@ -298,6 +317,14 @@ for e = 0, n - 1 do
       redis.call("ZREMRANGEBYRANK", follows, 0, -(follows_max + 1))
     elseif kind == "n" then
       redis.call("ZREM", follows, attrs)
+    elseif kind == "c" and attrs ~= "" then
+      local deltas = cjson.decode(attrs)
+      for i = 1, #deltas do
+        local v = (aspects[i] or 0) * ASPECT_KEEP + deltas[i]
+        if v > ASPECT_MAX then v = ASPECT_MAX elseif v < -ASPECT_MAX then v = -ASPECT_MAX end
+        aspects[i] = v
+      end
+      recent_dirty = true
     end
     local last = tonumber(redis.call("HGET", p, "last_ts"))
     if last == nil or ts > last then redis.call("HSET", p, "last_ts", ARGV[b + 4]) end
@@ -344,7 +371,13 @@ if dirty or recent_dirty then
   local b_scale = quantize(bv, codes)
   local buf = {struct.pack(qfmt, t_ref or 0 / 0, wt, wb, t_scale, b_scale, unpack(codes))}
   write_recent(buf, entries)
-  if #comments > 0 then write_recent(buf, comments) end
+  if #comments > 0 or #aspects > 0 then write_recent(buf, comments) end
+  if #aspects > 0 then
+    put_varint(buf, #aspects)
+    for i = 1, #aspects do
+      buf[#buf + 1] = struct.pack("<h", (aspects[i] * 1000 + ROUND) - ROUND)
+    end
+  end
   vblob = table.concat(buf)
   redis.call("SET", vkey, vblob)
   if legacy then redis.call("HDEL", p, unpack(LEGACY)) end

@@ -216,6 +216,20 @@ def decode_comments(blob: bytes, dim: int) -> list[CommentEntry]:
     return [CommentEntry(*e) for e in entries]
 
 
+def decode_aspects(blob: bytes, dim: int) -> tuple[float, ...]:
+    """The aspect scores after the comments in ``u:{uid}:v`` (``profile.lua``); () if none."""
+    pos = _STATE_HEAD.size + 4 * dim
+    for _ in range(2):  # the recent items, then the comments
+        if len(blob) <= pos:
+            return ()
+        _, pos = _entries(blob, pos)
+    if len(blob) <= pos:
+        return ()
+    count, pos = recs.read_varint(blob, pos)
+    codes = np.frombuffer(blob, dtype="<i2", count=count, offset=pos)
+    return tuple(round(float(c) / 1000.0, 3) for c in codes)
+
+
 @dataclass(frozen=True, slots=True)
 class Contribution:
     """One event ready for the script: its source and its precomputed vector contributions."""
@@ -226,6 +240,9 @@ class Contribution:
     behaviour: Vector | None = None
     sketch: bytes = b""
     """A comment's sketch (`llmrec_stream.explain.sketch`), kept for explanations."""
+    aspects: tuple[float, ...] = ()
+    """A comment's additions to the user's aspect scores, in the heads' aspect order
+    (`llmrec_stream.sentiment`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,6 +266,8 @@ class ProfileState:
     """The last comments, as sketches with their coordinates (what explanations cite)."""
     follows: tuple[str, ...] = ()
     """The users this user follows, oldest follow first (``llmrec_stream.social`` reads them)."""
+    aspects: tuple[float, ...] = ()
+    """The user's aspect scores in the heads' aspect order; empty before any aspect heads."""
 
     @property
     def all_refused(self) -> bool:
@@ -266,6 +285,9 @@ def _event_args(c: Contribution) -> list[Any]:
     if isinstance(e, UserAttributes):
         # a flat [name, value, ...] array in name order: the script takes new names in order
         attrs = json.dumps([x for kv in sorted(attribute_fields(e).items()) for x in kv])
+    elif c.aspects:
+        # a comment's aspect additions ride in the same field, as [delta, ...]
+        attrs = json.dumps(list(c.aspects))
     return [
         event_kind(e),
         f"{c.source.topic}:{c.source.partition}",
@@ -364,6 +386,7 @@ class ProfileStore:
             recent_events=tuple(decode_recent(vectors, self.dim)),
             comments=tuple(decode_comments(vectors, self.dim)),
             follows=tuple(f.decode("utf-8") for f in follows),
+            aspects=decode_aspects(vectors, self.dim),
         )
 
     async def cache_recommendations(self, records: dict[str, bytes]) -> None:

@@ -1,5 +1,5 @@
 """``llmrec-stream demo --features all``: reasons next to the lists, sponsored slots placed
-within their budgets (issue 14)."""
+within their budgets, newcomers who follow users of one taste, aspect scores (issue 14)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from click.testing import CliRunner
 from llmrec_stream.cli import main
 
 
-def test_demo_shows_reasons_and_sponsored_slots_within_budget(encoder_dir: Path) -> None:
-    env = {"LLMREC_ENCODER_DIR": str(encoder_dir), "LLMREC_KAFKA_BOOTSTRAP": "",
-           "LLMREC_REDIS_URL": "", "COLUMNS": "200"}
+def test_demo_shows_reasons_sponsored_slots_social_influence_and_aspects(
+    encoder_dir_with_heads: Path,
+) -> None:
+    # LLMREC_TEXT_SIGNALS: the demo sets it for its worker; listed so the runner restores it
+    env = {"LLMREC_ENCODER_DIR": str(encoder_dir_with_heads), "LLMREC_KAFKA_BOOTSTRAP": "",
+           "LLMREC_REDIS_URL": "", "COLUMNS": "200", "LLMREC_TEXT_SIGNALS": "0"}
     result = CliRunner().invoke(main, [
         "demo", "--precision", "fp32", "--events", "400", "--users", "30", "--items", "240",
         "--rate", "150", "--features", "all",
@@ -29,6 +32,18 @@ def test_demo_shows_reasons_and_sponsored_slots_within_budget(encoder_dir: Path)
     assert sum(impressions) > 0, table
     assert all(float(c[3]) <= float(c[4]) and c[5] == "yes" for c in cells), table
     print(table)
+    # social: each newcomer's only events are follows; most of its top-10 is their taste
+    social = out[out.index("social signals"):out.index("aspects from what users wrote")]
+    shares = [line.split("│")[-2].strip() for line in social.splitlines()
+              if "demo-newcomer-" in line]
+    assert len(shares) == 2, social
+    assert all(int(s.split("/")[0]) > int(s.split("/")[1]) / 2 for s in shares), social
+    # sentiment: the heads were found, aspects sit beside the lists and in the summary
+    assert "sentiment head and aspect anchors: from" in out
+    assert "aspects:" in out
+    aspects = out[out.index("aspects from what users wrote"):]
+    assert sum(name in aspects for name in ("price", "quality", "delivery", "fit")) >= 2, aspects
+    print(social, aspects)
 
 
 def test_an_unknown_feature_is_refused() -> None:
@@ -36,8 +51,9 @@ def test_an_unknown_feature_is_refused() -> None:
     assert result.exit_code != 0 and "telepathy" in result.output
 
 
-@pytest.mark.parametrize("spec", ["all", "reasons,sponsored", " sponsored , reasons "])
+@pytest.mark.parametrize("spec", ["reasons,sponsored", " sponsored , reasons "])
 def test_feature_lists(spec: str) -> None:
     from llmrec_stream.demo.features import parse_features
 
     assert parse_features(spec) == {"reasons", "sponsored"}
+    assert parse_features("all") == {"reasons", "sponsored", "social", "sentiment"}

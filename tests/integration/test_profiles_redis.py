@@ -21,6 +21,7 @@ from llmrec_stream.profiles.store import (
     Contribution,
     ProfileStore,
     VectorState,
+    decode_aspects,
     decode_recent,
     decode_vector_state,
     profile_key,
@@ -29,6 +30,7 @@ from llmrec_stream.profiles.store import (
 )
 from llmrec_stream.publish import recommendation_record
 from llmrec_stream.retrieval.exact import ExactIndex
+from llmrec_stream.sentiment import ASPECTS
 
 DIM = 16
 WEIGHTS = FusionWeights(half_life_s=60.0)
@@ -252,7 +254,11 @@ def realistic_profile(stack: DevStack) -> str:
         index.upsert([event.item_id], item[None, :])
         tc, bc = contribution(event, text, item, weights)
         sk = b"" if text is None else explain.sketch(text)
-        evs.append(Contribution(event, Source(topic, 3, 1_000_000 + offsets[kind]), tc, bc, sk))
+        # a comment also moves all four aspect scores (sentiment.py), the most they can take
+        aspects = () if text is None else tuple(
+            round(float(rng.uniform(-1, 1)), 3) for _ in ASPECTS)
+        evs.append(Contribution(event, Source(topic, 3, 1_000_000 + offsets[kind]), tc, bc, sk,
+                                aspects))
     loop = asyncio.new_event_loop()
     client = aioredis.Redis.from_url(stack.redis_url)
     try:
@@ -293,6 +299,8 @@ def test_a_realistic_profile_takes_at_most_4_kb_of_redis(
     del usage[f"u:{{{user}}}:recent"]  # the LIST of earlier versions: moved into :v
     assert all(usage.values()), usage  # every key exists
     total = sum(u for u in usage.values() if u)
+    print(f"\nbytes per user with aspects: {total} {usage}")
+    assert len(decode_aspects(raw_state, dim)) == len(ASPECTS)
     assert total <= 4096, usage
     # the hash stays in Redis's compact encoding (a hashtable would cost ~4x)
     assert redis_client.object("encoding", profile_key(user)) in (b"ziplist", b"listpack")

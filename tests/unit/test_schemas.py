@@ -179,6 +179,7 @@ FROZEN_PROPERTIES: dict[str, set[str]] = {
         "published_ts",
         "reasons",
         "placements",
+        "aspects",
     },
     "dead_letter": {
         "schema_version",

@@ -179,6 +179,7 @@ class OnnxContender:
         device: str = "cpu",
         *,
         deployed: bool = True,
+        backend: str = "onnxruntime",
     ) -> None:
         from llmrec_stream.encoder.runtime import OnnxTextEncoder
 
@@ -186,6 +187,8 @@ class OnnxContender:
         if device != "cpu":
             runs, per_run = 1, threads
         self.name = f"onnx-{precision}" if deployed else f"onnx-{precision}-spin"
+        if backend != "onnxruntime":
+            self.name += f"-{backend}"
         self.encoder = OnnxTextEncoder.load(
             artifact_dir,
             device=device,
@@ -194,8 +197,10 @@ class OnnxContender:
             precision=precision,
             spinning=spinning,
             parallel_runs=runs,
+            backend=backend,
         )
-        self.config = {"runs": runs, "threads_per_run": per_run, "spinning": spinning}
+        self.config = {"runs": runs, "threads_per_run": per_run, "spinning": spinning,
+                       "backend": backend}
         self.device = self.encoder.providers[0]
 
     def encode(self, texts: Sequence[str], batch_size: int) -> npt.NDArray[np.float32]:

@@ -119,6 +119,14 @@ def run_encoder_bench(
             profiled.append((f"onnx-{precision}", precision, artifact_dir / PRECISIONS[precision]))
             if spinning_variants:
                 contenders.append(OnnxContender(artifact_dir, precision, threads, deployed=False))
+        if "fp32" in precisions:
+            from llmrec_stream.encoder.openvino_backend import openvino_available
+
+            if openvino_available():
+                contenders.append(OnnxContender(artifact_dir, "fp32", threads, backend="openvino"))
+            else:
+                echo("onnx-fp32-openvino skipped: the openvino package is not installed "
+                     "(extra `openvino`)")
 
     result = bench_encoder(
         texts,

@@ -62,7 +62,8 @@ def run_encoder_bench(
     `peers` (names from `encoder_peers.PEER_NAMES`) join the MiniLM run on CPU, each
     exported locally; one whose package is missing is skipped with a printed reason. Ours
     run as the worker deploys them; ``spinning_variants`` adds each precision with one
-    spinning run as well. The last line printed is `headline` (when batch 32 was run).
+    spinning run as well; with `peers`, our fp32 graph on the OpenVINO backend joins them
+    where the package is installed. The last line printed is `headline` (when batch 32 was run).
     """
     import os
 
@@ -119,7 +120,7 @@ def run_encoder_bench(
             profiled.append((f"onnx-{precision}", precision, artifact_dir / PRECISIONS[precision]))
             if spinning_variants:
                 contenders.append(OnnxContender(artifact_dir, precision, threads, deployed=False))
-        if "fp32" in precisions:
+        if "fp32" in precisions and peers and peer_name == PEER:  # beside the OpenVINO peers
             from llmrec_stream.encoder.openvino_backend import openvino_available
 
             if openvino_available():

@@ -32,6 +32,11 @@ _VERSIONS = (
     "transformers",
     "faiss-cpu",
     "matplotlib",
+    "openvino",
+    "optimum",
+    "optimum-intel",
+    "optimum-onnx",
+    "fastembed",
 )
 
 

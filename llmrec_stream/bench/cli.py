@@ -40,6 +40,20 @@ def bench_group() -> None:
     """Benchmarks: figures as JSON + PNG under --out, and a table on stdout."""
 
 
+def _peer_names(value: str) -> tuple[str, ...]:
+    from llmrec_stream.bench.encoder_peers import PEER_NAMES
+
+    names = tuple(v.strip() for v in value.split(",") if v.strip())
+    if names in (("all",), ()):
+        return PEER_NAMES if names else ()
+    if names == ("none",):
+        return ()
+    unknown = sorted(set(names) - set(PEER_NAMES))
+    if unknown:
+        raise click.BadParameter(f"unknown peers {unknown}; known: {', '.join(PEER_NAMES)}")
+    return names
+
+
 @bench_group.command("encoder")
 @click.option(
     "--artifact",
@@ -84,6 +98,18 @@ def bench_group() -> None:
 )
 @click.option("--no-peer", is_flag=True, help="Skip sentence-transformers (then no speed-up).")
 @click.option(
+    "--peers",
+    default="all",
+    show_default=True,
+    help="More peers, exported locally from the same weights (comma-separated: st-onnx-fp32, "
+    "st-onnx-int8, st-openvino, st-openvino-fp32, fastembed; 'all' or 'none'); one whose "
+    "package is missing is skipped with its reason.",
+)
+@click.option(
+    "--spinning-variants", is_flag=True,
+    help="Also run each precision with one spinning run (not what the worker deploys).",
+)
+@click.option(
     "--profile/--no-profile",
     default=True,
     show_default=True,
@@ -101,6 +127,8 @@ def encoder_cmd(
     device: str,
     precisions: str,
     no_peer: bool,
+    peers: str,
+    spinning_variants: bool,
     profile: bool,
     out_dir: Path,
 ) -> None:
@@ -123,6 +151,8 @@ def encoder_cmd(
             out_dir=out_dir,
             echo=click.echo,
             text_set=text_set,
+            peers=_peer_names(peers),
+            spinning_variants=spinning_variants,
         )
     except BenchDataError as exc:
         raise click.ClickException(str(exc)) from exc

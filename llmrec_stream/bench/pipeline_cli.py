@@ -39,6 +39,12 @@ from llmrec_stream.encoder.artifact import default_encoder_dir
     help="Events the hand-written peer loop processes.",
 )
 @click.option(
+    "--batched-events",
+    default=5_000,
+    show_default=True,
+    help="Events the micro-batched peer loop processes.",
+)
+@click.option(
     "--rss-catalog",
     default=100_000,
     show_default=True,
@@ -60,10 +66,11 @@ def pipeline_cmd(
     precision: Literal["fp32", "int8"],
     workers: int,
     peer_events: int,
+    batched_events: int,
     rss_catalog: int,
     out_dir: Path,
 ) -> None:
-    """Throughput, freshness, cost per event and memory of the whole pipeline, vs two peers."""
+    """Throughput, freshness, cost per event and memory of the whole pipeline, vs three peers."""
     result = bench_pipeline(
         encoder_dir or default_encoder_dir(),
         n_items=n_items,
@@ -73,6 +80,7 @@ def pipeline_cmd(
         precision=precision,
         workers=workers,
         peer_events=peer_events,
+        batched_events=batched_events,
         rss_catalog=rss_catalog,
     )
     json_path, png_path = write_results(

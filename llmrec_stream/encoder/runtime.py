@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -52,6 +53,29 @@ AUTO_CPU_RUNS = 2
 _ORT_DISTRIBUTIONS: frozenset[str] = frozenset(
     {"onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-openvino"}
 )
+
+
+#: Engines `OnnxTextEncoder.load` can run the graph on.
+BACKENDS: tuple[str, ...] = ("onnxruntime", "openvino", "auto")
+
+
+def _use_openvino(backend: str, device: str, precision: str) -> bool:
+    """Whether `OnnxTextEncoder.load` runs on OpenVINO (checked: an explicit ``openvino``
+    that cannot run says why instead of falling back quietly)."""
+    if backend == "onnxruntime":
+        return False
+    from llmrec_stream.encoder.openvino_backend import openvino_available, prefer_openvino
+
+    if backend == "auto":
+        return device != "cuda" and CUDA_PROVIDER not in select_providers(device) and (
+            prefer_openvino(precision)
+        )
+    if not openvino_available():
+        raise EncoderRuntimeError("backend='openvino' but the openvino package is not "
+                                  "installed (extra `openvino`)")
+    if precision != "fp32" or device == "cuda":
+        raise EncoderRuntimeError("backend='openvino' runs the fp32 graph on CPU only")
+    return True
 
 
 class EncoderRuntimeError(RuntimeError):
@@ -259,13 +283,19 @@ class OnnxTextEncoder:
         spinning: bool = True,
         max_batch_tokens: int | None = None,
         parallel_runs: int = 1,
+        backend: str = "onnxruntime",
     ) -> OnnxTextEncoder:
         """Load an artifact written by `export_encoder`; `verify` checks every file's sha256.
 
         ``precision="int8"`` loads the quantized variant (``export-encoder --int8``);
         ``spinning`` as in `session_options`; ``max_batch_tokens`` and ``parallel_runs`` as in
-        the constructor, ``0`` for auto (`resolve_parallel_runs`).
+        the constructor, ``0`` for auto (`resolve_parallel_runs`). ``backend``: one of
+        `BACKENDS`; ``openvino`` runs the fp32 graph with OpenVINO (bf16 on AMX, extra
+        ``openvino``), ``auto`` picks it where `prefer_openvino` says it wins, on CPU only.
         """
+        if backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        on_openvino = _use_openvino(backend, device, precision)
         check_single_onnxruntime()
         artifact_dir = Path(artifact_dir)
         manifest = verify_artifact(artifact_dir) if verify else read_manifest(artifact_dir)
@@ -281,12 +311,23 @@ class OnnxTextEncoder:
         parallel_runs, intra_op_threads = resolve_parallel_runs(
             device, parallel_runs, intra_op_threads
         )
-        session = create_session(
-            artifact_dir / model_file,
-            device=device,
-            intra_op_threads=intra_op_threads,
-            spinning=spinning,
-        )
+        session: Any
+        if on_openvino:
+            from llmrec_stream.encoder.openvino_backend import OpenVinoSession
+
+            session = OpenVinoSession(
+                artifact_dir / model_file,
+                threads=intra_op_threads and intra_op_threads * parallel_runs,
+                streams=parallel_runs,
+            )
+            log.info("encoder session on %s: OpenVINO, %s", model_file, session.precision)
+        else:
+            session = create_session(
+                artifact_dir / model_file,
+                device=device,
+                intra_op_threads=intra_op_threads,
+                spinning=spinning,
+            )
         tokenizer = load_tokenizer(artifact_dir / TOKENIZER_NAME, max_length=manifest.max_length)
         encoder = cls(
             session,

@@ -125,12 +125,15 @@ def test_bench_encoder_command_writes_json_and_png(optimised_dir: Path, tmp_path
             "1",
             "--threads",
             "1",
+            "--peers",
+            "none",
             "--out",
             str(out),
         ],
     )
     assert run.exit_code == 0, run.output
     assert "onnx-int8" in run.output and "x peer" in run.output
+    assert "load average" in run.output and "cpu: " in run.output
     body = json.loads((out / "encoder.json").read_text())
     assert body["texts"] == 12 and body["threads"] == 1 and body["artifact"]["fused"]
     rows = {(m["contender"], m["batch_size"]): m for m in body["measurements"]}

@@ -28,6 +28,7 @@ def test_tiny_pipeline_bench(encoder_dir: Path, tmp_path: Path) -> None:
         fractions=(0.5,),
         precision="fp32",
         peer_events=40,
+        batched_events=60,
         rss_catalog=300,
         logdir=tmp_path,
     )
@@ -39,8 +40,12 @@ def test_tiny_pipeline_bench(encoder_dir: Path, tmp_path: Path) -> None:
     assert hand["events"] == 40
     # the peer sees the stream in order: every comment among its events was encoded
     assert 0 < hand["comments"] < 40
+    batched = r["peer_micro_batched"]
+    assert batched["events"] == 60 and 0 < batched["comments"] < 60
+    assert batched["batches"] >= 1 and r["peer_micro_batched_events_per_s"] > 0
     assert r["peer_encoder"]["spinning"] is False  # the worker's setting, not the default
     assert len(r["peer_encoder_runs"]) == 2  # before and after the drain
     assert [p["fraction"] for p in r["load"]] == [0.5]
     table = pipeline_table(r)
     assert "300-item catalog" in table and "hand-written" in table
+    assert "micro-batched" in table

@@ -49,3 +49,27 @@ def test_mean_bound() -> None:
 
     runs = [EncoderBound(300.0, 90.0, 8.0, 0, False), EncoderBound(100.0, 30.0, 10.0, 0, False)]
     assert mean_bound(runs) == EncoderBound(200.0, 60.0, 9.0, 0, False)
+
+
+def test_table_reports_the_micro_batched_peer() -> None:
+    table = pipeline_table(_result() | {
+        "peer_micro_batched": {"encoder": "st-openvino", "batch_max": 256,
+                               "cpu_ms_per_event": 3.25},
+        "peer_micro_batched_events_per_s": 75.0,
+        "ratio_to_micro_batched": 2.0,
+    })
+    assert "peer 3: micro-batched loop events/s (st-openvino, batches of <= 256, 3.2" in table
+    assert "ratio (target >= 2)" in table
+
+
+def test_batched_top_k_matches_a_full_sort() -> None:
+    import numpy as np
+
+    from llmrec_stream.bench.pipeline_batched import top_k
+
+    rng = np.random.default_rng(0)
+    items = rng.standard_normal((50, 8)).astype(np.float32)
+    profiles = rng.standard_normal((5, 8)).astype(np.float32)
+    expected = np.argsort(-(profiles @ items.T), axis=1)[:, :7]
+    np.testing.assert_array_equal(top_k(profiles, items, 7), expected)
+    assert top_k(profiles, items[:3], 7).shape == (5, 3)  # k larger than the catalog

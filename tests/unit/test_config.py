@@ -112,6 +112,7 @@ def test_every_setting_has_an_environment_variable(monkeypatch: pytest.MonkeyPat
     literals = {
         "encoder_device": ("cpu", "cpu"),
         "encoder_precision": ("int8", "int8"),
+        "encoder_backend": ("onnxruntime", "onnxruntime"),
         "kafka_security_protocol": ("SASL_SSL", "SASL_SSL"),
         "kafka_sasl_mechanism": ("SCRAM-SHA-256", "SCRAM-SHA-256"),
         "sponsored_positions": ("2,5", "2,5"),  # a pattern: comma-separated positions

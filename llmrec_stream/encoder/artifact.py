@@ -204,6 +204,27 @@ def write_manifest(
     return manifest
 
 
+
+def rehash_manifest(
+    artifact_dir: Path, manifest: Manifest, **changes: Any
+) -> Manifest:
+    """`write_manifest` again over the artifact's current files, keeping what `manifest`
+    says except `changes` (e.g. ``reference=...``): after a step added or rewrote a graph."""
+    fields = {
+        "source": manifest.source,
+        "dim": manifest.dim,
+        "max_length": manifest.max_length,
+        "opset": manifest.opset,
+        "max_abs_diff_vs_torch": manifest.max_abs_diff_vs_torch,
+        "input_names": manifest.input_names,
+        "output_name": manifest.output_name,
+        "pad_id": manifest.pad_id,
+        "pad_token": manifest.pad_token,
+        "text_prefix": manifest.text_prefix,
+        "reference": manifest.reference,
+    }
+    return write_manifest(artifact_dir, **{**fields, **changes})
+
 def read_manifest(artifact_dir: Path) -> Manifest:
     """Parse the manifest without hashing the files (cheap; use `verify_artifact` to trust it)."""
     path = artifact_dir / MANIFEST_NAME

@@ -62,8 +62,8 @@ from llmrec_stream.encoder.artifact import (
     TOKENIZER_NAME,
     ArtifactError,
     read_manifest,
+    rehash_manifest,
     verify_artifact,
-    write_manifest,
 )
 
 if TYPE_CHECKING:
@@ -521,20 +521,7 @@ def quantize_q4(artifact_dir: Path) -> Path:
     artifact_dir = Path(artifact_dir)
     dst = artifact_dir / Q4_MODEL_NAME
     quantize_q4_graph(artifact_dir / MODEL_NAME, dst)
-    manifest = read_manifest(artifact_dir)
-    write_manifest(
-        artifact_dir,
-        source=manifest.source,
-        dim=manifest.dim,
-        max_length=manifest.max_length,
-        opset=manifest.opset,
-        max_abs_diff_vs_torch=manifest.max_abs_diff_vs_torch,
-        input_names=manifest.input_names,
-        output_name=manifest.output_name,
-        pad_id=manifest.pad_id,
-        pad_token=manifest.pad_token,
-        text_prefix=manifest.text_prefix,
-    )
+    rehash_manifest(artifact_dir, read_manifest(artifact_dir))
     return dst
 
 
@@ -614,20 +601,8 @@ def compare_to_engine(
 
 def _record_reference(artifact_dir: Path, reference: dict[str, dict[str, float]]) -> None:
     manifest = verify_artifact(artifact_dir)
-    write_manifest(
-        artifact_dir,
-        source=manifest.source,
-        dim=manifest.dim,
-        max_length=manifest.max_length,
-        opset=manifest.opset,
-        max_abs_diff_vs_torch=manifest.max_abs_diff_vs_torch,
-        input_names=manifest.input_names,
-        output_name=manifest.output_name,
-        pad_id=manifest.pad_id,
-        pad_token=manifest.pad_token,
-        text_prefix=manifest.text_prefix,
-        reference={"engine": f"{PACKAGE}=={PACKAGE_VERSION} e5.c (4-bit)", **reference},
-    )
+    engine = {"engine": f"{PACKAGE}=={PACKAGE_VERSION} e5.c (4-bit)"}
+    rehash_manifest(artifact_dir, manifest, reference={**engine, **reference})
     read_manifest(artifact_dir)
 
 

@@ -50,7 +50,7 @@ from llmrec_stream.encoder.artifact import (
     ArtifactError,
     Manifest,
     read_manifest,
-    write_manifest,
+    rehash_manifest,
 )
 
 log = logging.getLogger(__name__)
@@ -221,21 +221,9 @@ def _encode(artifact_dir: Path, model_path: Path, texts: Sequence[str]) -> npt.N
 
 
 def _rehash(artifact_dir: Path, manifest: Manifest, *, extra_diff: float = 0.0) -> None:
-    write_manifest(
-        artifact_dir,
-        source=manifest.source,
-        dim=manifest.dim,
-        max_length=manifest.max_length,
-        opset=manifest.opset,
-        # the fused graph's distance to torch is bounded by export's plus fusion's
-        max_abs_diff_vs_torch=manifest.max_abs_diff_vs_torch + extra_diff,
-        input_names=manifest.input_names,
-        output_name=manifest.output_name,
-        pad_id=manifest.pad_id,
-        pad_token=manifest.pad_token,
-        text_prefix=manifest.text_prefix,
-        reference=manifest.reference,
-    )
+    # the fused graph's distance to torch is bounded by export's plus fusion's
+    rehash_manifest(artifact_dir, manifest,
+                    max_abs_diff_vs_torch=manifest.max_abs_diff_vs_torch + extra_diff)
 
 
 def _initializers(model: Any) -> dict[str, Any]:

@@ -100,10 +100,15 @@ class LiveWorker:
 
 @contextlib.contextmanager
 def worker_with_catalog(
-    stack: DevStack, encoder_dir: Path, logdir: Path, items: Sequence[OutboundEvent]
+    stack: DevStack,
+    encoder_dir: Path,
+    logdir: Path,
+    items: Sequence[OutboundEvent],
+    env: dict[str, str] | None = None,
 ) -> Iterator[LiveWorker]:
-    """A started worker whose catalog holds ``items``; it must stop cleanly (exit 0) after."""
-    live = LiveWorker(stack, encoder_dir, logdir).start()
+    """A started worker whose catalog holds ``items``; it must stop cleanly (exit 0) after.
+    ``env``: settings for this worker (``LLMREC_*``)."""
+    live = LiveWorker(stack, encoder_dir, logdir, env=env).start()
     try:
         live.publish(list(items))
         live.wait_catalog(len(items))

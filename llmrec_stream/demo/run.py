@@ -224,6 +224,8 @@ def run_demo(
             timeout_s=60.0,
         )
         produced = Produced()
+        if shadow is not None:
+            shadow.warm()
         worker.start()
         try:
             watcher.start(settings.partitions)
@@ -252,6 +254,7 @@ def run_demo(
             produce(client, replay.events[:split], produced, rate=rate, on_sent=progress)
             if shadow is not None:
                 paused = start_shadow(shadow, stack, settings, worker, enc, logdir / "models")
+                shadow.after, shadow.paused_s = split, paused
                 produce(client, replay.events[split:], produced, rate=rate, on_sent=progress)
             wait_for(
                 lambda: group_lag(stack.kafka_bootstrap, settings.app_id, list(USER_TOPICS),

@@ -3,13 +3,15 @@
 Part-way through the replay the demo pauses the producer, waits for the worker to catch up,
 and trains the project's ranking model on what the event log holds by then, exactly as
 ``llmrec-stream train`` does (`trainer.event_log.dataset_from_kafka`, `trainer.train.train`):
-one grid point of the two-tower model (loss ``ce``) and at most ``max_epochs`` epochs, which
-takes seconds on a demo-sized log (8 s for 22 users and 240 items, 17 s for 165 users and 400
-items on a 2-core laptop), so no stand-in model is needed. The artifact is published on
-``llmrec.models`` with ``shadow: true``, the record `llmrec-stream models publish --shadow`
-sends; the worker checks it, ranks with it beside the live model for the rest of the replay,
-and scores both online. At the end the demo reads the same counters `llmrec-stream models
-compare` reads (`ranking.shadow.online_stats`) and shows them with the same intervals.
+one grid point of the two-tower model (loss ``ce``) and at most ``max_epochs`` epochs, on both
+cores (the worker is idle: it has caught up). That takes seconds on a demo-sized log (8 s for
+22 users and 240 items, 17 s for 165 users and 400 items on one core of a 2-core machine, most
+of it encoding the item texts and exporting the ONNX graph), so no stand-in model is needed.
+The artifact is published on ``llmrec.models`` with ``shadow: true``, the record
+`llmrec-stream models publish --shadow` sends; the worker checks it, ranks with it beside
+the live model for the rest of the replay, and scores both online. At the end the demo reads
+the counters `llmrec-stream models compare` reads (`ranking.shadow.online_stats`) and shows
+them with the same intervals and the promotion rule's online verdict.
 
 Training needs torch (the ``train`` extra); without it the feature is skipped with the reason.
 """
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import importlib.util
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -53,13 +57,25 @@ class ShadowDemo:
     """The shadow model's version once it was published."""
     trained: str = ""
     """What the training saw and reached (users, items, epochs, validation NDCG@10)."""
-    seconds: float = 0.0
-    """Training plus publishing, the time the replay stood still."""
+    paused_s: float = 0.0
+    """How long the replay stood still: reading the log, training, publishing, loading."""
+    after: int = 0
+    """The replay's events sent before the model was trained."""
     skipped: str = ""
     """Why no shadow ran, when none did."""
     live: str | None = None
     k: int | None = None
     by_live: dict[str, PairedHits] = field(default_factory=dict)
+
+    def warm(self) -> threading.Thread:
+        """Import torch and the trainer in the background (seconds of the pause otherwise)."""
+        def load() -> None:
+            importlib.import_module("llmrec_stream.trainer.train")
+            importlib.import_module("llmrec_stream.trainer.event_log")
+
+        thread = threading.Thread(target=load, name="shadow-imports", daemon=True)
+        thread.start()
+        return thread
 
     def train_and_publish(self, bootstrap: str, encoder_dir: Path, out: Path) -> bool:
         """Train on the log as it is now and publish the artifact in shadow; False (with
@@ -69,7 +85,6 @@ class ShadowDemo:
         from llmrec_stream.trainer.event_log import dataset_from_kafka
         from llmrec_stream.trainer.train import train
 
-        started = time.monotonic()
         data = dataset_from_kafka(bootstrap, name="demo")
         if data.n_users == 0:
             self.skipped = "no user had 3 or more item events when the model was to be trained"
@@ -79,7 +94,7 @@ class ShadowDemo:
         version = f"demo-shadow-{int(time.time())}"
         result = train(data, out / version, loss="ce", budget=1, encoder_dir=encoder_dir,
                        cache_dir=out / ".cache", max_minutes=self.max_minutes,
-                       max_epochs=self.max_epochs, threads=1, progress=False, version=version)
+                       max_epochs=self.max_epochs, threads=2, progress=False, version=version)
         record = dataclasses.replace(ModelRecord.for_artifact(result.path), shadow=True)
         prod = producer(bootstrap)
         prod.produce(topics.MODELS, record.dumps(), b"model")  # as `models publish --shadow`
@@ -90,7 +105,6 @@ class ShadowDemo:
         self.trained = (f"{data.n_users} users, {data.n_items} items, "
                         f"{result.metrics['best_epoch']} epochs, valid NDCG@10 {valid:.4f}, "
                         f"{result.metrics['train_seconds']:.1f} s")
-        self.seconds = time.monotonic() - started
         self.say(f"[bold]shadow[/]: published {version} in shadow ({self.trained})")
         return True
 
@@ -141,4 +155,6 @@ def shadow_table(demo: ShadowDemo, settings: Settings) -> Table:
         t.add_row("shadow - live", "", str(hits.events), "", f"{diff:+.4f}",
                   f"[{low:+.4f}, {high:+.4f}] Newcombe")
         t.add_row("verdict", "shadow wins" if won else "shadow does not win", "", "", "", why)
+    t.caption = (f"{demo.version} was trained on the log after {demo.after} events "
+                 f"({demo.trained}); the replay paused {demo.paused_s:.1f} s for it")
     return t

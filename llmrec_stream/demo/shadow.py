@@ -3,10 +3,10 @@
 Part-way through the replay the demo pauses the producer, waits for the worker to catch up,
 and trains the project's ranking model on what the event log holds by then, exactly as
 ``llmrec-stream train`` does (`trainer.event_log.dataset_from_kafka`, `trainer.train.train`):
-one grid point of the two-tower model (loss ``ce``) and at most ``max_epochs`` epochs, on both
-cores (the worker is idle: it has caught up). That takes seconds on a demo-sized log (8 s for
-22 users and 240 items, 17 s for 165 users and 400 items on one core of a 2-core machine, most
-of it encoding the item texts and exporting the ONNX graph), so no stand-in model is needed.
+one grid point of the two-tower model (loss ``ce``) and at most ``max_epochs`` epochs, on one
+thread (two made torch's training 20 times slower on a busy 2-core machine). That takes
+seconds on a demo-sized log (8 s for 22 users and 240 items, 17 s for 165 users and 400 items,
+most of it encoding the item texts and exporting the ONNX graph), so no stand-in is needed.
 The artifact is published on ``llmrec.models`` with ``shadow: true``, the record
 `llmrec-stream models publish --shadow` sends; the worker checks it, ranks with it beside
 the live model for the rest of the replay, and scores both online. At the end the demo reads
@@ -40,7 +40,7 @@ def shadow_unavailable() -> str | None:
     """Why the demo cannot train a shadow model here, or None when it can."""
     if importlib.util.find_spec("torch") is None:
         return ("torch is not installed, so no model can be trained: install the `train` "
-                "extra (`pip install -e .[train]`, or `make`)")
+                "extra (`pip install -e '.[train]'`, or `make`)")
     return None
 
 
@@ -94,7 +94,7 @@ class ShadowDemo:
         version = f"demo-shadow-{int(time.time())}"
         result = train(data, out / version, loss="ce", budget=1, encoder_dir=encoder_dir,
                        cache_dir=out / ".cache", max_minutes=self.max_minutes,
-                       max_epochs=self.max_epochs, threads=2, progress=False, version=version)
+                       max_epochs=self.max_epochs, threads=1, progress=False, version=version)
         record = dataclasses.replace(ModelRecord.for_artifact(result.path), shadow=True)
         prod = producer(bootstrap)
         prod.produce(topics.MODELS, record.dumps(), b"model")  # as `models publish --shadow`

@@ -21,6 +21,7 @@ from llmrec_stream.demo.features import (
     sponsored_table,
 )
 from llmrec_stream.demo.run import DemoResult, run_demo
+from llmrec_stream.demo.shadow import ShadowDemo, shadow_table, shadow_unavailable
 from llmrec_stream.demo.view import item_titles, progress_view, summary_table
 from llmrec_stream.demo.watch import Observed
 from llmrec_stream.encoder.artifact import ENV_ENCODER_DIR
@@ -52,7 +53,9 @@ from llmrec_stream.sources.synthetic import LANGS
               help="Business features to show, comma-separated: reasons (why each item), "
                    "sponsored (a few campaigns placed in slots 3 and 8), social (newcomers "
                    "who follow users of one taste), sentiment (unrated comments signed by "
-                   "the artifact's sentiment head, aspect scores beside the lists), or all.")
+                   "the artifact's sentiment head, aspect scores beside the lists), shadow "
+                   "(a model trained on the replay's log half-way through runs in shadow; "
+                   "live vs shadow online hit rates at the end; needs torch), or all.")
 def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: float,
          precision: str, seed: int, lang: str, encoder: Path | None, features: str) -> None:
     """Run the whole pipeline on a replay and show it live, then a summary."""
@@ -68,6 +71,13 @@ def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: 
         replay, newcomers = social_newcomers(replay)
     if "sentiment" in shown:
         console.print(enable_sentiment(encoder_dir))
+    shadow: ShadowDemo | None = None
+    if "shadow" in shown:
+        why_not = shadow_unavailable()
+        if why_not:
+            console.print(f"[bold]shadow[/]: skipped: {why_not}")
+        else:
+            shadow = ShadowDemo(say=console.print)  # the live view prints above itself
     console.print(f"[bold]replay[/]: {replay.describe()}")
     titles = item_titles(replay.items)
     last_comment: dict[str, str] = {}
@@ -86,7 +96,7 @@ def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: 
         settings = Settings(encoder_precision=precision, encoder_dir=str(encoder_dir or ""))
         campaigns = demo_campaigns(replay) if "sponsored" in shown else []
         result = run_demo(replay, settings, rate=rate, on_progress=on_progress,
-                          campaigns=campaigns)
+                          campaigns=campaigns, shadow=shadow)
     console.print(summary_table(result.events, result.seconds, result.observed,
                                 result.taste_hit_rate))
     if campaigns:
@@ -95,6 +105,8 @@ def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: 
         console.print(social_table(result.observed, newcomers, replay, titles))
     if "sentiment" in shown:
         console.print(sentiment_table(result.observed))
+    if shadow is not None and shadow.version is not None:
+        console.print(shadow_table(shadow, settings))
     console.print(client_summary(result))
     if result.observed.recommendations == 0:
         raise click.ClickException("no recommendations were received")

@@ -6,7 +6,9 @@ few campaigns before the replay and, at the end, what they spent, counted from t
 late in the replay, and shows what the people they follow brought into their lists.
 ``sentiment`` turns the worker's text signals on (the sentiment head and aspect anchors that
 ``llmrec-stream train-sentiment`` ships in the encoder artifact): unrated comments are signed
-by what they say, and each list shows the user's aspect scores beside it.
+by what they say, and each list shows the user's aspect scores beside it. ``shadow`` trains
+the ranking model on the replay's log half-way through, runs it in shadow and shows live vs
+shadow online hit rates at the end (`llmrec_stream.demo.shadow`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from llmrec_stream.events import topics
 from llmrec_stream.sources.base import OutboundEvent, Replay, envelope
 from llmrec_stream.sources.synthetic import SyntheticReplay
 
-FEATURES = ("reasons", "sponsored", "social", "sentiment")
+FEATURES = ("reasons", "sponsored", "social", "sentiment", "shadow")
 HOUR_MS = 3_600_000
 
 

@@ -26,12 +26,14 @@ from llmrec_stream.client import (
     RedisRecommendations,
 )
 from llmrec_stream.config import Settings
+from llmrec_stream.demo.shadow import ShadowDemo
 from llmrec_stream.demo.watch import Observed, OutputWatcher, group_lag
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.devstack.worker import WorkerProcess
 from llmrec_stream.encoder.artifact import default_encoder_dir
 from llmrec_stream.events import topics
 from llmrec_stream.events.codec import Limits
+from llmrec_stream.ranking.shadow import SHADOW_KEY
 from llmrec_stream.redis_conn import sync_client
 from llmrec_stream.replay import restamp
 from llmrec_stream.retrieval.catalog import VECTORS
@@ -153,6 +155,43 @@ def pull(
     return pulled, differ
 
 
+def start_shadow(shadow: ShadowDemo, stack: DevStack, settings: Settings,
+                 worker: WorkerProcess, enc: Path, out: Path) -> float:
+    """Once the worker has applied what was sent, train on the log, publish in shadow, and
+    wait until the worker's models agent started it and its model timer can have loaded it.
+    Returns the seconds the replay stood still for it (the catch-up is the replay's time)."""
+    wait_for(
+        lambda: group_lag(stack.kafka_bootstrap, settings.app_id, list(USER_TOPICS),
+                          settings.partitions) == 0,
+        300, "the worker to catch up before the shadow model is trained", worker,
+    )
+    pause = time.monotonic()
+    _publish_shadow(shadow, stack, settings, worker, enc, out)
+    return time.monotonic() - pause
+
+
+def _publish_shadow(shadow: ShadowDemo, stack: DevStack, settings: Settings,
+                    worker: WorkerProcess, enc: Path, out: Path) -> None:
+    if not shadow.train_and_publish(stack.kafka_bootstrap, enc, out):
+        shadow.say(f"[bold]shadow[/]: skipped: {shadow.skipped}")
+        return
+    r = sync_client(stack.redis_url)
+    try:
+        worker.wait_until(lambda: shadow.running(r.hget(SHADOW_KEY, "version")), 60,
+                          "the worker to start the shadow model")
+    except TimeoutError:  # refused by its checks: the live path goes on, the demo too
+        shadow.skipped = f"the worker did not start {shadow.version} in shadow (see its log)"
+        shadow.say(f"[bold]shadow[/]: {shadow.skipped}")
+        shadow.version = None
+        return
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from exc
+    finally:
+        r.close()
+    # the model timer loads it within a poll; events before that are not scored, only fewer
+    time.sleep(2 * settings.model_poll_s)
+
+
 def run_demo(
     replay: Replay,
     settings: Settings,
@@ -161,11 +200,15 @@ def run_demo(
     on_progress: Callable[[int, float, Observed], None] | None = None,
     workdir: Path | None = None,
     campaigns: Sequence[OutboundEvent] = (),
+    shadow: ShadowDemo | None = None,
 ) -> DemoResult:
     """Run the replay through a real broker, worker and Redis; returns what a client saw.
 
     ``campaigns`` (``llmrec.sponsored``) go out after the catalog, before the events; every
-    record is then kept (``Observed.all_records``) to count their impressions."""
+    record is then kept (``Observed.all_records``) to count their impressions. With ``shadow``
+    the replay stops at ``shadow.at`` of its events while a model is trained on the log and
+    published in shadow, then goes on; its online counters are read at the end. The pause is
+    not counted in the replay's time."""
     enc = encoder_dir(settings)
     with DevStack.from_env(settings.partitions) as stack:
         logdir = workdir or stack.workdir or Path(tempfile.mkdtemp(prefix="llmrec-demo-"))
@@ -181,6 +224,8 @@ def run_demo(
             timeout_s=60.0,
         )
         produced = Produced()
+        if shadow is not None:
+            shadow.warm()
         worker.start()
         try:
             watcher.start(settings.partitions)
@@ -197,20 +242,26 @@ def run_demo(
                 time.sleep(1.0)  # the worker's campaign table refresh (0.5 s) sees them
             started = time.monotonic()
             sent = 0
+            paused = 0.0  # the shadow model's training: the replay stood still
 
             def progress(_: OutboundEvent) -> None:
                 nonlocal sent
                 sent += 1
                 if on_progress is not None and sent % 100 == 0:
-                    on_progress(sent, time.monotonic() - started, watcher.snapshot())
+                    on_progress(sent, time.monotonic() - started - paused, watcher.snapshot())
 
-            produce(client, replay.events, produced, rate=rate, on_sent=progress)
+            split = len(replay.events) if shadow is None else int(len(replay.events) * shadow.at)
+            produce(client, replay.events[:split], produced, rate=rate, on_sent=progress)
+            if shadow is not None:
+                paused = start_shadow(shadow, stack, settings, worker, enc, logdir / "models")
+                shadow.after, shadow.paused_s = split, paused
+                produce(client, replay.events[split:], produced, rate=rate, on_sent=progress)
             wait_for(
                 lambda: group_lag(stack.kafka_bootstrap, settings.app_id, list(USER_TOPICS),
                                   settings.partitions) == 0,
                 300, "the worker to catch up", worker,
             )
-            elapsed = time.monotonic() - started
+            elapsed = time.monotonic() - started - paused
             time.sleep(1.0)  # the last recommendations are in flight
             observed = watcher.snapshot()
             if on_progress is not None:
@@ -221,6 +272,8 @@ def run_demo(
                 pulled, differ = pull(reader, users, observed.latest)
             finally:
                 reader.close()
+            if shadow is not None:
+                shadow.read(stack.redis_url)
         finally:
             watcher.stop()
             client.close()

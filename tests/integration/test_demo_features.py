@@ -1,5 +1,6 @@
 """``llmrec-stream demo --features all``: reasons next to the lists, sponsored slots placed
-within their budgets, newcomers who follow users of one taste, aspect scores (issue 14)."""
+within their budgets, newcomers who follow users of one taste, aspect scores, and a model
+trained on the replay's log run in shadow and scored online beside the live one (issue 14)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from click.testing import CliRunner
 from llmrec_stream.cli import main
 
 
-def test_demo_shows_reasons_sponsored_slots_social_influence_and_aspects(
+def test_demo_shows_reasons_sponsored_slots_social_influence_aspects_and_shadow(
     encoder_dir_with_heads: Path,
 ) -> None:
     # LLMREC_TEXT_SIGNALS: the demo sets it for its worker; listed so the runner restores it
@@ -44,6 +45,23 @@ def test_demo_shows_reasons_sponsored_slots_social_influence_and_aspects(
     aspects = out[out.index("aspects from what users wrote"):]
     assert sum(name in aspects for name in ("price", "quality", "delivery", "fit")) >= 2, aspects
     print(social, aspects)
+    # shadow: trained on the log half-way through, published in shadow, scored on the rest
+    pytest.importorskip("torch", reason="the shadow model is trained with the `train` extra")
+    assert "shadow: published demo-shadow-" in out, out
+    shadow = out[out.index("shadow evaluation: online hit rate@"):out.index("client:")]
+    rows = {cells[0]: cells for line in shadow.splitlines()
+            if len(cells := [c.strip() for c in line.split("│")[1:-1]]) == 6}
+    live, model = rows["live"], rows["shadow"]
+    assert model[1].startswith("demo-shadow-") and live[1] != model[1], shadow
+    events = int(live[2])
+    assert events > 0 and int(model[2]) == events, shadow  # the same, paired events
+    for role in (live, model):
+        hits = int(role[3])
+        assert 0 <= hits <= events and float(role[4]) == pytest.approx(hits / events, abs=1e-4)
+        low, high = (float(x) for x in role[5].removesuffix("Wilson").strip(" []").split(","))
+        assert low <= hits / events <= high, shadow
+    assert "shadow - live" in rows and "verdict" in rows, shadow
+    print(shadow)
 
 
 def test_an_unknown_feature_is_refused() -> None:
@@ -56,4 +74,4 @@ def test_feature_lists(spec: str) -> None:
     from llmrec_stream.demo.features import parse_features
 
     assert parse_features(spec) == {"reasons", "sponsored"}
-    assert parse_features("all") == {"reasons", "sponsored", "social", "sentiment"}
+    assert parse_features("all") == {"reasons", "sponsored", "social", "sentiment", "shadow"}

@@ -267,11 +267,9 @@ def _churn_states(
             log(f"[{n:,} items] replacing items {done:,}..{upto:,} ({share:.0%} of the catalog)")
             replace_items(exact, ann, items, ids, done, upto, centers, seed + 10 + done)
             done = upto
-        for ex in (None, excluded):
-            if ex is None and not share:
-                continue  # the fresh graph without exclusions: the main figures
-            if ex is None and share and not churn:
-                continue
+        # the fresh graph without exclusions is the main figures already
+        variants = ([None] if share else []) + ([excluded] if excluded is not None else [])
+        for ex in variants:
             name = f"{share:.0%} replaced" if share else "fresh"
             name += f" + {seen} seen" if ex is not None else ""
             log(f"[{n:,} items] {name}: exact and ANN searches")

@@ -104,6 +104,17 @@ def test_churn_states_carry_their_tombstones_and_exclusions() -> None:
     json.dumps(retrieval_payload([result]))
 
 
+def test_churn_without_seen_items_and_seen_items_without_churn() -> None:
+    def churn_of(churn: tuple[float, ...], seen: int) -> list[str]:
+        (r,) = bench_retrieval([1000], queries=3, k=5, expansions=(32,), threads=1,
+                               churn=churn, seen=seen)
+        return [c.scenario for c in r.churn]
+
+    assert churn_of((0.1,), 0) == ["10% replaced"]
+    assert churn_of((), 4) == ["fresh + 4 seen"]
+    assert churn_of((), 0) == []
+
+
 def test_churn_setup_replaces_vectors_in_both_indexes_and_draws_seen_sets() -> None:
     from llmrec_stream.retrieval.ann import AnnIndex
     from llmrec_stream.retrieval.exact import ExactIndex

@@ -6,9 +6,12 @@ import asyncio
 import io
 import json
 import time
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from llmrec_stream.bench.cli import bench_group
 from llmrec_stream.bench.loop_probe import StallMeter, StallWindow, probe
 from llmrec_stream.bench.swap import phases
 
@@ -51,3 +54,10 @@ def test_phases_split_freshness_and_stalls_by_wall_time() -> None:
     a, b = phases([("a", 1000.0, 1001.0), ("b", 1001.0, 1002.0)], records, windows)
     assert (a.records, a.p99_ms, a.max_stall_ms, a.stall_windows) == (1, 100.0, 20.0, 1)
     assert (b.records, b.p99_ms, b.max_stall_ms, b.stall_windows) == (1, 1000.0, 250.0, 2)
+
+
+def test_swap_command_checks_its_schedule(tmp_path: Path) -> None:
+    run = CliRunner().invoke(
+        bench_group, ["swap", "--first-at", "30", "--second-at", "20", "--out", str(tmp_path)]
+    )
+    assert run.exit_code != 0 and "--first-at < --second-at" in run.output

@@ -222,6 +222,11 @@ def _load_with_swaps(
              if any(p.start_ts * 1000 <= r["published_ts"] < p.end_ts * 1000 for p in swap)],
             99)),
         "target_stall_ms": TARGET_STALL_MS,
+        # the timeline, to tell where a stall fell: record published, first record served
+        "models_published_ts": published,
+        "models_served_ts": seen,
+        "stall_windows": [(w.end_ts, round(w.max_stall_ms, 2)) for w in windows
+                          if load_start <= w.end_ts <= load_end],
         "achieved_rate": len(chunk) / (load_end - load_start),
     }
 

@@ -43,9 +43,15 @@ def swap_cmd(
     precision: Literal["fp32", "int8"],
     out_dir: Path,
 ) -> None:
-    """Event-loop stall and freshness while a worker hot-swaps two models under load."""
+    """Event-loop stall and freshness while a worker hot-swaps two models under load.
+
+    Needs torch (the ``train`` extra): it exports the two ranking models it publishes."""
+    import importlib.util
+
     from llmrec_stream.bench.swap import bench_swap, swap_chart, swap_table
 
+    if importlib.util.find_spec("torch") is None:  # before minutes of stack and catalog
+        raise click.ClickException("bench swap exports models with torch: install the train extra")
     if not 0 < first_at < second_at < load_seconds:
         raise click.BadParameter("need 0 < --first-at < --second-at < --load-seconds")
     result = bench_swap(

@@ -216,6 +216,8 @@ def retrieval_cmd(
     out_dir: Path,
 ) -> None:
     """Exact top-k vs the HNSW index on clustered 384-d catalogs: latency, recall, build, memory."""
+    if not no_churn and max(churn) >= 100:
+        raise click.BadParameter(f"--churn: percentages below 100, got {max(churn)}")
     from llmrec_stream.bench.report import write_results
     from llmrec_stream.bench.retrieval import (
         bench_retrieval,

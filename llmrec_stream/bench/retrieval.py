@@ -145,7 +145,7 @@ def bench_retrieval(
     if expansion_add is not None:
         ann_kwargs["expansion_add"] = expansion_add
     churn = sorted(churn)
-    if churn and not 0 < churn[0] and churn[-1] < 1:
+    if churn and not (0 < churn[0] and churn[-1] < 1):
         raise ValueError(f"churn shares must be in (0, 1), got {churn}")
     if churn:  # no rebuild before the largest share: the graph keeps the tombstones measured
         ann_kwargs["max_stale"] = max(churn) + 0.01

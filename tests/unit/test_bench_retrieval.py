@@ -113,6 +113,8 @@ def test_churn_without_seen_items_and_seen_items_without_churn() -> None:
     assert churn_of((0.1,), 0) == ["10% replaced"]
     assert churn_of((), 4) == ["fresh + 4 seen"]
     assert churn_of((), 0) == []
+    with pytest.raises(ValueError, match="churn shares"):
+        churn_of((0.1, 1.0), 0)
 
 
 def test_churn_setup_replaces_vectors_in_both_indexes_and_draws_seen_sets() -> None:

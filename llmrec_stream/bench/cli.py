@@ -188,6 +188,17 @@ def encoder_cmd(
     help="Cores per single-user search, both indexes.",
 )
 @click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--churn",
+    default="10,25",
+    show_default=True,
+    callback=_ints,
+    help="Then replace these percentages of the catalog (tombstones in the graph), cumulatively.",
+)
+@click.option(
+    "--seen", default=50, show_default=True, help="Items excluded per user in the '+ seen' states."
+)
+@click.option("--no-churn", is_flag=True, help="Fresh graph only (the figures before issue 17).")
 @out_option
 def retrieval_cmd(
     sizes: tuple[int, ...],
@@ -199,9 +210,14 @@ def retrieval_cmd(
     threads: int | None,
     search_threads: int,
     seed: int,
+    churn: tuple[int, ...],
+    seen: int,
+    no_churn: bool,
     out_dir: Path,
 ) -> None:
     """Exact top-k vs the HNSW index on clustered 384-d catalogs: latency, recall, build, memory."""
+    if not no_churn and max(churn) >= 100:
+        raise click.BadParameter(f"--churn: percentages below 100, got {max(churn)}")
     from llmrec_stream.bench.report import write_results
     from llmrec_stream.bench.retrieval import (
         bench_retrieval,
@@ -220,6 +236,8 @@ def retrieval_cmd(
         threads=threads,
         search_threads=search_threads,
         seed=seed,
+        churn=() if no_churn else tuple(c / 100 for c in churn),
+        seen=0 if no_churn else seen,
         log=lambda msg: click.echo(msg, err=True),
     )
     payload = retrieval_payload(results)
@@ -246,3 +264,8 @@ bench_group.add_command(live_offline_cmd)
 from llmrec_stream.bench.pipeline_cli import pipeline_cmd  # noqa: E402
 
 bench_group.add_command(pipeline_cmd)
+
+# The hot-swap benchmark (issue 17): a worker's event-loop stall while it swaps models.
+from llmrec_stream.bench.swap_cli import swap_cmd  # noqa: E402
+
+bench_group.add_command(swap_cmd)

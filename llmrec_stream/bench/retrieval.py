@@ -5,6 +5,17 @@ Both indexes are driven through the `ItemIndex` methods the stream worker calls,
 of the ANN index is measured against the exact index's answers on the same queries. Each
 catalog size is built, measured and freed before the next, so a 1M run needs memory for one
 catalog at a time (about 3 x 1.5 GB: the vectors, the exact matrix, the graph's copy).
+
+Churn (issue 17): a live catalog is not a fresh graph. After the fresh figures, the same graph
+gets replaced items (new vectors under the same ids: faiss's HNSW keeps the old rows as
+tombstones, filtered by a bitmap during the search) up to each share of ``churn`` of the
+catalog, 10 % then 25 % by default, the last state a worker serves before it rebuilds the
+graph (``ann_max_stale`` = 0.25; the bench holds off that rebuild so the graph carries the
+tombstones it measures). Each state is measured plainly and with ``seen`` items excluded per
+user (`ItemIndex.search`'s ``exclude``: the purchases a user is not shown again; the ANN index
+over-fetches for them), half drawn from the user's own exact top-k (the items near a user's
+taste are the ones they bought) and half from the whole catalog. Recall is always against
+the exact index on the same live vectors with the same exclusions.
 """
 
 from __future__ import annotations
@@ -32,6 +43,10 @@ if TYPE_CHECKING:
 
 DEFAULT_SIZES: tuple[int, ...] = (10_000, 100_000, 1_000_000)
 DEFAULT_EXPANSIONS: tuple[int, ...] = (128, 256, 512)
+#: Shares of the catalog replaced (tombstones in the graph), measured in this order.
+DEFAULT_CHURN: tuple[float, ...] = (0.10, 0.25)
+#: Items excluded per user in the "+ seen" states (0: none).
+DEFAULT_SEEN = 50
 #: The issue's target at 1M items.
 TARGET_P99_MS = 10.0
 TARGET_RECALL = 0.95
@@ -63,6 +78,18 @@ class AnnPoint:
 
 
 @dataclass(frozen=True, slots=True)
+class ChurnPoint:
+    """Both indexes on one state of a churned catalog (``replaced`` share, ``seen`` excluded)."""
+
+    scenario: str
+    replaced: float
+    tombstones: int
+    seen: int
+    exact_latency: LatencyStats
+    ann: list[AnnPoint]
+
+
+@dataclass(frozen=True, slots=True)
 class SizeResult:
     """Everything measured on one catalog size."""
 
@@ -76,6 +103,7 @@ class SizeResult:
     ann_memory_bytes: int
     ann_rss_delta_bytes: int
     ann: list[AnnPoint] = field(default_factory=list)
+    churn: list[ChurnPoint] = field(default_factory=list)
 
     def best(self, recall: float = TARGET_RECALL) -> AnnPoint | None:
         """The fastest (p99) ANN point reaching `recall`, if any."""
@@ -95,6 +123,8 @@ def bench_retrieval(
     threads: int | None = None,
     search_threads: int = 1,
     seed: int = 0,
+    churn: Sequence[float] = DEFAULT_CHURN,
+    seen: int = DEFAULT_SEEN,
     log: Callable[[str], None] = lambda _msg: None,
 ) -> list[SizeResult]:
     """Measure exact and ANN retrieval on clustered catalogs of each size in `sizes`.
@@ -114,6 +144,11 @@ def bench_retrieval(
         ann_kwargs["connectivity"] = connectivity
     if expansion_add is not None:
         ann_kwargs["expansion_add"] = expansion_add
+    churn = sorted(churn)
+    if churn and not (0 < churn[0] and churn[-1] < 1):
+        raise ValueError(f"churn shares must be in (0, 1), got {churn}")
+    if churn:  # no rebuild before the largest share: the graph keeps the tombstones measured
+        ann_kwargs["max_stale"] = max(churn) + 0.01
     results: list[SizeResult] = []
     for n in sizes:
         items, centers = clustered_vectors(n, dim, seed=seed)
@@ -129,8 +164,9 @@ def bench_retrieval(
         log(f"[{n:,} items] exact index: {queries} single-user searches")
         with _blas_threads(search_threads):
             truth, exact_times = _timed_searches(exact.search, users, k)
-        del exact
-        gc.collect()
+        if not churn and not seen:
+            del exact
+            gc.collect()
 
         log(f"[{n:,} items] ANN index: build on {threads} thread(s)")
         rss_before = _rss_bytes()
@@ -141,6 +177,14 @@ def bench_retrieval(
         ann_build = time.perf_counter() - started
         rss_delta = _rss_bytes() - rss_before
         points = [_ann_point(ann, ef, users, k, truth, log) for ef in expansions]
+        states: list[ChurnPoint] = []
+        if churn or seen:
+            states = _churn_states(
+                exact, ann, items, ids, centers, users, truth,
+                churn=churn, seen=seen, k=k, expansions=expansions,
+                search_threads=search_threads, seed=seed, log=log,
+            )
+            del exact
         results.append(
             SizeResult(
                 items=n,
@@ -153,11 +197,88 @@ def bench_retrieval(
                 ann_memory_bytes=ann.memory_bytes,
                 ann_rss_delta_bytes=rss_delta,
                 ann=points,
+                churn=states,
             )
         )
         del ann, items, users, ids, truth
         gc.collect()
     return results
+
+
+def seen_sets(
+    truth: Sequence[Sequence[tuple[str, float]]], ids: Sequence[str], seen: int, seed: int
+) -> list[frozenset[str]]:
+    """Per user, ``seen`` distinct ids: half from the user's exact top-k, the rest anywhere."""
+    rng = np.random.default_rng(seed)
+    out: list[frozenset[str]] = []
+    for hits in truth:
+        near = [i for i, _ in hits]
+        take = min(len(near), seen // 2)
+        chosen = {near[j] for j in rng.choice(len(near), size=take, replace=False)}
+        while len(chosen) < min(seen, len(ids)):
+            chosen.add(ids[int(rng.integers(len(ids)))])
+        out.append(frozenset(chosen))
+    return out
+
+
+def replace_items(
+    exact: ExactIndex,
+    ann: AnnIndex,
+    items: npt.NDArray[np.float32],
+    ids: Sequence[str],
+    lo: int,
+    hi: int,
+    centers: npt.NDArray[np.float32],
+    seed: int,
+) -> None:
+    """Items ``lo:hi`` get new vectors (same topics) in both indexes and in ``items``."""
+    fresh, _ = clustered_vectors(hi - lo, items.shape[1], centers=centers, seed=seed)
+    items[lo:hi] = fresh
+    for at in range(lo, hi, _CHUNK):
+        end = min(hi, at + _CHUNK)
+        exact.upsert(ids[at:end], items[at:end])
+        ann.upsert(ids[at:end], items[at:end])
+
+
+def _churn_states(
+    exact: ExactIndex,
+    ann: AnnIndex,
+    items: npt.NDArray[np.float32],
+    ids: list[str],
+    centers: npt.NDArray[np.float32],
+    users: npt.NDArray[np.float32],
+    truth: list[list[tuple[str, float]]],
+    *,
+    churn: Sequence[float],
+    seen: int,
+    k: int,
+    expansions: Sequence[int],
+    search_threads: int,
+    seed: int,
+    log: Callable[[str], None],
+) -> list[ChurnPoint]:
+    n = len(ids)
+    excluded = seen_sets(truth, ids, seen, seed + 3) if seen else None
+    states: list[ChurnPoint] = []
+    done = 0
+    for share in (0.0, *churn):
+        if share:
+            upto = round(share * n)
+            log(f"[{n:,} items] replacing items {done:,}..{upto:,} ({share:.0%} of the catalog)")
+            replace_items(exact, ann, items, ids, done, upto, centers, seed + 10 + done)
+            done = upto
+        # the fresh graph without exclusions is the main figures already
+        variants = ([None] if share else []) + ([excluded] if excluded is not None else [])
+        for ex in variants:
+            name = f"{share:.0%} replaced" if share else "fresh"
+            name += f" + {seen} seen" if ex is not None else ""
+            log(f"[{n:,} items] {name}: exact and ANN searches")
+            with _blas_threads(search_threads):
+                want, times = _timed_searches(exact.search, users, k, ex)
+            points = [_ann_point(ann, ef, users, k, want, log, ex) for ef in expansions]
+            states.append(ChurnPoint(name, share, ann.tombstones, seen if ex else 0,
+                                     LatencyStats.of(times), points))
+    return states
 
 
 def _ann_point(
@@ -167,10 +288,11 @@ def _ann_point(
     k: int,
     truth: list[list[tuple[str, float]]],
     log: Callable[[str], None],
+    exclude: Sequence[frozenset[str]] | None = None,
 ) -> AnnPoint:
     ann.expansion_search = ef
     log(f"[{len(ann):,} items] ANN index: ef={ef}, {len(users)} single-user searches")
-    got, times = _timed_searches(ann.search, users, k)
+    got, times = _timed_searches(ann.search, users, k, exclude)
     recalls = [
         len({i for i, _ in g} & {i for i, _ in t}) / max(1, len(t))
         for g, t in zip(got, truth, strict=True)
@@ -182,13 +304,15 @@ def _timed_searches(
     search: Callable[..., list[list[tuple[str, float]]]],
     users: npt.NDArray[np.float32],
     k: int,
+    exclude: Sequence[frozenset[str]] | None = None,
 ) -> tuple[list[list[tuple[str, float]]], list[float]]:
     search(users[:1], k)  # first call pays lazy set-up (page faults, thread pools)
     out: list[list[tuple[str, float]]] = []
     times: list[float] = []
     for row in range(len(users)):
+        skip = () if exclude is None else (exclude[row],)
         started = time.perf_counter()
-        (hits,) = search(users[row : row + 1], k)
+        (hits,) = search(users[row : row + 1], k, skip)
         times.append(time.perf_counter() - started)
         out.append(hits)
     return out, times
@@ -225,12 +349,16 @@ def retrieval_payload(results: Sequence[SizeResult]) -> dict[str, Any]:
 
 
 def retrieval_table(results: Sequence[SizeResult]) -> str:
-    headers = ["items", "index", "ef", "p50 ms", "p99 ms", f"recall@{_k(results)}", "build s", "MB"]
+    headers = [
+        "items", "catalog", "index", "ef", "p50 ms", "p99 ms", f"recall@{_k(results)}",
+        "build s", "MB",
+    ]
     rows: list[list[object]] = []
     for r in results:
         rows.append(
             [
                 r.items,
+                "fresh",
                 "exact",
                 "-",
                 r.exact_latency.p50_ms,
@@ -244,6 +372,7 @@ def retrieval_table(results: Sequence[SizeResult]) -> str:
             rows.append(
                 [
                     r.items,
+                    "fresh",
                     "ann",
                     p.expansion_search,
                     p.latency.p50_ms,
@@ -253,6 +382,14 @@ def retrieval_table(results: Sequence[SizeResult]) -> str:
                     r.ann_memory_bytes / 2**20,
                 ]
             )
+        for c in r.churn:
+            rows.append([r.items, c.scenario, "exact", "-", c.exact_latency.p50_ms,
+                         c.exact_latency.p99_ms, 1.0, "-", "-"])
+            rows += [
+                [r.items, f"{c.scenario} ({c.tombstones:,} tombstones)", "ann",
+                 p.expansion_search, p.latency.p50_ms, p.latency.p99_ms, p.recall, "-", "-"]
+                for p in c.ann
+            ]
     return format_table(headers, rows)
 
 

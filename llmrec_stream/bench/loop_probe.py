@@ -1,7 +1,8 @@
-"""The worker's own command plus an event-loop stall probe, for ``bench swap``.
+"""The event-loop stall probe for ``bench swap``: the meter and the ticker.
 
-``python -m llmrec_stream.bench.loop_probe worker ...`` runs exactly ``python -m streams
-worker ...`` with one more Faust task beside the agents: a ticker that sleeps ``interval`` on
+``python -m streams.stall_probe worker ...`` (the Faust wiring lives in streams/, which the
+library never imports) runs exactly ``python -m streams worker ...`` with `probe` as one more
+Faust task beside the agents: a ticker that sleeps ``interval`` on
 the worker's event loop and records how late each wake-up came (`StallMeter`). While the loop
 runs something without yielding (a micro-batch's synchronous parts, a model swap's first
 inference), no tick can fire, so the lateness of the next one is that stall. The worst
@@ -14,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,22 +91,3 @@ def read_windows(path: Path) -> list[StallWindow]:
         out.append(StallWindow(float(obj["end_ts"]), float(obj["max_stall_ms"]),
                                int(obj["ticks"])))
     return out
-
-
-def main() -> None:
-    # as streams/__main__.py: before numpy loads OpenBLAS
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from streams.agents import app
-
-    path = os.environ[STALL_FILE_ENV]
-
-    async def stall_probe() -> None:
-        with open(path, "a", encoding="utf-8") as out:  # noqa: ASYNC230 - opened once
-            await probe(out)
-
-    app.task(stall_probe)
-    app.main()
-
-
-if __name__ == "__main__":
-    main()

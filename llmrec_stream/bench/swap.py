@@ -1,7 +1,8 @@
 """``bench swap``: the worker's event-loop stall and freshness while it hot-swaps ranking models.
 
-One worker process (the real ``streams worker`` command, plus the stall probe of
-`bench.loop_probe`) runs on the embedded stack under a steady paced load. Two ranking models,
+One worker process (the real ``streams worker`` command, plus the stall probe:
+`streams.stall_probe`, its meter in `bench.loop_probe`) runs on the embedded stack under a
+steady paced load. Two ranking models,
 real exports of the trainer's sequence model (``trainer.export.write_artifact``) over this
 catalog's items and text vectors, are published on ``llmrec.models`` while events flow, the
 second with a better validation score so that it is promoted too. The worker checks each,
@@ -55,7 +56,7 @@ class ProbedWorker(WorkerProcess):
 
         self._log = self.log_path.open("ab")
         self.proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
-            [sys.executable, "-m", "llmrec_stream.bench.loop_probe", "worker", "--without-web",
+            [sys.executable, "-m", "streams.stall_probe", "worker", "--without-web",
              "-l", "info"],
             env=self.env,
             stdout=self._log,

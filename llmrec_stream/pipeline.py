@@ -32,6 +32,7 @@ from llmrec_stream.events.models import (
     Source,
     UserEvent,
 )
+from llmrec_stream.events.records import RawRecord
 from llmrec_stream.metrics import Metrics
 from llmrec_stream.profiles.fusion import FusionWeights, Vector, contribution
 from llmrec_stream.profiles.store import Contribution, ProfileState, ProfileStore
@@ -47,17 +48,6 @@ from llmrec_stream.sponsored.slots import Sponsor
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """A Kafka record as the pipeline needs it, whoever consumed it."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
 
 
 @dataclass(slots=True)

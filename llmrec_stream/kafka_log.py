@@ -21,7 +21,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from llmrec_stream.pipeline import RawRecord
+from llmrec_stream.events.records import RawRecord
 
 #: Seconds a partition may make no progress (no record, no position change) before the read
 #: fails; the default of ``LLMREC_LOG_READ_TIMEOUT_S``.

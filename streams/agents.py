@@ -12,7 +12,8 @@ import redis.exceptions
 
 from llmrec_stream.commit import InOrderBatches, gated
 from llmrec_stream.dlq import check_prefix
-from llmrec_stream.pipeline import Pipeline, RawRecord
+from llmrec_stream.events.records import RawRecord
+from llmrec_stream.pipeline import Pipeline
 from streams.app import (
     app,
     dlq_topic,

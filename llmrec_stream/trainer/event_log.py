@@ -24,8 +24,8 @@ from llmrec_stream.datasets.sequences import SeqDataset, from_sequences
 from llmrec_stream.events import topics
 from llmrec_stream.events.codec import Limits, Rejected, decode
 from llmrec_stream.events.models import Campaign, Erasure, Item, Source
+from llmrec_stream.events.records import RawRecord
 from llmrec_stream.kafka_log import read_records
-from llmrec_stream.pipeline import RawRecord
 
 log = logging.getLogger(__name__)
 ITEM_TOPICS: tuple[str, ...] = (topics.COMMENTS, topics.CLICKS, topics.PURCHASES)

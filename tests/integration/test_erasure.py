@@ -21,8 +21,9 @@ from llmrec_stream.config import Settings
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events import topics
+from llmrec_stream.events.records import RawRecord
 from llmrec_stream.kafka_log import read_records
-from llmrec_stream.pipeline import Pipeline, RawRecord
+from llmrec_stream.pipeline import Pipeline
 from llmrec_stream.profiles.store import bought_key, profile_key, recs_key, vectors_key
 from llmrec_stream.replay import producer, publish
 from llmrec_stream.sources.base import OutboundEvent, envelope

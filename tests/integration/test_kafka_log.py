@@ -21,9 +21,9 @@ from confluent_kafka import Producer
 
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.devstack.topics import create_topics
+from llmrec_stream.events.records import RawRecord
 from llmrec_stream.events.topics import TopicSpec
 from llmrec_stream.kafka_log import LogReadTimeout, read_records
-from llmrec_stream.pipeline import RawRecord
 
 WATCHDOG_S = 30.0
 

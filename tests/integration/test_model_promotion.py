@@ -14,7 +14,7 @@ from llmrec_stream.config import Settings
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events import topics
-from llmrec_stream.pipeline import RawRecord
+from llmrec_stream.events.records import RawRecord
 from llmrec_stream.ranking.fused import FusedProfileRanker
 from llmrec_stream.ranking.model import sha256_file
 from llmrec_stream.ranking.registry import LIVE_KEY, ModelFollower, ModelRecord

@@ -176,7 +176,7 @@ def test_the_errors_of_a_failed_primary_are_the_ones_the_pipeline_retries(
             cluster.nodes[1].restart(cluster.start_timeout)
             cluster.wait_ok()
             deadline = time.monotonic() + 30
-            while True:  # what Pipeline._retry does, with the same exception tuple
+            while True:  # what StreamParts.retry does, with the same exception tuple
                 try:
                     await client.set(key, b"after")
                     break

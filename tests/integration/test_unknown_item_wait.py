@@ -18,7 +18,8 @@ from llmrec_stream.devstack import DevStack
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events import topics
 from llmrec_stream.events.models import Item
-from llmrec_stream.pipeline import PreparedEvents, RawRecord
+from llmrec_stream.events.records import RawRecord
+from llmrec_stream.pipeline import PreparedEvents
 from llmrec_stream.retrieval.catalog import Catalog
 from llmrec_stream.retrieval.exact import ExactIndex
 from llmrec_stream.sources.base import OutboundEvent, envelope

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from llmrec_stream.events import topics
-from llmrec_stream.pipeline import RawRecord
+from llmrec_stream.events.records import RawRecord
 from llmrec_stream.sources.base import envelope
 from llmrec_stream.trainer.event_log import collapse_events, dataset_from_records
 

@@ -152,6 +152,14 @@ class World:
                      for u, c in self.users.items()}
 
 
+@pytest.fixture(scope="module")
+def stack() -> Iterator[DevStack]:
+    """A stack of its own: the models these tests publish stay on its ``llmrec.models``, where
+    a later test's worker would otherwise replay them and serve a scrambled model."""
+    with DevStack() as own:
+        yield own
+
+
 @pytest.fixture
 def world(stack: DevStack, redis_client: redis.Redis, text_encoder: TextEncoder) -> Iterator[World]:
     """On an emptied database (``redis_client`` flushes it): no other test's live model."""

@@ -7,83 +7,37 @@ to the pipeline as the worker's agents hand them; recommendations and tombstones
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 import redis
-from confluent_kafka import Producer
 
-from llmrec_stream.config import Settings
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events import topics
-from llmrec_stream.events.records import RawRecord
-from llmrec_stream.kafka_log import read_records
 from llmrec_stream.pipeline import Pipeline
 from llmrec_stream.profiles.store import bought_key, profile_key, recs_key, vectors_key
-from llmrec_stream.replay import producer, publish
 from llmrec_stream.sources.base import OutboundEvent, envelope
-from llmrec_stream.worker import build_pipeline
+from tests.integration.inprocess import InProcess
 
 EVENT_TOPICS = [topics.COMMENTS, topics.CLICKS, topics.PURCHASES, topics.USERS]
 #: What an erased user's profile hash may still hold: offsets, the erasure time, the encoder.
 MARKER = (b"x", b"wm:", b"xo:", b"enc")
 
 
-class ProducerSink:
-    """The pipeline's output on the real topics (a confluent producer, as outside Faust)."""
-
-    def __init__(self, bootstrap: str) -> None:
-        self.prod: Producer = producer(bootstrap)
-
-    async def recommendation(self, user_id: str, payload: bytes) -> None:
-        self.prod.produce(topics.RECOMMENDATIONS, payload, user_id.encode())
-
-    async def tombstone(self, user_id: str) -> None:
-        self.prod.produce(topics.RECOMMENDATIONS, None, user_id.encode())
-
-    async def dead_letter(
-        self, key: bytes | None, payload: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        self.prod.produce(topics.DLQ, payload, key, headers=headers)
-
-
-class Harness:
+class Harness(InProcess):
     def __init__(self, stack: DevStack, encoder: TextEncoder) -> None:
-        self.stack = stack
-        self.encoder = encoder
-        self.loop = asyncio.new_event_loop()
-        self.prod = producer(stack.kafka_bootstrap)
-        self.sink = ProducerSink(stack.kafka_bootstrap)
+        super().__init__(stack, encoder, "erasure-test-encoder")
 
     def pipeline(self) -> Pipeline:
-        settings = Settings(redis_url=self.stack.redis_url,
-                            kafka_bootstrap=self.stack.kafka_bootstrap)
-        return self.loop.run_until_complete(
-            build_pipeline(settings, self.sink, encoder=self.encoder,  # type: ignore[arg-type]
-                           identity="erasure-test-encoder")
-        )
-
-    def produce(self, events: list[OutboundEvent]) -> None:
-        publish(self.prod, events, live=False)
-
-    def records(self, topic_names: list[str], key: str) -> list[RawRecord]:
-        """The key's records as the log holds them, from offset 0."""
-        return [r for r in read_records(self.stack.kafka_bootstrap, topic_names,
-                                        partitions=self.stack.partitions)
-                if r.key == key.encode()]
+        return self.build()
 
     def published(self, user: str) -> list[bytes | None]:
         """Values on llmrec.recommendations for the user, in log order (None: a tombstone)."""
         self.sink.prod.flush(10)
         return [r.value for r in self.records([topics.RECOMMENDATIONS], user)]
-
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
 
 
 @pytest.fixture
@@ -91,20 +45,13 @@ def harness(
     stack: DevStack, redis_client: redis.Redis, text_encoder: TextEncoder
 ) -> Iterator[Harness]:
     h = Harness(stack, text_encoder)
-    items = [OutboundEvent(topics.ITEMS, f"erase-item-{n}",
-                           {**envelope(f"erase-item-{n}", 1), "item_id": f"erase-item-{n}",
-                            "title": f"Steel kettle {n}"}) for n in range(3)]
-    h.produce(items)
-    p = h.pipeline()
-    h.run(p.process_items([r for r in read_records(stack.kafka_bootstrap, [topics.ITEMS],
-                                                   partitions=stack.partitions)
-                           if r.key and r.key.startswith(b"erase-item-")]))
-    p.close()
+    h.ingest_items(OutboundEvent(topics.ITEMS, f"erase-item-{n}",
+                                 {**envelope(f"erase-item-{n}", 1), "item_id": f"erase-item-{n}",
+                                  "title": f"Steel kettle {n}"}) for n in range(3))
     try:
         yield h
     finally:
-        h.sink.prod.flush(10)
-        h.loop.close()
+        h.close()
 
 
 def _events(user: str, ts: int, tag: str) -> list[OutboundEvent]:

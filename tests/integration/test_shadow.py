@@ -9,13 +9,11 @@ one its opposite (it claims the best offline score: only the online rule can sto
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -23,7 +21,6 @@ import redis
 from click.testing import CliRunner
 
 from llmrec_stream.cli import main
-from llmrec_stream.config import Settings
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events import topics
@@ -31,12 +28,11 @@ from llmrec_stream.events.records import RawRecord
 from llmrec_stream.kafka_log import read_records
 from llmrec_stream.pipeline import Pipeline
 from llmrec_stream.ranking.registry import LIVE_KEY, ModelRecord
-from llmrec_stream.replay import producer, publish
+from llmrec_stream.replay import publish
 from llmrec_stream.sources.base import OutboundEvent, envelope
 from llmrec_stream.sources.synthetic import synthetic_replay
-from llmrec_stream.worker import build_pipeline
+from tests.integration.inprocess import InProcess
 from tests.integration.live import LiveWorker
-from tests.integration.test_erasure import ProducerSink
 
 K = 5
 USERS = 24
@@ -56,14 +52,11 @@ def online(client: redis.Redis, shadow: str, live: str) -> dict[str, int]:
 # --- a better model wins online and is promoted; a worse one is not -----------------------
 
 
-class World:
+class World(InProcess):
     """Items of a synthetic catalog on the real topics, and users with one taste each."""
 
     def __init__(self, stack: DevStack, encoder: TextEncoder) -> None:
-        self.stack, self.encoder = stack, encoder
-        self.loop = asyncio.new_event_loop()
-        self.prod = producer(stack.kafka_bootstrap)
-        self.sink = ProducerSink(stack.kafka_bootstrap)
+        super().__init__(stack, encoder, "shadow-test-encoder")
         self.tag = f"sh{int(time.time() * 1000) % 10**8}"
         world = synthetic_replay(n_items=64, n_users=1, n_events=0, seed=1414)
         self.by_category: dict[str, list[str]] = {}
@@ -77,18 +70,9 @@ class World:
                      for u, c in self.users.items()}
         self.now = int(time.time() * 1000) - 600_000
 
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
-
     def pipeline(self) -> Pipeline:
-        settings = Settings(redis_url=self.stack.redis_url,
-                            kafka_bootstrap=self.stack.kafka_bootstrap, top_k=K,
-                            shadow_promote_online=True, shadow_min_events=MIN_EVENTS,
-                            catalog_bootstrap=False)
-        p: Pipeline = self.run(build_pipeline(settings, self.sink,  # type: ignore[arg-type]
-                                              encoder=self.encoder,
-                                              identity="shadow-test-encoder"))
-        return p
+        return self.build(top_k=K, shadow_promote_online=True, shadow_min_events=MIN_EVENTS,
+                          catalog_bootstrap=False)
 
     def back(self, topic: str, values: set[bytes]) -> list[RawRecord]:
         """The records of ``topic`` with these values, as the log holds them."""
@@ -167,8 +151,7 @@ def world(stack: DevStack, redis_client: redis.Redis, text_encoder: TextEncoder)
     try:
         yield w
     finally:
-        w.sink.prod.flush(10)
-        w.loop.close()
+        w.close()
 
 
 def _map(path: Path, version: str, matrix: np.ndarray, ndcg: float, item_ids: list[str]) -> Path:

@@ -9,7 +9,6 @@ scores) equals the twin's.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
@@ -21,22 +20,18 @@ import pytest
 import redis
 from jsonschema import Draft7Validator
 
-from llmrec_stream.config import Settings
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events import topics
-from llmrec_stream.events.records import RawRecord
 from llmrec_stream.kafka_log import read_records
 from llmrec_stream.pipeline import BatchOutcome, Pipeline
 from llmrec_stream.profiles import recs
 from llmrec_stream.profiles.store import profile_key, recs_key, vectors_key
 from llmrec_stream.redis_conn import sync_client
-from llmrec_stream.replay import producer, publish
 from llmrec_stream.retrieval.catalog import VECTORS
 from llmrec_stream.sources.base import OutboundEvent, envelope
-from llmrec_stream.worker import build_pipeline
+from tests.integration.inprocess import InProcess
 from tests.integration.live import LiveWorker
-from tests.integration.test_erasure import ProducerSink
 
 FOLLOWS = "llmrec.follows"  # spelled out: the topic the producers write to
 ALL = [topics.COMMENTS, topics.CLICKS, topics.PURCHASES, topics.USERS, FOLLOWS]
@@ -54,58 +49,34 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "recommen
                     .read_text(encoding="utf-8"))
 
 
-class Social:
+class Social(InProcess):
     def __init__(self, stack: DevStack, encoder: TextEncoder) -> None:
-        self.stack = stack
-        self.encoder = encoder
-        self.loop = asyncio.new_event_loop()
-        self.prod = producer(stack.kafka_bootstrap)
-        self.sink = ProducerSink(stack.kafka_bootstrap)
+        super().__init__(stack, encoder, "social-test-encoder")
         self.now = int(time.time() * 1000)
 
     def pipeline(self, **overrides: Any) -> Pipeline:
-        settings = Settings(redis_url=self.stack.redis_url,
-                            kafka_bootstrap=self.stack.kafka_bootstrap, top_k=3, **overrides)
-        return self.run(build_pipeline(settings, self.sink, encoder=self.encoder,  # type: ignore[arg-type]
-                                       identity="social-test-encoder"))
-
-    def produce(self, events: list[OutboundEvent]) -> None:
-        publish(self.prod, events, live=False)
-
-    def records(self, key: str, topic_names: list[str] = ALL) -> list[RawRecord]:
-        return [r for r in read_records(self.stack.kafka_bootstrap, topic_names,
-                                        partitions=self.stack.partitions)
-                if r.key == key.encode()]
+        return self.build(top_k=3, **overrides)
 
     def process(self, p: Pipeline, user: str, events: list[OutboundEvent]) -> BatchOutcome:
         """Produce the user's events, then hand the log's records of them to the pipeline."""
         self.produce(events)
         ids = {e.value["event_id"] for e in events}
-        mine = [r for r in self.records(user)
+        mine = [r for r in self.records(ALL, user)
                 if r.value is not None and json.loads(r.value)["event_id"] in ids]
         assert len(mine) == len(events)
         outcome: BatchOutcome = self.run(p.process_events(mine))
         return outcome
 
-    def run(self, coro: Any) -> Any:
-        return self.loop.run_until_complete(coro)
-
 
 def _harness(stack: DevStack, text_encoder: TextEncoder) -> Iterator[Social]:
     h = Social(stack, text_encoder)
-    h.produce([OutboundEvent(topics.ITEMS, i, {**envelope(i, 1), "item_id": i, "title": t,
-                                               "category": i.split("-")[1]})
-               for i, t in TITLES.items()])
-    p = h.pipeline()
-    h.run(p.process_items([r for r in read_records(stack.kafka_bootstrap, [topics.ITEMS],
-                                                   partitions=stack.partitions)
-                           if r.key and r.key.decode() in TITLES]))
-    p.close()
+    h.ingest_items(OutboundEvent(topics.ITEMS, i, {**envelope(i, 1), "item_id": i, "title": t,
+                                                   "category": i.split("-")[1]})
+                   for i, t in TITLES.items())
     try:
         yield h
     finally:
-        h.sink.prod.flush(10)
-        h.loop.close()
+        h.close()
 
 
 @pytest.fixture
@@ -238,7 +209,7 @@ def test_an_unfollow_removes_the_influence_and_a_replayed_follow_is_not_applied_
     # again (the follows before the unfollows would otherwise bring the runners back)
     again = h.pipeline()
     try:
-        replay = h.run(again.process_events(h.records(fan)))
+        replay = h.run(again.process_events(h.records(ALL, fan)))
         assert replay.applied == 0 and replay.skipped == 6
         assert not redis_client.exists(follows_key(fan))
         assert redis_client.hgetall(profile_key(fan)) == before
@@ -275,7 +246,7 @@ def test_erasure_of_a_followee_removes_their_influence(
                          fan)["items"]) == set(SHOES)
         h.produce([OutboundEvent(topics.ERASE, runner, {
             **envelope(f"erase-{runner}", h.now - 45_000), "user_id": runner})])
-        erased = h.run(p.process_erasures(h.records(runner, [topics.ERASE])))
+        erased = h.run(p.process_erasures(h.records([topics.ERASE], runner)))
         assert erased.applied == 1
         assert not redis_client.exists(vectors_key(runner))
         t1 = h.now - 30_000

@@ -218,10 +218,8 @@ class TextSignals:
             return ()
         if event.rating is not None:
             sign = (event.rating - 3) / 2.0
-        elif scale is not None:
+        elif scale is not None:  # `signed`: the head's 2p - 1 of this unrated comment
             sign = scale
-        elif self.heads.sentiment is not None:
-            sign = self.heads.sentiment.scale(text_vec)
         else:
             sign = 1.0  # no head, no rating: a mention counts as interest
         deltas = tuple(round(float(m) * sign, 3) for m in anchors.mentions(text_vec))

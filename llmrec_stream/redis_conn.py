@@ -13,8 +13,9 @@ errors a failover or a restarting primary causes are part of `RETRYABLE`.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from typing import Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
@@ -89,6 +90,33 @@ def sync_client_for(settings: Settings) -> redis.Redis:
     return sync_client(_require_url(settings), settings.redis_cluster, **redis_options(settings))
 
 
+def leaked_write_error(exc: BaseException) -> bool:
+    """A write on a connection the peer or another task just closed, leaked by redis-py as a
+    transport-internal ``AttributeError``/``TypeError`` (``'NoneType' object has no attribute
+    'writelines'``) instead of ``ConnectionError`` (redis-py issue #4287): raised inside
+    redis-py's asyncio connection module, so no retry layer recognises it."""
+    if not isinstance(exc, AttributeError | TypeError):
+        return False
+    tb = exc.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code.co_filename.endswith("redis/asyncio/connection.py"):
+            return True
+        tb = tb.tb_next
+    return False
+
+
+@contextlib.contextmanager
+def closed_writes_as_connection_errors() -> Iterator[None]:
+    """Re-raise `leaked_write_error`s as ``ConnectionError`` (part of `RETRYABLE`): the next
+    use of that connection reconnects, as after any lost connection."""
+    try:
+        yield
+    except (AttributeError, TypeError) as exc:
+        if leaked_write_error(exc):
+            raise rex.ConnectionError(f"connection closed during a write ({exc})") from exc
+        raise
+
+
 class ScriptingCluster(aioredis.RedisCluster):
     """A cluster client whose scripts survive primaries that forget them.
 
@@ -101,6 +129,10 @@ class ScriptingCluster(aioredis.RedisCluster):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._scripts: dict[str, AsyncScript] = {}
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        with closed_writes_as_connection_errors():
+            return await super().execute_command(*args, **kwargs)
 
     def register_script(self, script: Any) -> AsyncScript:  # type: ignore[override]
         registered = super().register_script(script)
@@ -177,7 +209,8 @@ class _ScriptPipeline(ClusterPipeline):
         answered ``NOSCRIPT``: raised (``raise_on_error``) or among the replies (not)."""
         sent, self._sent = self._sent, []
         try:
-            replies: list[Any] = await super().execute(raise_on_error, allow_redirections)
+            with closed_writes_as_connection_errors():
+                replies: list[Any] = await super().execute(raise_on_error, allow_redirections)
         except rex.NoScriptError:
             if not self._owner._scripts:
                 raise
@@ -193,5 +226,6 @@ class _ScriptPipeline(ClusterPipeline):
         for args, kwargs in sent:
             self.execute_command(*args, **kwargs)
         self._sent = []
-        again: list[Any] = await super().execute(raise_on_error, allow_redirections)
+        with closed_writes_as_connection_errors():
+            again: list[Any] = await super().execute(raise_on_error, allow_redirections)
         return again

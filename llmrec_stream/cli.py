@@ -171,7 +171,7 @@ def main(verbose: bool) -> None:
     from llmrec_stream.logs import configure
 
     try:
-        log_format = Settings().log_format
+        log_format = Settings().metrics.log_format
     except ValidationError:  # the command reports the bad setting itself
         log_format = "text"
     configure(logging.INFO if verbose else logging.WARNING, log_format)
@@ -286,14 +286,14 @@ def create_topics_cmd(partitions: int | None) -> None:
     from llmrec_stream.devstack import create_topics
 
     settings = Settings()
-    if not settings.kafka_bootstrap:
+    if not settings.kafka.bootstrap:
         raise click.ClickException("set LLMREC_KAFKA_BOOTSTRAP")
     from llmrec_stream.security import confluent_config
 
     create_topics(
-        settings.kafka_bootstrap,
-        partitions or settings.partitions,
-        admin_config=confluent_config(settings),
+        settings.kafka.bootstrap,
+        partitions or settings.stream.partitions,
+        admin_config=confluent_config(settings.kafka),
     )
     click.echo("topics ready")
 
@@ -303,7 +303,7 @@ def stack() -> None:
     """Run the embedded broker and Redis until Ctrl-C; prints the environment to use."""
     from llmrec_stream.devstack import DevStack
 
-    with DevStack.from_env(Settings().partitions) as s:
+    with DevStack.from_env(Settings().stream.partitions) as s:
         for key, value in s.env().items():
             click.echo(f"export {key}={value}")
         click.echo("# stack running; Ctrl-C to stop", err=True)
@@ -360,7 +360,7 @@ def erase(user_id: str) -> None:
     from llmrec_stream.security import confluent_config
 
     settings = Settings()
-    if not settings.kafka_bootstrap:
+    if not settings.kafka.bootstrap:
         raise click.ClickException("set LLMREC_KAFKA_BOOTSTRAP")
     event = {
         "schema_version": 1,
@@ -368,7 +368,7 @@ def erase(user_id: str) -> None:
         "user_id": user_id,
         "ts": int(time.time() * 1000),
     }
-    prod = producer(settings.kafka_bootstrap, **confluent_config(settings))
+    prod = producer(settings.kafka.bootstrap, **confluent_config(settings.kafka))
     prod.produce(topics.ERASE, dumps(event), user_id.encode("utf-8"))
     if prod.flush(30):
         raise click.ClickException("the erase request was not delivered within 30 s")

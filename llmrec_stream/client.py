@@ -118,14 +118,14 @@ class EventProducer:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EventProducer:
-        if not settings.kafka_bootstrap:
+        if not settings.kafka.bootstrap:
             raise RuntimeError("LLMREC_KAFKA_BOOTSTRAP is not set")
         return cls(
-            settings.kafka_bootstrap,
-            schema_ids=settings.schema_ids,
-            config=confluent_config(settings),
-            limits=Limits(settings.max_text_bytes, settings.max_future_skew_s),
-            timeout_s=settings.api_produce_timeout_s,
+            settings.kafka.bootstrap,
+            schema_ids=settings.kafka.schema_ids,
+            config=confluent_config(settings.kafka),
+            limits=settings.limits,
+            timeout_s=settings.serve.produce_timeout_s,
         )
 
     def encode(self, topic: str, value: dict[str, Any]) -> tuple[str, bytes, bytes, int | None]:

@@ -130,10 +130,10 @@ class WorkerProbes:
     pipeline's (those live on the event loop; these run in request threads)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.timeout = settings.health_check_timeout_s
+        self.timeout = settings.metrics.health_check_timeout_s
         self._lock = threading.Lock()  # one librdkafka call at a time from the request threads
-        self._consumer = lag_consumer(settings.kafka_bootstrap, settings.app_id,
-                                      confluent_config(settings))
+        self._consumer = lag_consumer(settings.kafka.bootstrap, settings.stream.app_id,
+                                      confluent_config(settings.kafka))
         self._settings = settings
         self._redis: redis.Redis | None = None
 
@@ -144,12 +144,12 @@ class WorkerProbes:
     def redis(self) -> None:
         if self._redis is None:  # built on first use: a cluster client connects when built
             self._redis = sync_client(
-                self._settings.redis_url,
-                self._settings.redis_cluster,
+                self._settings.redis.url,
+                self._settings.redis.cluster,
                 socket_timeout=self.timeout,
                 socket_connect_timeout=self.timeout,
                 retry=Retry(NoBackoff(), 0),  # a probe answers now; the pipeline retries
-                **redis_options(self._settings),
+                **redis_options(self._settings.redis),
             )
         self._redis.ping()
 
@@ -164,7 +164,7 @@ def serve_worker(
     built: Callable[[], bool],
     assigned: Callable[[], Iterator[tuple[str, int]]],
 ) -> OpsServer:
-    """A worker's ops port on ``settings.metrics_port``: metrics with consumer lag of the
+    """A worker's ops port on ``settings.metrics.port``: metrics with consumer lag of the
     ``assigned`` partitions, liveness, and readiness (``built``, Kafka, Redis)."""
     probes = WorkerProbes(settings)
     metrics.watch_lag(assigned, probes.lag)
@@ -174,4 +174,4 @@ def serve_worker(
             raise NotReady("building")
 
     readiness = Readiness({"pipeline": pipeline, "kafka": probes.kafka, "redis": probes.redis})
-    return metrics.serve(settings.metrics_port, readiness=readiness)
+    return metrics.serve(settings.metrics.port, readiness=readiness)

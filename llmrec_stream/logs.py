@@ -13,7 +13,7 @@ import logging
 import logging.config
 from typing import Any
 
-from llmrec_stream.config import Settings
+from llmrec_stream.config import MetricsSettings
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 #: The record attributes each JSON line carries (python-json-logger reads them from ``fmt``).
@@ -28,11 +28,11 @@ def _json_formatter() -> dict[str, Any]:
     }
 
 
-def faust_logging_config(settings: Settings) -> dict[str, Any] | None:
+def faust_logging_config(metrics: MetricsSettings) -> dict[str, Any] | None:
     """The Faust app's ``logging_config``: None keeps Faust's own (text); for JSON, its
     ``default`` handler writes JSON lines to stdout instead (``merge``: mode keeps its
     levels and root setup, only the handler is replaced)."""
-    if settings.log_format != "json":
+    if metrics.log_format != "json":
         return None
     return {
         "version": 1,

@@ -26,7 +26,7 @@ from redis.asyncio.cluster import ClusterPipeline
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
-from llmrec_stream.config import Settings
+from llmrec_stream.config import RedisSettings
 from llmrec_stream.security import redis_options
 
 log = logging.getLogger(__name__)
@@ -55,23 +55,23 @@ def split_url(url: str, cluster: bool = False) -> tuple[str, bool]:
     return url, cluster
 
 
-def _require_url(settings: Settings) -> str:
-    if not settings.redis_url:
+def _require_url(redis_settings: RedisSettings) -> str:
+    if not redis_settings.url:
         raise RuntimeError(
             "LLMREC_REDIS_URL is not set: start the embedded stack (llmrec-stream stack) "
             "or point it at your Redis"
         )
-    return settings.redis_url
+    return redis_settings.url
 
 
-def async_client(settings: Settings) -> aioredis.Redis:
+def async_client(redis_settings: RedisSettings) -> aioredis.Redis:
     """The asyncio client the workers and the pull API use.
 
     A cluster client is typed as ``Redis``: it serves every command the stores use (keyed
     commands, pipelines, scripts, one-slot MULTI) with the same signatures.
     """
-    url, cluster = split_url(_require_url(settings), settings.redis_cluster)
-    opts: dict[str, Any] = {"health_check_interval": 10, **redis_options(settings)}
+    url, cluster = split_url(_require_url(redis_settings), redis_settings.cluster)
+    opts: dict[str, Any] = {"health_check_interval": 10, **redis_options(redis_settings)}
     if cluster:
         return cast(aioredis.Redis, ScriptingCluster.from_url(url, **opts))
     return aioredis.Redis.from_url(url, **opts)
@@ -85,9 +85,10 @@ def sync_client(url: str, cluster: bool = False, **opts: Any) -> redis.Redis:
     return redis.Redis.from_url(plain, **opts)
 
 
-def sync_client_for(settings: Settings) -> redis.Redis:
-    """`sync_client` from settings (URL, cluster flag, credentials)."""
-    return sync_client(_require_url(settings), settings.redis_cluster, **redis_options(settings))
+def sync_client_for(redis_settings: RedisSettings) -> redis.Redis:
+    """`sync_client` from the redis section (URL, cluster flag, credentials)."""
+    return sync_client(_require_url(redis_settings), redis_settings.cluster,
+                       **redis_options(redis_settings))
 
 
 def leaked_write_error(exc: BaseException) -> bool:

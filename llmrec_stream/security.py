@@ -1,5 +1,7 @@
 """One place that turns the security settings into each client's options.
 
+Each function takes the one section it reads (``settings.kafka`` or ``settings.redis``).
+
 Faust (aiokafka), confluent-kafka and redis-py spell TLS and SASL differently; every client
 the project creates takes its options from here, so a setting cannot reach one and miss
 another. Secrets stay ``SecretStr`` until this last step and are never logged.
@@ -10,73 +12,73 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from llmrec_stream.config import Settings
+from llmrec_stream.config import KafkaSettings, RedisSettings
 
 
-def _tls(settings: Settings) -> bool:
-    return settings.kafka_security_protocol in ("SSL", "SASL_SSL")
+def _tls(kafka: KafkaSettings) -> bool:
+    return kafka.security_protocol in ("SSL", "SASL_SSL")
 
 
-def _sasl(settings: Settings) -> bool:
-    return settings.kafka_security_protocol.startswith("SASL")
+def _sasl(kafka: KafkaSettings) -> bool:
+    return kafka.security_protocol.startswith("SASL")
 
 
-def _password(settings: Settings) -> str:
-    secret = settings.kafka_sasl_password
+def _password(kafka: KafkaSettings) -> str:
+    secret = kafka.sasl_password
     return secret.get_secret_value() if secret is not None else ""
 
 
-def kafka_ssl_context(settings: Settings) -> ssl.SSLContext:
+def kafka_ssl_context(kafka: KafkaSettings) -> ssl.SSLContext:
     """Verifying TLS context for aiokafka (CA from settings, else the system store)."""
-    context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile or None)
-    if settings.kafka_ssl_certfile:
-        context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile or None)
+    context = ssl.create_default_context(cafile=kafka.ssl_cafile or None)
+    if kafka.ssl_certfile:
+        context.load_cert_chain(kafka.ssl_certfile, kafka.ssl_keyfile or None)
     return context
 
 
-def confluent_config(settings: Settings) -> dict[str, str]:
+def confluent_config(kafka: KafkaSettings) -> dict[str, str]:
     """librdkafka properties for confluent-kafka producers, consumers and admin clients."""
-    conf: dict[str, str] = {"security.protocol": settings.kafka_security_protocol}
-    if _sasl(settings):
+    conf: dict[str, str] = {"security.protocol": kafka.security_protocol}
+    if _sasl(kafka):
         conf |= {
-            "sasl.mechanism": settings.kafka_sasl_mechanism,
-            "sasl.username": settings.kafka_sasl_username,
-            "sasl.password": _password(settings),
+            "sasl.mechanism": kafka.sasl_mechanism,
+            "sasl.username": kafka.sasl_username,
+            "sasl.password": _password(kafka),
         }
-    if _tls(settings):
+    if _tls(kafka):
         for key, value in (
-            ("ssl.ca.location", settings.kafka_ssl_cafile),
-            ("ssl.certificate.location", settings.kafka_ssl_certfile),
-            ("ssl.key.location", settings.kafka_ssl_keyfile),
+            ("ssl.ca.location", kafka.ssl_cafile),
+            ("ssl.certificate.location", kafka.ssl_certfile),
+            ("ssl.key.location", kafka.ssl_keyfile),
         ):
             if value:
                 conf[key] = value
     return conf
 
 
-def faust_credentials(settings: Settings) -> Any:
+def faust_credentials(kafka: KafkaSettings) -> Any:
     """``broker_credentials`` for the Faust app: None, SSL or SASL credentials."""
     import faust
 
-    if _sasl(settings):
+    if _sasl(kafka):
         return faust.SASLCredentials(
-            username=settings.kafka_sasl_username,
-            password=_password(settings),
-            mechanism=settings.kafka_sasl_mechanism,
-            ssl_context=kafka_ssl_context(settings) if _tls(settings) else None,
+            username=kafka.sasl_username,
+            password=_password(kafka),
+            mechanism=kafka.sasl_mechanism,
+            ssl_context=kafka_ssl_context(kafka) if _tls(kafka) else None,
         )
-    if _tls(settings):
-        return faust.SSLCredentials(kafka_ssl_context(settings))
+    if _tls(kafka):
+        return faust.SSLCredentials(kafka_ssl_context(kafka))
     return None
 
 
-def redis_options(settings: Settings) -> dict[str, Any]:
+def redis_options(redis: RedisSettings) -> dict[str, Any]:
     """Keyword options for ``redis.Redis.from_url`` (ACL user, password, TLS CA)."""
     opts: dict[str, Any] = {}
-    if settings.redis_username:
-        opts["username"] = settings.redis_username
-    if settings.redis_password is not None:
-        opts["password"] = settings.redis_password.get_secret_value()
-    if settings.redis_ssl_ca_certs:
-        opts["ssl_ca_certs"] = settings.redis_ssl_ca_certs
+    if redis.username:
+        opts["username"] = redis.username
+    if redis.password is not None:
+        opts["password"] = redis.password.get_secret_value()
+    if redis.ssl_ca_certs:
+        opts["ssl_ca_certs"] = redis.ssl_ca_certs
     return opts

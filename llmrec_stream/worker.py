@@ -28,12 +28,11 @@ from llmrec_stream.encoder.artifact import (
 )
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events import topics
-from llmrec_stream.events.codec import Limits, Rejected, decode
+from llmrec_stream.events.codec import Rejected, decode
 from llmrec_stream.events.models import Item, Source
 from llmrec_stream.kafka_log import read_records
 from llmrec_stream.metrics import Metrics
 from llmrec_stream.pipeline import Pipeline
-from llmrec_stream.profiles.fusion import FusionWeights
 from llmrec_stream.profiles.store import ProfileStore
 from llmrec_stream.publish import Sink
 from llmrec_stream.ranking.fused import FusedProfileRanker
@@ -56,31 +55,20 @@ log = logging.getLogger(__name__)
 BOOTSTRAP_CHUNK = 256
 
 
-def fusion_weights(settings: Settings) -> FusionWeights:
-    return FusionWeights(
-        click=settings.weight_click,
-        purchase=settings.weight_purchase,
-        review=settings.weight_review,
-        comment_text=settings.weight_comment_text,
-        half_life_s=settings.half_life_s,
-        mix_text=settings.mix_text,
-    )
-
-
 def redis_client(settings: Settings) -> aioredis.Redis:
     """The worker's Redis client: one server or a cluster, as the settings say
     (`redis_conn.async_client`)."""
-    return async_client(settings)
+    return async_client(settings.redis)
 
 
 def encoder_path(settings: Settings) -> Path:
-    return Path(settings.encoder_dir) if settings.encoder_dir else default_encoder_dir()
+    return Path(settings.encoder.dir) if settings.encoder.dir else default_encoder_dir()
 
 
 def encoder_id(settings: Settings) -> str:
     """The identity of the encoder `load_encoder` loads for these settings (`encoder_identity`
     of its artifact's manifest and the precision): what the catalog and profiles record."""
-    return encoder_identity(read_manifest(encoder_path(settings)), settings.encoder_precision)
+    return encoder_identity(read_manifest(encoder_path(settings)), settings.encoder.precision)
 
 
 def load_encoder(settings: Settings) -> TextEncoder:
@@ -94,12 +82,12 @@ def load_encoder(settings: Settings) -> TextEncoder:
         )
     encoder = OnnxTextEncoder.load(
         path,
-        device=settings.encoder_device,
-        intra_op_threads=settings.encoder_threads or None,
-        precision=settings.encoder_precision,
-        spinning=settings.encoder_spinning,
-        parallel_runs=settings.encoder_parallel_runs,
-        backend=settings.encoder_backend,
+        device=settings.encoder.device,
+        intra_op_threads=settings.encoder.threads or None,
+        precision=settings.encoder.precision,
+        spinning=settings.encoder.spinning,
+        parallel_runs=settings.encoder.parallel_runs,
+        backend=settings.encoder.backend,
     )
     log.info("encoder %s dim=%d providers=%s", path, encoder.dim, encoder.providers)
     return encoder
@@ -107,7 +95,7 @@ def load_encoder(settings: Settings) -> TextEncoder:
 
 def text_signals(settings: Settings, dim: int, metrics: Metrics) -> TextSignals | None:
     """The artifact's sentiment and aspect heads when ``text_signals`` is on and it has some."""
-    if not settings.text_signals:
+    if not settings.text.signals:
         return None
     heads = load_heads(encoder_path(settings), dim)
     if heads is None:
@@ -137,50 +125,53 @@ async def build_pipeline(
         encoder = load_encoder(settings)
     identity = identity or encoder_id(settings)
     client = redis_client(settings)
-    weights = fusion_weights(settings)
-    catalog = Catalog(client, TieredIndex.from_settings(encoder.dim, settings))
+    weights = settings.fusion
+    catalog = Catalog(client, TieredIndex.from_settings(encoder.dim, settings.retrieval))
     await catalog.claim_encoder(identity)
     log.info("encoder %s (the catalog's)", identity)
     n_items = await catalog.bootstrap()
     metrics = metrics or Metrics()
     metrics.items.set(n_items)
     log.info("catalog: %d items loaded from redis", n_items)
-    if settings.catalog_bootstrap and settings.kafka_bootstrap:
+    if settings.catalog.bootstrap and settings.kafka.bootstrap:
         await bootstrap_catalog(settings, catalog, encoder, metrics)
         metrics.items.set(len(catalog.index))
-    fallback = FusedProfileRanker(settings.mix_text)
-    rule = (OnlineRule(settings.shadow_min_events, settings.shadow_confidence)
-            if settings.shadow_promote_online else None)
+    fallback = FusedProfileRanker(settings.fusion.mix_text)
+    rule = (OnlineRule(settings.shadow.min_events, settings.shadow.confidence)
+            if settings.shadow.promote_online else None)
     models = ModelFollower(client, encoder.dim, fallback, encoder=encoder_family(identity),
                            shadows=ShadowRegistry(client, rule))
     pipeline = Pipeline(
         encoder=encoder,
-        store=ProfileStore(client, encoder.dim, weights, settings.recent_items,
-                           settings.seen_items, max_attributes=settings.max_attributes,
-                           encoder_id=identity, explain_comments=settings.explain_comments,
-                           max_follows=settings.max_follows),
+        store=ProfileStore(client, encoder.dim, weights, settings.profiles.recent_items,
+                           settings.profiles.seen_items,
+                           max_attributes=settings.profiles.max_attributes,
+                           encoder_id=identity,
+                           explain_comments=settings.profiles.explain_comments,
+                           max_follows=settings.social.max_follows),
         catalog=catalog,
         ranker=fallback,
         sink=sink,
         metrics=metrics,
         weights=weights,
-        limits=Limits(settings.max_text_bytes, settings.max_future_skew_s),
-        top_k=settings.top_k,
-        worker_id=settings.resolved_worker_id,
+        limits=settings.limits,
+        top_k=settings.ranking.top_k,
+        worker_id=settings.stream.resolved_worker_id,
         models=models,
-        unknown_item_wait_s=settings.unknown_item_wait_s,
-        dlq_value_prefix_bytes=settings.dlq_value_prefix_bytes,
-        dlq_send_attempts=settings.dlq_send_attempts,
-        explain_max_events=settings.explain_max_events,
+        unknown_item_wait_s=settings.catalog.unknown_item_wait_s,
+        dlq_value_prefix_bytes=settings.dlq.value_prefix_bytes,
+        dlq_send_attempts=settings.dlq.send_attempts,
+        explain_max_events=settings.ranking.explain_max_events,
         sponsor=sponsor(settings, client, encoder.dim, metrics),
         social=SocialBlend(client, encoder.dim,
-                           SocialRules(settings.social_weight, settings.half_life_s), metrics),
-        shadow=(ShadowRun(client, encoder.dim, fallback, metrics, ttl_s=settings.shadow_ttl_s,
+                           SocialRules(settings.social.weight, settings.fusion.half_life_s),
+                           metrics),
+        shadow=(ShadowRun(client, encoder.dim, fallback, metrics, ttl_s=settings.shadow.ttl_s,
                           encoder=encoder_family(identity))
-                if settings.shadow_enabled else None),
+                if settings.shadow.enabled else None),
         text_signals=text_signals(settings, encoder.dim, metrics),
     )
-    if not await pipeline.follow_models() and settings.model_dir:
+    if not await pipeline.follow_models() and settings.models.dir:
         pipeline.swap_ranker(pinned_model(settings, encoder.dim, fallback,
                                           encoder_family(identity)))
     log.info("ranking with %s", pipeline.ranker.version)
@@ -235,13 +226,13 @@ async def bootstrap_catalog(
 
 def _latest_items(settings: Settings) -> tuple[int, list[Item]]:
     """(records read, the latest version of each item that decodes), in a thread."""
-    limits = Limits(settings.max_text_bytes, settings.max_future_skew_s)
+    limits = settings.limits
     latest: dict[str, Item] = {}
     n = 0
-    for r in read_records(settings.kafka_bootstrap, [topics.ITEMS],
-                          group_id=f"{settings.app_id}-catalog-bootstrap",
-                          conf=confluent_config(settings),
-                          timeout_s=settings.log_read_timeout_s):
+    for r in read_records(settings.kafka.bootstrap, [topics.ITEMS],
+                          group_id=f"{settings.stream.app_id}-catalog-bootstrap",
+                          conf=confluent_config(settings.kafka),
+                          timeout_s=settings.kafka.log_read_timeout_s):
         n += 1
         env = decode(r.topic, r.key, r.value, Source(r.topic, r.partition, r.offset), limits)
         if not isinstance(env, Rejected) and isinstance(env.event, Item):
@@ -255,20 +246,20 @@ def pinned_model(
     """The artifact named by ``LLMREC_MODEL_DIR``; a bad one (one trained on another
     encoder included) stops the start with its reason."""
     try:
-        record = ModelRecord.for_artifact(Path(settings.model_dir))
+        record = ModelRecord.for_artifact(Path(settings.models.dir))
         return load_ranker(record, text_dim, fallback, encoder=encoder)
     except ModelArtifactError as exc:
-        raise RuntimeError(f"LLMREC_MODEL_DIR={settings.model_dir}: {exc}") from exc
+        raise RuntimeError(f"LLMREC_MODEL_DIR={settings.models.dir}: {exc}") from exc
 
 
 def sponsor(
     settings: Settings, client: aioredis.Redis, dim: int, metrics: Metrics
 ) -> Sponsor | None:
     """Sponsored slots as the settings say (None when they are off)."""
-    if not settings.sponsored_enabled:
+    if not settings.sponsored.enabled:
         return None
-    rules = SlotRules(parse_positions(settings.sponsored_positions), settings.sponsored_max_items,
-                      settings.sponsored_floor, settings.sponsored_frequency_cap,
-                      settings.sponsored_frequency_window_s)
-    table = CampaignTable(client, dim, settings.sponsored_refresh_s)
-    return Sponsor(table, client, rules, metrics, settings.mix_text)
+    rules = SlotRules(parse_positions(settings.sponsored.positions), settings.sponsored.max_items,
+                      settings.sponsored.floor, settings.sponsored.frequency_cap,
+                      settings.sponsored.frequency_window_s)
+    table = CampaignTable(client, dim, settings.sponsored.refresh_s)
+    return Sponsor(table, client, rules, metrics, settings.fusion.mix_text)

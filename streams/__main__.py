@@ -12,7 +12,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from streams.agents import app, settings  # noqa: E402 - after the thread setting above
 
 if __name__ == "__main__":
-    if settings.log_format == "json":
+    if settings.metrics.log_format == "json":
         # Faust's banner and progress lines are plain text on stdout: in this format stdout
         # carries JSON log lines only (the banner's facts are in the log lines anyway)
         sys.argv.insert(1, "--quiet")

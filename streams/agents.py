@@ -70,8 +70,8 @@ async def pipeline() -> Pipeline:
 
             metrics = Metrics()
             try:
-                check_prefix(settings.dlq_value_prefix_bytes, app.conf.producer_max_request_size)
-                if settings.metrics_port:
+                check_prefix(settings.dlq.value_prefix_bytes, app.conf.producer_max_request_size)
+                if settings.metrics.port:
                     # served while the pipeline builds: alive at once, ready once built
                     serve_worker(settings, metrics, lambda: _pipeline is not None, _assigned)
                 built = await build_pipeline(settings, FaustSink(), metrics=metrics)
@@ -141,22 +141,24 @@ async def user_events(stream: AsyncIterable[Any]) -> None:
     waits for them (Faust's ``stream_wait_empty``).
     """
     p = await pipeline()
-    batches = InOrderBatches(settings.batches_in_flight, _exit_uncommitted)
-    async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):  # type: ignore[attr-defined]
+    batches = InOrderBatches(settings.stream.batches_in_flight, _exit_uncommitted)
+    async for batch in stream.take_events(  # type: ignore[attr-defined]
+            settings.stream.batch_max, within=settings.stream.batch_within_s):
         await batches.submit(batch, p.prepare_events(_raw(batch)), p.apply_events, _committable)
 
 
 @app.agent(items_topic)
 async def items(stream: AsyncIterable[Any]) -> None:
     p = await pipeline()
-    async for batch in stream.take_events(settings.batch_max, within=settings.batch_within_s):  # type: ignore[attr-defined]
+    async for batch in stream.take_events(  # type: ignore[attr-defined]
+            settings.stream.batch_max, within=settings.stream.batch_within_s):
         await _or_exit(gated(p.process_items(_raw(batch))))
 
 
 @app.agent(erase_topic)
 async def erasures(stream: AsyncIterable[Any]) -> None:
     p = await pipeline()
-    async for batch in stream.take_events(64, within=settings.batch_within_s):  # type: ignore[attr-defined]
+    async for batch in stream.take_events(64, within=settings.stream.batch_within_s):  # type: ignore[attr-defined]
         await _or_exit(gated(p.process_erasures(_raw(batch))))
 
 
@@ -164,7 +166,7 @@ async def erasures(stream: AsyncIterable[Any]) -> None:
 async def models(stream: AsyncIterable[Any]) -> None:
     """Published models: one worker checks each and decides its promotion."""
     p = await pipeline()
-    async for batch in stream.take_events(16, within=settings.batch_within_s):  # type: ignore[attr-defined]
+    async for batch in stream.take_events(16, within=settings.stream.batch_within_s):  # type: ignore[attr-defined]
         await _or_exit(gated(p.process_models(_raw(batch))))
 
 
@@ -172,11 +174,11 @@ async def models(stream: AsyncIterable[Any]) -> None:
 async def sponsored(stream: AsyncIterable[Any]) -> None:
     """Campaigns (issue 14): into the table every worker mirrors (`Pipeline.process_sponsored`)."""
     p = await pipeline()
-    async for batch in stream.take_events(64, within=settings.batch_within_s):  # type: ignore[attr-defined]
+    async for batch in stream.take_events(64, within=settings.stream.batch_within_s):  # type: ignore[attr-defined]
         await _or_exit(gated(p.process_sponsored(_raw(batch))))
 
 
-@app.timer(interval=settings.model_poll_s)
+@app.timer(interval=settings.models.poll_s)
 async def follow_models() -> None:
     """Every worker swaps in the live model between micro-batches (its loop runs one at a time)."""
     if _pipeline is None:

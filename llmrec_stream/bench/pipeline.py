@@ -177,7 +177,7 @@ def bench_pipeline(
             out["rss_catalog_items"] = rss_catalog
             out["rss_catalog_worker_peak_mb"] = _catalog_rss(run, world, rss_catalog)
         run.close()
-        hand = hand_written_peer(stack, world, peer_events, settings.encoder_threads)
+        hand = hand_written_peer(stack, world, peer_events, settings.encoder.threads)
         batched = micro_batched_peer(stack, world, batched_events, settings)
     out["peer_hand_written"] = asdict(hand)
     out["peer_micro_batched"] = asdict(batched)

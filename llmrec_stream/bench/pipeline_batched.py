@@ -60,7 +60,7 @@ def batched_encoder(settings: Settings, log: Callable[[str], None] = print) -> t
 
     from llmrec_stream.bench.encoder_peers import ST_OPENVINO, PeerUnavailable, build_peer
 
-    threads = settings.encoder_threads or usable_cores()
+    threads = settings.encoder.threads or usable_cores()
     try:
         peer = build_peer(ST_OPENVINO, Path(mkdtemp(prefix="llmrec-peer-")), threads)
     except PeerUnavailable as exc:
@@ -68,7 +68,7 @@ def batched_encoder(settings: Settings, log: Callable[[str], None] = print) -> t
 
         log(f"micro-batched loop: {ST_OPENVINO} unavailable ({exc}); it uses our encoder")
         ours = load_encoder(settings)
-        return f"ours ({settings.encoder_precision})", ours.encode
+        return f"ours ({settings.encoder.precision})", ours.encode
     return ST_OPENVINO, lambda texts: peer.encode(texts, 32)
 
 

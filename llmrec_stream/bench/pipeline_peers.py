@@ -65,8 +65,8 @@ def encoder_bound(settings: Settings, world: SyntheticReplay, comment_share: flo
         events_per_s=texts_per_s / comment_share,
         texts_per_s=texts_per_s,
         cpu_ms_per_text=1000 * cpu / len(texts),
-        threads=settings.encoder_threads,
-        spinning=settings.encoder_spinning,
+        threads=settings.encoder.threads,
+        spinning=settings.encoder.spinning,
     )
 
 

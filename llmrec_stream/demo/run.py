@@ -32,7 +32,6 @@ from llmrec_stream.devstack import DevStack
 from llmrec_stream.devstack.worker import WorkerProcess
 from llmrec_stream.encoder.artifact import default_encoder_dir
 from llmrec_stream.events import topics
-from llmrec_stream.events.codec import Limits
 from llmrec_stream.ranking.shadow import SHADOW_KEY
 from llmrec_stream.redis_conn import sync_client
 from llmrec_stream.replay import restamp
@@ -73,7 +72,7 @@ class DemoResult:
 
 
 def encoder_dir(settings: Settings) -> Path:
-    path = Path(settings.encoder_dir) if settings.encoder_dir else default_encoder_dir()
+    path = Path(settings.encoder.dir) if settings.encoder.dir else default_encoder_dir()
     if not (path / "manifest.json").exists():
         raise SystemExit(
             f"no exported encoder at {path}: run `llmrec-stream export-encoder` first "
@@ -161,8 +160,8 @@ def start_shadow(shadow: ShadowDemo, stack: DevStack, settings: Settings,
     wait until the worker's models agent started it and its model timer can have loaded it.
     Returns the seconds the replay stood still for it (the catch-up is the replay's time)."""
     wait_for(
-        lambda: group_lag(stack.kafka_bootstrap, settings.app_id, list(USER_TOPICS),
-                          settings.partitions) == 0,
+        lambda: group_lag(stack.kafka_bootstrap, settings.stream.app_id, list(USER_TOPICS),
+                          settings.stream.partitions) == 0,
         300, "the worker to catch up before the shadow model is trained", worker,
     )
     pause = time.monotonic()
@@ -189,7 +188,7 @@ def _publish_shadow(shadow: ShadowDemo, stack: DevStack, settings: Settings,
     finally:
         r.close()
     # the model timer loads it within a poll; events before that are not scored, only fewer
-    time.sleep(2 * settings.model_poll_s)
+    time.sleep(2 * settings.models.poll_s)
 
 
 def run_demo(
@@ -210,17 +209,17 @@ def run_demo(
     published in shadow, then goes on; its online counters are read at the end. The pause is
     not counted in the replay's time."""
     enc = encoder_dir(settings)
-    with DevStack.from_env(settings.partitions) as stack:
+    with DevStack.from_env(settings.stream.partitions) as stack:
         logdir = workdir or stack.workdir or Path(tempfile.mkdtemp(prefix="llmrec-demo-"))
         env = {**stack.env(), "LLMREC_ENCODER_DIR": str(enc),
-               "LLMREC_ENCODER_PRECISION": settings.encoder_precision,
-               "LLMREC_PARTITIONS": str(settings.partitions)}
+               "LLMREC_ENCODER_PRECISION": settings.encoder.precision,
+               "LLMREC_PARTITIONS": str(settings.stream.partitions)}
         worker = WorkerProcess(env, logdir / "worker.log", worker_id="demo-0")
         watcher = OutputWatcher(stack.kafka_bootstrap, keep_all=bool(campaigns))
         client = EventProducer(
             stack.kafka_bootstrap,
             config={"linger.ms": 2},  # as `replay.producer`: small batches, low latency
-            limits=Limits(settings.max_text_bytes, settings.max_future_skew_s),
+            limits=settings.limits,
             timeout_s=60.0,
         )
         produced = Produced()
@@ -228,7 +227,7 @@ def run_demo(
             shadow.warm()
         worker.start()
         try:
-            watcher.start(settings.partitions)
+            watcher.start(settings.stream.partitions)
             r = sync_client(stack.redis_url)
             produce(client, replay.items, produced)
             items = len(produced.keys.get(topics.ITEMS, ()))
@@ -257,8 +256,8 @@ def run_demo(
                 shadow.after, shadow.paused_s = split, paused
                 produce(client, replay.events[split:], produced, rate=rate, on_sent=progress)
             wait_for(
-                lambda: group_lag(stack.kafka_bootstrap, settings.app_id, list(USER_TOPICS),
-                                  settings.partitions) == 0,
+                lambda: group_lag(stack.kafka_bootstrap, settings.stream.app_id, list(USER_TOPICS),
+                                  settings.stream.partitions) == 0,
                 300, "the worker to catch up", worker,
             )
             elapsed = time.monotonic() - started - paused

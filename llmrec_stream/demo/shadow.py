@@ -122,7 +122,7 @@ class ShadowDemo:
             return
 
         async def read() -> tuple[str | None, int | None, dict[str, PairedHits]]:
-            client = async_client(Settings(redis_url=redis_url))
+            client = async_client(Settings(redis_url=redis_url).redis)
             try:
                 live = await client.hget(LIVE_KEY, "version")
                 k, by_live = await online_stats(client, version)
@@ -136,9 +136,9 @@ class ShadowDemo:
 def shadow_table(demo: ShadowDemo, settings: Settings) -> Table:
     """Live vs shadow online hit rate@k on the same events: hits, rate, Wilson interval per
     model, then the paired difference (Newcombe) and the promotion rule's online verdict."""
-    rule = OnlineRule(settings.shadow_min_events, settings.shadow_confidence)
+    rule = OnlineRule(settings.shadow.min_events, settings.shadow.confidence)
     level = rule.level
-    k = demo.k or settings.top_k
+    k = demo.k or settings.ranking.top_k
     t = Table(title=f"shadow evaluation: online hit rate@{k} on the same events "
                     f"(as `llmrec-stream models compare`)")
     for col in ("role", "model", "paired events", "hits", f"hit rate@{k}", f"{level:.0%} CI"):

@@ -19,6 +19,8 @@ from typing import Any
 
 import fastjsonschema
 
+# the input limits are the settings' ``limits`` section itself (one definition of the bounds)
+from llmrec_stream.config import Limits as Limits
 from llmrec_stream.events import topics
 from llmrec_stream.events.models import (
     Campaign,
@@ -62,12 +64,6 @@ class Rejected:
     exception: str
     key: bytes | None
     value: bytes | None
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    max_text_bytes: int = 8192
-    max_future_skew_s: float = 300.0
 
 
 class EventValidationError(ValueError):

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import numpy.typing as npt
 
+# the weights are the settings' ``fusion`` section itself (one definition, one set of defaults);
+# imported here too, where the maths that reads them lives
+from llmrec_stream.config import FusionWeights as FusionWeights
 from llmrec_stream.events.models import Click, Comment, Purchase, UserAttributes, UserEvent
 
 Vector = npt.NDArray[np.float32]
@@ -34,18 +37,6 @@ MAX_ATTRIBUTE_FIELD_BYTES = 32
 #: What an attribute event says when it does not know a categorical field (also what the codec
 #: fills in for a field the event leaves out): it never overwrites a known value.
 UNKNOWN = "unknown"
-
-
-@dataclass(frozen=True, slots=True)
-class FusionWeights:
-    """How much each kind of event moves a profile (purchase > click by default)."""
-
-    click: float = 1.0
-    purchase: float = 3.0
-    review: float = 2.0
-    comment_text: float = 1.0
-    half_life_s: float = 7 * 24 * 3600.0
-    mix_text: float = 0.5
 
 
 def rating_scale(rating: int | None) -> float:

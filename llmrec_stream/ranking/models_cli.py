@@ -35,11 +35,11 @@ def publish_cmd(artifact: Path, shadow: bool, force: bool) -> None:
     from llmrec_stream.security import confluent_config
 
     settings = Settings()
-    if not settings.kafka_bootstrap:
+    if not settings.kafka.bootstrap:
         raise click.ClickException("set LLMREC_KAFKA_BOOTSTRAP to publish")
     record = ModelRecord.for_artifact(artifact, force=force)
     record = dataclasses.replace(record, shadow=shadow)
-    prod = producer(settings.kafka_bootstrap, **confluent_config(settings))
+    prod = producer(settings.kafka.bootstrap, **confluent_config(settings.kafka))
     prod.produce(topics.MODELS, record.dumps(), b"model")  # one key: one partition, in order
     if prod.flush(30):
         raise click.ClickException("the model record was not delivered within 30 s")
@@ -75,9 +75,9 @@ def compare_cmd(shadow_version: str | None) -> None:
         raise click.ClickException("no model runs in shadow (give --version for an earlier one)")
     if not by_live:
         raise click.ClickException(f"no online events scored for {version} yet")
-    rule = OnlineRule(settings.shadow_min_events, settings.shadow_confidence)
+    rule = OnlineRule(settings.shadow.min_events, settings.shadow.confidence)
     for live_version, hits in sorted(by_live.items(), key=lambda kv: kv[0] != live):
-        click.echo(compare_text(version, live_version, hits, k or settings.top_k, rule,
+        click.echo(compare_text(version, live_version, hits, k or settings.ranking.top_k, rule,
                                 current=live_version == live))
 
 

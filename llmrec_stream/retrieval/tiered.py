@@ -29,7 +29,7 @@ from llmrec_stream.retrieval.exact import ExactIndex
 from llmrec_stream.retrieval.rows import check_shape
 
 if TYPE_CHECKING:
-    from llmrec_stream.config import Settings
+    from llmrec_stream.config import RetrievalSettings
     from llmrec_stream.retrieval.ann import AnnIndex
 
 log = logging.getLogger(__name__)
@@ -103,13 +103,14 @@ class TieredIndex:
         self.build_error: Exception | None = None  # the last failed build's reason
 
     @classmethod
-    def from_settings(cls, dim: int, settings: Settings) -> TieredIndex:
+    def from_settings(cls, dim: int, retrieval: RetrievalSettings) -> TieredIndex:
+        """The index the ``retrieval`` section describes."""
         hnsw = HnswParams(
-            connectivity=settings.ann_connectivity,
-            expansion_search=settings.ann_expansion_search,
-            max_stale=settings.ann_max_stale,
+            connectivity=retrieval.ann_connectivity,
+            expansion_search=retrieval.ann_expansion_search,
+            max_stale=retrieval.ann_max_stale,
         )
-        return cls(dim, settings.ann_min_items, hnsw)
+        return cls(dim, retrieval.ann_min_items, hnsw)
 
     @property
     def dim(self) -> int:

@@ -95,7 +95,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.redis = async_client(settings)
+        app.state.redis = async_client(settings.redis)
         app.state.producer = make_producer(settings)
         try:
             yield
@@ -111,7 +111,7 @@ def create_app(
         lifespan=lifespan,
     )
     bearer = HTTPBearer(auto_error=False)
-    token = settings.api_token.get_secret_value() if settings.api_token is not None else None
+    token = settings.serve.token.get_secret_value() if settings.serve.token is not None else None
 
     async def authorized(
         creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
@@ -127,7 +127,7 @@ def create_app(
             )
 
     auth = [Depends(authorized)]
-    timeout = settings.health_check_timeout_s
+    timeout = settings.metrics.health_check_timeout_s
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

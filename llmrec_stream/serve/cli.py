@@ -21,11 +21,11 @@ def serve(host: str | None, port: int | None) -> None:
     from llmrec_stream.serve.app import create_app
 
     settings = Settings()
-    if settings.api_token is None and (host or settings.api_host) not in ("127.0.0.1", "::1"):
+    if settings.serve.token is None and (host or settings.serve.host) not in ("127.0.0.1", "::1"):
         click.echo("warning: no LLMREC_API_TOKEN and not bound to loopback", err=True)
     uvicorn.run(
         create_app(settings),
-        host=host or settings.api_host,
-        port=settings.api_port if port is None else port,
+        host=host or settings.serve.host,
+        port=settings.serve.port if port is None else port,
         log_level="info",
     )

@@ -25,10 +25,10 @@ def publish_model(settings: Settings, artifact_dir: Path, *, force: bool = False
     from llmrec_stream.replay import producer
     from llmrec_stream.security import confluent_config
 
-    if not settings.kafka_bootstrap:
+    if not settings.kafka.bootstrap:
         raise click.ClickException("set LLMREC_KAFKA_BOOTSTRAP to publish")
     record = ModelRecord.for_artifact(artifact_dir, force=force)
-    prod = producer(settings.kafka_bootstrap, **confluent_config(settings))
+    prod = producer(settings.kafka.bootstrap, **confluent_config(settings.kafka))
     # one key: every model record lands on one partition, so workers see them in order
     prod.produce(topics.MODELS, record.dumps(), b"model")
     if prod.flush(30):
@@ -68,7 +68,7 @@ def train_cmd(
 
     logging.getLogger("llmrec_stream").setLevel(logging.INFO)
     settings = Settings()
-    encoder = encoder_dir or (Path(settings.encoder_dir) if settings.encoder_dir
+    encoder = encoder_dir or (Path(settings.encoder.dir) if settings.encoder.dir
                               else default_encoder_dir())
     while True:
         data = _load(settings, data_path)
@@ -104,10 +104,10 @@ def _load(settings: Settings, data_path: Path | None) -> SeqDataset:
 
     if data_path is not None:
         return load_dataset(data_path)
-    if not settings.kafka_bootstrap:
+    if not settings.kafka.bootstrap:
         raise click.UsageError("give --data or set LLMREC_KAFKA_BOOTSTRAP")
     from llmrec_stream.security import confluent_config
     from llmrec_stream.trainer.event_log import dataset_from_kafka
 
-    return dataset_from_kafka(settings.kafka_bootstrap, conf=confluent_config(settings),
-                              collapse_window_ms=settings.trainer_collapse_window_ms)
+    return dataset_from_kafka(settings.kafka.bootstrap, conf=confluent_config(settings.kafka),
+                              collapse_window_ms=settings.trainer.collapse_window_ms)

@@ -78,7 +78,7 @@ def test_a_backfill_dead_letters_no_event_as_unknown_item(
 
 async def _start_up(settings: Settings, encoder: TextEncoder) -> tuple[CatalogBootstrap, Catalog]:
     """What a starting worker's `bootstrap_catalog` does, on a catalog of its own."""
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = aioredis.Redis.from_url(settings.redis.url)
     catalog = Catalog(client, ExactIndex(encoder.dim))
     try:
         await catalog.bootstrap()

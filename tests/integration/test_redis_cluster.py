@@ -159,7 +159,7 @@ def test_the_errors_of_a_failed_primary_are_the_ones_the_pipeline_retries(
     settings = Settings(redis_url=cluster_stack.redis_url)
 
     async def scenario() -> tuple[BaseException, bytes | None]:
-        client = async_client(settings)
+        client = async_client(settings.redis)
         try:
             await client.initialize()  # type: ignore[attr-defined]  # the slot map
             survivor = cluster.nodes[0].port

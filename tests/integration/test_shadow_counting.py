@@ -82,7 +82,7 @@ def test_the_counting_runs_on_a_redis_cluster(
 
 
 async def _scenario(url: str) -> None:
-    client = async_client(Settings(redis_url=url))
+    client = async_client(Settings(redis_url=url).redis)
     metrics = Metrics()
     run = ShadowRun(client, 8, FusedProfileRanker(), metrics, ttl_s=60)
     live = _Lists("L1", {"a": ["i1", "i2"], "b": ["i1"]})

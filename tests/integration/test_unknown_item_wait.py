@@ -59,7 +59,7 @@ async def _batch_meets_a_late_item(
 ) -> tuple[PreparedEvents, float, DeadLetters, dict[str, float]]:
     sink = DeadLetters()
     pipeline = await build_pipeline(settings, sink, encoder=encoder)
-    other_client = aioredis.Redis.from_url(settings.redis_url)
+    other_client = aioredis.Redis.from_url(settings.redis.url)
     other = Catalog(other_client, ExactIndex(encoder.dim))
     late = Item("wait-item", int(time.time() * 1000), "late-item", "A late item")
 

@@ -9,7 +9,8 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from llmrec_stream.config import Settings
+from llmrec_stream.config import FLAT, Settings
+from llmrec_stream.config.settings import section_types
 
 SECRET = "hunter2-s3cr3t"  # noqa: S105 - a test value
 REDACTED = "**********"
@@ -51,31 +52,36 @@ DEFAULTS = {
 }
 
 
+def flat_value(settings: Settings, flat_name: str) -> object:
+    section, name = FLAT[flat_name]
+    return getattr(getattr(settings, section), name)
+
+
 def test_defaults() -> None:
     out = Settings().as_dict()
-    assert set(out) == set(Settings.model_fields)
+    assert set(out) == set(FLAT)
     assert {name: out[name] for name in DEFAULTS} == DEFAULTS
 
 
 def test_every_setting_is_documented() -> None:
     # The docs table is generated from these descriptions.
-    for name, field in Settings.model_fields.items():
-        assert field.description, name
+    for section, cls in section_types().items():
+        assert cls.__doc__, section
+        for name, field in cls.model_fields.items():
+            assert field.description, f"{section}.{name}"
 
 
-def test_defaults_agree_with_the_library_defaults() -> None:
+def test_the_library_weights_and_limits_are_the_sections() -> None:
+    # one definition each: the profile maths and the codec take the configured sections
+    from llmrec_stream.config import FusionWeights as ConfiguredWeights
+    from llmrec_stream.config import Limits as ConfiguredLimits
     from llmrec_stream.events.codec import Limits
     from llmrec_stream.profiles.fusion import FusionWeights
 
-    s, w, lim = Settings(), FusionWeights(), Limits()
-    assert (s.weight_click, s.weight_purchase, s.weight_review, s.weight_comment_text) == (
-        w.click,
-        w.purchase,
-        w.review,
-        w.comment_text,
-    )
-    assert (s.half_life_s, s.mix_text) == (w.half_life_s, w.mix_text)
-    assert (s.max_text_bytes, s.max_future_skew_s) == (lim.max_text_bytes, lim.max_future_skew_s)
+    assert FusionWeights is ConfiguredWeights and Limits is ConfiguredLimits
+    s = Settings(weight_click=0.5, max_text_bytes=10)
+    assert s.fusion == FusionWeights(click=0.5) and s.limits == Limits(max_text_bytes=10)
+    assert Settings().fusion == FusionWeights() and Settings().limits == Limits()
 
 
 @pytest.mark.parametrize(
@@ -99,10 +105,11 @@ def test_env_override(
 ) -> None:
     monkeypatch.setenv(env, value)
     name = env.upper().removeprefix("LLMREC_").lower()
-    assert getattr(Settings(), name) == expected
+    assert flat_value(Settings(), name) == expected
 
 
 def test_every_setting_has_an_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # (tests/unit/test_settings_env.py holds every variable to the setting it always set)
     samples: dict[type, tuple[str, object]] = {
         str: ("x-1", "x-1"),
         int: ("3", 3),
@@ -122,25 +129,28 @@ def test_every_setting_has_an_environment_variable(monkeypatch: pytest.MonkeyPat
     # SecretStr: test_security covers them
     secrets = {"redis_password", "kafka_sasl_password", "api_token"}
     expected = {}
-    for name, field in Settings.model_fields.items():
+    types = section_types()
+    for name, (section, field_name) in FLAT.items():
         if name in secrets:
             continue
-        raw, expected[name] = literals.get(name) or samples[type(field.default)]
+        field = types[section].model_fields[field_name]
+        default = field.get_default(call_default_factory=True)
+        raw, expected[name] = literals.get(name) or samples[type(default)]
         monkeypatch.setenv(f"LLMREC_{name.upper()}", raw)
     s = Settings()
     for name, want in expected.items():
-        assert getattr(s, name) == want, name
+        assert flat_value(s, name) == want, name
 
 
 def test_unrelated_env_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMREC_NOT_A_SETTING", "1")
     monkeypatch.setenv("TOP_K", "3")
-    assert Settings().top_k == 20
+    assert Settings().ranking.top_k == 20
 
 
 def test_constructor_arguments_win_over_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMREC_TOP_K", "7")
-    assert Settings(top_k=3).top_k == 3
+    assert Settings(top_k=3).ranking.top_k == 3
 
 
 @pytest.mark.parametrize(
@@ -181,15 +191,16 @@ def test_bad_constructor_value_is_rejected() -> None:
 
 def test_boundary_values_are_accepted() -> None:
     s = Settings(mix_text=0, top_k=1, seen_items=0, max_future_skew_s=0, metrics_port=0)
-    assert (s.mix_text, s.top_k, s.seen_items, s.max_future_skew_s) == (0, 1, 0, 0)
-    assert Settings(mix_text=1).mix_text == 1
+    assert (s.fusion.mix_text, s.ranking.top_k, s.profiles.seen_items,
+            s.limits.max_future_skew_s) == (0, 1, 0, 0)
+    assert Settings(mix_text=1).fusion.mix_text == 1
 
 
 def test_password_is_a_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMREC_REDIS_PASSWORD", SECRET)
     s = Settings()
-    assert isinstance(s.redis_password, SecretStr)
-    assert s.redis_password.get_secret_value() == SECRET
+    assert isinstance(s.redis.password, SecretStr)
+    assert s.redis.password.get_secret_value() == SECRET
 
 
 def test_as_dict_redacts_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -197,7 +208,7 @@ def test_as_dict_redacts_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
     out = Settings().as_dict()
     assert out["redis_password"] == REDACTED
     assert SECRET not in json.dumps(out, default=str)
-    assert set(out) == set(Settings.model_fields)
+    assert set(out) == set(FLAT)
 
 
 def test_as_dict_without_password_is_none() -> None:
@@ -217,20 +228,20 @@ def test_repr_and_str_never_show_the_secret(monkeypatch: pytest.MonkeyPatch) -> 
         repr(s),
         str(s),
         f"{s}",
-        repr(s.redis_password),
-        str(s.redis_password),
+        repr(s.redis.password),
+        str(s.redis.password),
         s.model_dump_json(),
     ):
         assert SECRET not in text
-    assert "redis_password" in repr(s)
+    assert f"password=SecretStr('{REDACTED}')" in repr(s)
 
 
 def test_as_dict_does_not_change_the_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMREC_REDIS_PASSWORD", SECRET)
     s = Settings()
     s.as_dict()
-    assert s.redis_password is not None
-    assert s.redis_password.get_secret_value() == SECRET
+    assert s.redis.password is not None
+    assert s.redis.password.get_secret_value() == SECRET
 
 
 @pytest.mark.parametrize(
@@ -252,7 +263,7 @@ def test_as_dict_redacts_a_password_in_the_redis_url(
     s = Settings()
     assert s.as_dict()["redis_url"] == shown
     assert SECRET not in json.dumps(s.as_dict())
-    assert s.redis_url == url.format(pw=SECRET)  # the worker still gets the real URL
+    assert s.redis.url == url.format(pw=SECRET)  # the worker still gets the real URL
 
 
 def test_as_dict_redacts_a_url_password_holding_an_at_sign(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -272,6 +283,70 @@ def test_as_dict_survives_a_malformed_redis_url(monkeypatch: pytest.MonkeyPatch)
 
 def test_resolved_worker_id(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("socket.gethostname", lambda: "box")
-    assert Settings().resolved_worker_id == "box-0"
+    assert Settings().stream.resolved_worker_id == "box-0"
     monkeypatch.setenv("LLMREC_WORKER_ID", "w-3")
-    assert Settings().resolved_worker_id == "w-3"
+    assert Settings().stream.resolved_worker_id == "w-3"
+
+
+def test_flat_keywords_route_to_their_sections() -> None:
+    s = Settings(kafka_bootstrap="b:9092", weight_click=0.5, api_port=9000, text_signals=True)
+    assert (s.kafka.bootstrap, s.fusion.click, s.serve.port, s.text.signals) == (
+        "b:9092", 0.5, 9000, True)
+
+
+@pytest.mark.parametrize("key", ["kafka_bootstrapp", "bootstrap", "click", "not_a_setting"])
+def test_an_unknown_keyword_is_an_error(key: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(**{key: "1"})
+    assert [e["loc"] for e in info.value.errors()] == [(key,)]
+    assert info.value.errors()[0]["type"] == "extra_forbidden"
+
+
+def test_an_unknown_key_inside_a_section_is_an_error() -> None:
+    with pytest.raises(ValidationError) as info:
+        Settings(kafka={"bootstrapp": "b:9092"})
+    assert [e["loc"] for e in info.value.errors()] == [("kafka", "bootstrapp")]
+
+
+def test_a_section_keyword_keeps_the_environment_of_its_other_fields(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("LLMREC_REDIS_URL", "redis://cache:6379/0")
+    monkeypatch.setenv("LLMREC_REDIS_CLUSTER", "false")
+    s = Settings(redis={"cluster": True})
+    assert (s.redis.url, s.redis.cluster) == ("redis://cache:6379/0", True)
+
+
+def test_a_flat_keyword_wins_over_the_environment_and_joins_a_given_section(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from llmrec_stream.config import RedisSettings
+
+    monkeypatch.setenv("LLMREC_REDIS_URL", "redis://env:6379/0")
+    s = Settings(redis=RedisSettings(cluster=True), redis_url="redis://kw:6379/0")
+    assert (s.redis.url, s.redis.cluster) == ("redis://kw:6379/0", True)
+
+
+def test_one_setting_given_twice_is_an_error() -> None:
+    with pytest.raises(TypeError, match="redis_url= and redis.url"):
+        Settings(redis={"url": "redis://a:1"}, redis_url="redis://b:1")
+
+
+def test_the_settings_tree_imports_nothing_else_of_the_library() -> None:
+    # every folder takes its section from here, so config must sit below all of them
+    import ast
+    from pathlib import Path
+
+    import llmrec_stream.config as package
+
+    for path in Path(package.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                inside = name == "llmrec_stream.config" or name.startswith("llmrec_stream.config.")
+                assert inside or not name.startswith("llmrec_stream"), (path.name, name)

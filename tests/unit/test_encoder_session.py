@@ -22,9 +22,9 @@ def test_spinning_is_on_unless_turned_off() -> None:
 
 def test_workers_do_not_spin_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LLMREC_ENCODER_SPINNING", raising=False)
-    assert Settings().encoder_spinning is False
+    assert Settings().encoder.spinning is False
     monkeypatch.setenv("LLMREC_ENCODER_SPINNING", "true")
-    assert Settings().encoder_spinning is True
+    assert Settings().encoder.spinning is True
 
 
 def test_parallel_runs_auto_shares_the_cores_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,4 +49,4 @@ def test_parallel_runs_auto_is_one_run_on_cuda(monkeypatch: pytest.MonkeyPatch) 
 
 def test_workers_leave_parallel_runs_to_auto(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LLMREC_ENCODER_PARALLEL_RUNS", raising=False)
-    assert Settings().encoder_parallel_runs == 0
+    assert Settings().encoder.parallel_runs == 0

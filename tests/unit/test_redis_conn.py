@@ -21,9 +21,9 @@ def test_a_cluster_url_is_a_plain_url_plus_the_cluster_flag() -> None:
 def test_settings_pick_the_client_class() -> None:
     async def build() -> list[object]:
         clients = [
-            async_client(Settings(redis_url="redis://127.0.0.1:1/0")),
-            async_client(Settings(redis_url="redis://127.0.0.1:1/0", redis_cluster=True)),
-            async_client(Settings(redis_url="redis+cluster://127.0.0.1:1/0")),
+            async_client(Settings(redis_url="redis://127.0.0.1:1/0").redis),
+            async_client(Settings(redis_url="redis://127.0.0.1:1/0", redis_cluster=True).redis),
+            async_client(Settings(redis_url="redis+cluster://127.0.0.1:1/0").redis),
         ]
         for c in clients:
             await c.aclose()

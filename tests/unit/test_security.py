@@ -15,9 +15,9 @@ SECRET = "s3cr3t-canary-Xy9"  # noqa: S105 - a test canary
 
 def test_plaintext_by_default() -> None:
     s = Settings()
-    assert confluent_config(s) == {"security.protocol": "PLAINTEXT"}
-    assert faust_credentials(s) is None
-    assert redis_options(s) == {}
+    assert confluent_config(s.kafka) == {"security.protocol": "PLAINTEXT"}
+    assert faust_credentials(s.kafka) is None
+    assert redis_options(s.redis) == {}
 
 
 def test_sasl_scram_over_tls_reaches_confluent_and_faust(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -26,14 +26,14 @@ def test_sasl_scram_over_tls_reaches_confluent_and_faust(monkeypatch: pytest.Mon
     monkeypatch.setenv("LLMREC_KAFKA_SASL_USERNAME", "svc-llmrec")
     monkeypatch.setenv("LLMREC_KAFKA_SASL_PASSWORD", SECRET)
     s = Settings()
-    conf = confluent_config(s)
+    conf = confluent_config(s.kafka)
     assert conf == {
         "security.protocol": "SASL_SSL",
         "sasl.mechanism": "SCRAM-SHA-512",
         "sasl.username": "svc-llmrec",
         "sasl.password": SECRET,
     }
-    creds = faust_credentials(s)
+    creds = faust_credentials(s.kafka)
     assert isinstance(creds, faust.SASLCredentials)
     assert creds.username == "svc-llmrec" and creds.password == SECRET
     assert creds.ssl_context is not None
@@ -41,15 +41,15 @@ def test_sasl_scram_over_tls_reaches_confluent_and_faust(monkeypatch: pytest.Mon
 
 def test_tls_only_gives_faust_ssl_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMREC_KAFKA_SECURITY_PROTOCOL", "SSL")
-    assert isinstance(faust_credentials(Settings()), faust.SSLCredentials)
-    assert "sasl.password" not in confluent_config(Settings())
+    assert isinstance(faust_credentials(Settings().kafka), faust.SSLCredentials)
+    assert "sasl.password" not in confluent_config(Settings().kafka)
 
 
 def test_redis_acl_user_password_and_tls(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LLMREC_REDIS_USERNAME", "llmrec")
     monkeypatch.setenv("LLMREC_REDIS_PASSWORD", SECRET)
     monkeypatch.setenv("LLMREC_REDIS_SSL_CA_CERTS", "/etc/ssl/ca.pem")
-    assert redis_options(Settings()) == {
+    assert redis_options(Settings().redis) == {
         "username": "llmrec",
         "password": SECRET,
         "ssl_ca_certs": "/etc/ssl/ca.pem",

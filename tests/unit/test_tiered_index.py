@@ -126,10 +126,10 @@ def test_exclusion_is_honoured_on_both_sides(world) -> None:  # type: ignore[no-
 
 def test_from_settings() -> None:
     s = Settings(ann_min_items=7, ann_connectivity=16, ann_expansion_search=64, ann_max_stale=0.5)
-    index = TieredIndex.from_settings(8, s)
+    index = TieredIndex.from_settings(8, s.retrieval)
     assert index.ann_min_items == 7
     assert index.hnsw == HnswParams(connectivity=16, expansion_search=64, max_stale=0.5)
-    assert Settings().ann_min_items == 50_000
+    assert Settings().retrieval.ann_min_items == 50_000
 
 
 def test_row_map_places_in_place_and_moves_to_new_rows() -> None:

@@ -6,6 +6,11 @@ area (connections, encoder, stream, ranking, features). The reference table in
 ``docs/settings.md`` is generated from the tree (`docs.py`: ``python -m llmrec_stream.config
 --markdown``), so the docs cannot drift from the code. This package imports nothing else of
 the library: every folder may take its section from here.
+
+A new setting is a field of the section it belongs to (or of a new section, added to
+``Settings``). Its variable is ``LLMREC_`` + the section's ``flat_prefix`` + the field name,
+or the name ``flat("...")`` gives it; names must stay unique (checked at import). Then
+regenerate ``docs/settings.md``.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ import numpy.typing as npt
 # the weights are the settings' ``fusion`` section itself (one definition, one set of defaults);
 # imported here too, where the maths that reads them lives
 from llmrec_stream.config import FusionWeights as FusionWeights
+from llmrec_stream.config import ProfileSettings
 from llmrec_stream.events.models import Click, Comment, Purchase, UserAttributes, UserEvent
 
 Vector = npt.NDArray[np.float32]
@@ -28,7 +29,8 @@ HALF_STEPS = 2 * 32767
 #: categorical fields and three numeric ones. A realistic profile (384-d vectors, 50 recent
 #: and 20 bought items, a top-20 cache) leaves ~220 bytes of the 4 KB per user to attributes;
 #: six keys of at most MAX_ATTRIBUTE_FIELD_BYTES fit (tests/integration/test_attributes.py).
-MAX_ATTRIBUTES = 6
+#: The number is the ``profiles`` section's default, read from it: one definition.
+MAX_ATTRIBUTES: int = ProfileSettings().max_attributes
 
 #: Longest stored field ("a:" + name, UTF-8 bytes); a longer one is dropped and counted. Well
 #: inside the 64 bytes up to which Redis keeps a hash compact (ziplist or listpack).

@@ -20,6 +20,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from llmrec_stream.config import TrainerSettings
 from llmrec_stream.datasets.sequences import SeqDataset, from_sequences
 from llmrec_stream.events import topics
 from llmrec_stream.events.codec import Limits, Rejected, decode
@@ -31,8 +32,8 @@ log = logging.getLogger(__name__)
 ITEM_TOPICS: tuple[str, ...] = (topics.COMMENTS, topics.CLICKS, topics.PURCHASES)
 #: Which event type wins when several on one item collapse into one interaction.
 STRENGTH: dict[str, int] = {topics.CLICKS: 0, topics.COMMENTS: 1, topics.PURCHASES: 2}
-#: The default of ``Settings.trainer_collapse_window_ms``.
-DEFAULT_COLLAPSE_WINDOW_MS = 60_000
+#: The default of ``Settings.trainer.collapse_window_ms`` (the section's own: one default).
+DEFAULT_COLLAPSE_WINDOW_MS: int = TrainerSettings().collapse_window_ms
 Event = tuple[int, str, int, str]  # (ts ms, topic, offset, item id)
 #: No limit on text or timestamps here: the trainer reads history, not live traffic.
 _LIMITS = Limits(max_text_bytes=1 << 30, max_future_skew_s=float("inf"))

@@ -134,7 +134,7 @@ class WorkerProbes:
         self._lock = threading.Lock()  # one librdkafka call at a time from the request threads
         self._consumer = lag_consumer(settings.kafka.bootstrap, settings.stream.app_id,
                                       confluent_config(settings.kafka))
-        self._settings = settings
+        self._redis_settings = settings.redis  # all the Redis probe needs
         self._redis: redis.Redis | None = None
 
     def kafka(self) -> None:
@@ -144,12 +144,12 @@ class WorkerProbes:
     def redis(self) -> None:
         if self._redis is None:  # built on first use: a cluster client connects when built
             self._redis = sync_client(
-                self._settings.redis.url,
-                self._settings.redis.cluster,
+                self._redis_settings.url,
+                self._redis_settings.cluster,
                 socket_timeout=self.timeout,
                 socket_connect_timeout=self.timeout,
                 retry=Retry(NoBackoff(), 0),  # a probe answers now; the pipeline retries
-                **redis_options(self._settings.redis),
+                **redis_options(self._redis_settings),
             )
         self._redis.ping()
 

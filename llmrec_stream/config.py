@@ -320,6 +320,20 @@ class Settings(BaseSettings):
         "scores (price, quality, delivery, fit), shown in the record's `aspects`. Rated "
         "comments keep their rating. An artifact without heads changes nothing.",
     )
+    # --- business features: aspect preferences in the ranking (issue 14, item 5) ---------
+    aspect_rank_weight: float = Field(
+        0.0, ge=-10, le=10,
+        description="With text_signals on, add weight × Σ user aspect score × item aspect "
+        "mention to every candidate's score (`llmrec_stream.ranking.aspects`): positive steers "
+        "a user away from items whose text is about an aspect they complain of and toward one "
+        "they praise; negative reads a complaint as a need. 0 (off): chosen on a validation "
+        "replay, where no weight beat the plain ranker (docs/features.md).",
+    )
+    aspect_rank_pool: int = Field(
+        30, ge=0, le=1000,
+        description="Candidates past top_k that the aspect term may bring into a list (the "
+        "ranker is asked for top_k + this many).",
+    )
 
     @cached_property
     def resolved_worker_id(self) -> str:

@@ -6,7 +6,9 @@ few campaigns before the replay and, at the end, what they spent, counted from t
 late in the replay, and shows what the people they follow brought into their lists.
 ``sentiment`` turns the worker's text signals on (the sentiment head and aspect anchors that
 ``llmrec-stream train-sentiment`` ships in the encoder artifact): unrated comments are signed
-by what they say, and each list shows the user's aspect scores beside it. ``shadow`` trains
+by what they say, and each list shows the user's aspect scores beside it; the aspect term of
+the ranking is on (``LLMREC_ASPECT_RANK_WEIGHT``, `DEMO_ASPECT_WEIGHT` unless set), so a list
+says which of its items a user's aspect scores brought in. ``shadow`` trains
 the ranking model on the replay's log half-way through, runs it in shadow and shows live vs
 shadow online hit rates at the end (`llmrec_stream.demo.shadow`).
 """
@@ -27,6 +29,9 @@ from llmrec_stream.sources.base import OutboundEvent, Replay, envelope
 from llmrec_stream.sources.synthetic import SyntheticReplay
 
 FEATURES = ("reasons", "sponsored", "social", "sentiment", "shadow")
+#: The aspect term's weight in the demo, to show what it does: not the default (0, off), which
+#: the validation replay chose (docs/features.md).
+DEMO_ASPECT_WEIGHT = 1.0
 HOUR_MS = 3_600_000
 
 
@@ -88,6 +93,8 @@ def reason_text(reason: dict[str, object] | None) -> str:
     if reason is None:
         return ""
     where = f"{reason['topic']}[{reason['partition']}]@{reason['offset']}"
+    if reason["kind"] == "aspect":
+        return f"what you said of {reason.get('aspect')} (your comment {where})"
     item = reason.get("item_id")
     return f"{reason['kind']} {item} ({where})" if item else f"your comment ({where})"
 
@@ -157,13 +164,15 @@ def enable_sentiment(encoder_dir: Path | None) -> str:
     from llmrec_stream.sentiment import HEADS_NAME
 
     os.environ["LLMREC_TEXT_SIGNALS"] = "1"
+    weight = os.environ.setdefault("LLMREC_ASPECT_RANK_WEIGHT", f"{DEMO_ASPECT_WEIGHT:g}")
     path = encoder_dir or default_encoder_dir()
     try:
         has = HEADS_NAME in read_manifest(path).files
     except ValueError:
         has = False
     if has:
-        return f"sentiment head and aspect anchors: from {path}"
+        return (f"sentiment head and aspect anchors: from {path}; aspect term in the ranking: "
+                f"weight {weight} (the default is 0, off: docs/features.md)")
     return (f"{path} has no sentiment head: unrated comments keep +0.5 and no aspects show. Ship "
             "one with `llmrec-stream train-sentiment --encoder-dir <that dir> --data "
             "../shared/data/amazon2018 --train All_Beauty_5 --train Appliances_5 "
@@ -178,16 +187,39 @@ def aspects_text(rec: dict[str, object]) -> str:
     return ", ".join(f"{name} {float(v):+.3f}" for name, v in aspects.items())
 
 
+def aspect_effect_text(rec: dict[str, object]) -> str:
+    """What the aspect term did to a list, from its reasons, e.g. ``2 of 20 items brought in
+    by price``; "" when it brought in none."""
+    reasons = rec.get("reasons")
+    items = rec.get("items")
+    if not isinstance(reasons, list) or not isinstance(items, list):
+        return ""
+    by = Counter(str(r.get("aspect")) for r in reasons
+                 if isinstance(r, dict) and r.get("kind") == "aspect")
+    if not by:
+        return ""
+    named = ", ".join(f"{n} by {aspect}" for aspect, n in sorted(by.items()))
+    return f"{sum(by.values())} of {len(items)} items brought in ({named})"
+
+
 def sentiment_table(observed: Observed) -> Table:
     """Aspect scores over the users' latest records: who mentions what, and how they feel."""
     t = Table(title="aspects from what users wrote (latest record per user)")
-    for col in ("aspect", "users", "positive", "negative", "mean score"):
+    for col in ("aspect", "users", "positive", "negative", "mean score",
+                "lists it changed", "items it brought in"):
         t.add_column(col, justify="right" if col != "aspect" else "left")
     scores: dict[str, list[float]] = defaultdict(list)
+    lists: Counter[str] = Counter()
+    brought: Counter[str] = Counter()
     for rec in observed.latest.values():
         for name, v in (rec.get("aspects") or {}).items():
             scores[name].append(float(v))
+        cited = [str(r.get("aspect")) for r in rec.get("reasons") or []
+                 if isinstance(r, dict) and r.get("kind") == "aspect"]
+        brought.update(cited)
+        lists.update(set(cited))
     for name, vals in sorted(scores.items()):
         t.add_row(name, str(len(vals)), str(sum(v > 0 for v in vals)),
-                  str(sum(v < 0 for v in vals)), f"{sum(vals) / len(vals):+.3f}")
+                  str(sum(v < 0 for v in vals)), f"{sum(vals) / len(vals):+.3f}",
+                  str(lists[name]), str(brought[name]))
     return t

@@ -281,6 +281,10 @@ def run_aspects(encoder_dir: Path, data: Path, *, arm: str = "ratings", k: int =
     test = ~split
     iv = paired_bootstrap(ndcg[best, test], ndcg[zero, test], resamples=resamples, seed=seed)
     moved = float(np.mean(ranks[best, test] != ranks[zero, test]))
+    # said beside it, not chosen: the best weight other than 0 on validation, on test
+    alt = max((g for g in range(len(grid)) if g != zero),
+              key=lambda g: (round(ndcg[g, split].mean(), 12), -abs(grid[g])))
+    alt_iv = paired_bootstrap(ndcg[alt, test], ndcg[zero, test], resamples=resamples, seed=seed)
     return {
         "data": data.name, "arm": arm, "purchases": purchases, "items": len(rp.item_ids),
         "users": len(cases), "validation_users": int(split.sum()),
@@ -295,6 +299,10 @@ def run_aspects(encoder_dir: Path, data: Path, *, arm: str = "ratings", k: int =
         f"test chosen-0 ndcg@{k}": {"diff": iv.diff, "ci95": [iv.low, iv.high],
                                     "significant": iv.significant},
         "test users whose target moved": moved,
+        "best nonzero weight on validation (not chosen unless it is the chosen one)": {
+            "weight": grid[alt], f"test ndcg@{k}": float(ndcg[alt, test].mean()),
+            "diff vs 0": alt_iv.diff, "ci95": [alt_iv.low, alt_iv.high],
+            "significant": alt_iv.significant},
     }
 
 

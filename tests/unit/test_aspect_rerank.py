@@ -127,3 +127,39 @@ def test_the_schema_file_names_the_aspects_the_heads_know() -> None:
     reason = schema["properties"]["reasons"]["items"]["oneOf"][1]
     assert tuple(reason["properties"]["aspect"]["enum"]) == ASPECTS
     assert "aspect" in reason["properties"]["kind"]["enum"]
+
+
+def test_the_term_over_a_real_ranker_and_index_and_the_same_for_the_shadow() -> None:
+    from llmrec_stream.ranking.aspects import AspectTerm
+    from llmrec_stream.ranking.fused import FusedProfileRanker
+    from llmrec_stream.retrieval.exact import ExactIndex
+
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal(16)
+    base[:4] = 0
+    vecs = []
+    for n in range(8):  # all near one direction; the even ones also along the price anchor
+        v = base + rng.standard_normal(16) * 0.05
+        if n % 2 == 0:
+            v[0] = 1.5
+        vecs.append(v / np.linalg.norm(v))
+    index = ExactIndex(16)
+    index.upsert([f"i{n}" for n in range(8)], np.stack(vecs).astype(np.float32))
+    query = base.copy()
+    query[0] = 1.0  # the user's behaviour leans to the price-talking items
+    beh = (query / np.linalg.norm(query)).astype(np.float32)
+    sour = ProfileState("sour", (), np.zeros(16, np.float32), beh, frozenset(),
+                        aspects=(-1.0, 0.0, 0.0, 0.0))
+    calm = ProfileState("calm", (), np.zeros(16, np.float32), beh, frozenset())
+    ranker = FusedProfileRanker()
+    term = AspectTerm(_anchors(), 2.0, 4)
+    ranked, lifted = term.rank(ranker, [sour, calm], 3, index)
+    plain = ranker.rank([sour, calm], 3, index)
+    assert ranked[1] == plain[1] and lifted[1] == {}  # no aspect scores: the ranker's list
+    assert ranked[0] is not None and plain[0] is not None
+    assert all(int(i[1:]) % 2 == 1 for i, _ in ranked[0][1])  # no price talk for the sour one
+    assert all(int(i[1:]) % 2 == 0 for i, _ in plain[0][1])
+    assert set(lifted[0]) == {i for i, _ in ranked[0][1]} - {i for i, _ in plain[0][1]}
+    wrapped = term.wrap(ranker)
+    assert wrapped.version == ranker.version
+    assert wrapped.rank([sour, calm], 3, index) == ranked

@@ -326,8 +326,8 @@ class Settings(BaseSettings):
         description="With text_signals on, add weight × Σ user aspect score × item aspect "
         "mention to every candidate's score (`llmrec_stream.ranking.aspects`): positive steers "
         "a user away from items whose text is about an aspect they complain of and toward one "
-        "they praise; negative reads a complaint as a need. 0 (off): chosen on a validation "
-        "replay, where no weight beat the plain ranker (docs/features.md).",
+        "they praise; negative reads a complaint as a need. 0 (off): the weight a validation "
+        "replay chose, with comments signed by their ratings (docs/features.md).",
     )
     aspect_rank_pool: int = Field(
         30, ge=0, le=1000,

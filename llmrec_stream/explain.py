@@ -241,6 +241,11 @@ def with_aspects(
                     aspect)
     out = [reason if (lift := mine.get(i)) is not None and lift.aspect == aspect else r
            for i, r in zip(items, reasons, strict=True)]
-    if len({r for r in out if r is not None}) > MAX_REASONS:
+    # distinct as the record and the cache count them (ids, not the similarity)
+    if len({_cited(r) for r in out if r is not None}) > MAX_REASONS:
         return list(reasons)  # explain_max_events at its bound: no room for one more
     return out
+
+
+def _cited(r: Reason) -> tuple[str, str, int, int, str | None, str | None]:
+    return r.kind, r.topic, r.partition, r.offset, r.item_id, r.aspect

@@ -31,7 +31,7 @@ from llmrec_stream.sources.synthetic import SyntheticReplay
 FEATURES = ("reasons", "sponsored", "social", "sentiment", "shadow")
 #: The aspect term's weight in the demo, to show what it does: not the default (0, off), which
 #: the validation replay chose (docs/features.md).
-DEMO_ASPECT_WEIGHT = 1.0
+DEMO_ASPECT_WEIGHT = 2.0
 HOUR_MS = 3_600_000
 
 
@@ -222,4 +222,55 @@ def sentiment_table(observed: Observed) -> Table:
         t.add_row(name, str(len(vals)), str(sum(v > 0 for v in vals)),
                   str(sum(v < 0 for v in vals)), f"{sum(vals) / len(vals):+.3f}",
                   str(lists[name]), str(brought[name]))
+    return t
+
+
+#: What each demo complainer writes, one comment an aspect: badly of all four, so whichever
+#: aspect a category's items talk of, the term has something to act on.
+ASPECT_COMPLAINTS = (
+    "Way too expensive, overpriced, not worth the money.",
+    "Poor quality, it fell apart after a week, flimsy material.",
+    "Shipping took forever, it arrived late and the package was damaged.",
+    "Runs small, far too tight, I had to order a size up; the fit is wrong.",
+)
+
+
+def aspect_complainers(replay: Replay, n: int = 8) -> tuple[Replay, dict[str, str]]:
+    """The replay with one complainer per item category (at most ``n``), 90% of the way in:
+    each clicks two items of its category, then writes `ASPECT_COMPLAINTS` (no item named).
+    Returns complainer -> category; `aspect_table` shows what the aspect term did to their
+    lists (the items it brought in carry an ``aspect`` reason)."""
+    by_cat: dict[str, list[str]] = defaultdict(list)
+    for e in replay.items:
+        by_cat[str(e.value.get("category") or "(none)")].append(e.key)
+    plan: dict[str, str] = {}
+    at = len(replay.events) * 9 // 10
+    ts = replay.events[at - 1].value["ts"] if at else 0
+    added: list[OutboundEvent] = []
+    for k, (cat, items) in enumerate(sorted(by_cat.items())[:n]):
+        if len(items) < 2:
+            continue
+        user = f"demo-aspects-{k}"
+        plan[user] = cat
+        for j, item in enumerate(items[:2]):
+            added.append(OutboundEvent(topics.CLICKS, user, {
+                **envelope(f"{user}-c{j}", ts), "user_id": user, "item_id": item}))
+        added += [OutboundEvent(topics.COMMENTS, user, {
+            **envelope(f"{user}-w{j}", ts), "user_id": user, "text": text})
+            for j, text in enumerate(ASPECT_COMPLAINTS)]
+    events = [*replay.events[:at], *added, *replay.events[at:]]
+    return replace(replay, events=events), plan
+
+
+def aspect_table(observed: Observed, plan: dict[str, str]) -> Table:
+    """Each complainer's aspect scores beside what the aspect term did to their list."""
+    t = Table(title="aspect term in the ranking: users who complained of every aspect")
+    for col in ("user", "clicked in", "their aspect scores", "items the term brought in"):
+        t.add_column(col)
+    for user, cat in plan.items():
+        rec = observed.latest.get(user)
+        if rec is None:
+            t.add_row(user, cat, "(no record yet)", "")
+            continue
+        t.add_row(user, cat, aspects_text(rec), aspect_effect_text(rec) or "none")
     return t

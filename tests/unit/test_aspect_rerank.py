@@ -94,10 +94,15 @@ def test_no_aspect_reason_when_the_list_already_cites_the_most_the_cache_holds()
     state = _state([about_price])
     base = [explain.Reason("click", "llmrec.clicks", 0, n, f"i{n}", 0.5)
             for n in range(MAX_REASONS)] + [explain.Reason("click", "llmrec.clicks", 0, 0,
-                                                            "i0", 0.5)]
+                                                            "i0", 0.4)]
     items = [f"x{n}" for n in range(len(base))]
     out = explain.with_aspects(base, items, {items[-1]: Lift("price", 0.0)}, state, _anchors())
-    assert out == base
+    assert out == base  # 15 distinct events cited already: no room for the aspect
+    # the same events cited with other similarities are still few: the aspect reason fits
+    few = [explain.Reason("click", "llmrec.clicks", 0, n % 3, f"i{n % 3}", n / 20)
+           for n in range(16)]
+    out = explain.with_aspects(few, items, {items[-1]: Lift("price", 0.0)}, state, _anchors())
+    assert out[:-1] == few[:-1] and out[-1] is not None and out[-1].kind == "aspect"
 
 
 def test_an_aspect_reason_without_its_aspect_is_refused_by_the_schema() -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import fastjsonschema
 import pytest
+import redis
 
 from llmrec_stream.demo.watch import OutputWatcher
 from llmrec_stream.devstack import DevStack
@@ -178,3 +179,41 @@ def test_a_price_complaint_steers_the_list_away_from_price_talk(
         metrics = worker.metrics()
         assert metrics['llmrec_aspect_rank_lifted_items_total{aspect="price"}'] >= len(entered)
         assert metrics["llmrec_aspect_rank_lists_total"] >= 1
+
+
+def test_a_realistic_profile_whose_list_cites_an_aspect_stays_within_4_kb(
+    stack: DevStack,
+) -> None:
+    """The 4 KB budget (test_profiles_redis.py's realistic profile, all four aspects scored)
+    with the pull cache's list citing an aspect reason as well: one more reason in the table,
+    the longest aspect name, and an index bit more per item."""
+    from tests.integration.test_profiles_redis import realistic_profile
+
+    user = realistic_profile(stack)
+    r = redis.Redis.from_url(stack.redis_url)
+    key = f"u:{{{user}}}:recs"
+    raw = r.get(key)
+    assert isinstance(raw, bytes)
+    pulled = recs.decode(user, raw)
+    before = r.memory_usage(key, samples=0)
+    aspect = {"kind": "aspect", "topic": topics.COMMENTS, "partition": 3,
+              "offset": 1_000_030, "aspect": "delivery"}
+    n = len(pulled["items"])
+    record = json.dumps({
+        "schema_version": 2, "user_id": user, "items": pulled["items"],
+        "scores": pulled["scores"], "model_version": pulled["model_version"],
+        "event_ids": ["p88", "p89"], "trigger_ts": pulled["trigger_ts"],
+        "published_ts": pulled["published_ts"],
+        "reasons": [*pulled["reasons"][: n - 3], aspect, aspect, aspect],
+        "placements": [None] * n,
+    }).encode()
+    validate_rec(json.loads(record))
+    r.set(key, recs.encode(record))
+    raw = r.get(key)
+    assert isinstance(raw, bytes) and recs.decode(user, raw)["reasons"][-1] == aspect
+    keys = [k for k in r.scan_iter(match=f"u:{{{user}}}:*")]
+    usage = {k: r.memory_usage(k, samples=0) for k in keys}
+    total = sum(u for u in usage.values() if u)
+    print(f"\nbytes per user with an aspect reason: {total} (cache {before} -> "
+          f"{usage[key.encode()]}) {usage}")
+    assert total <= 4096, usage

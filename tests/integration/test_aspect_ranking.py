@@ -124,7 +124,8 @@ def _pair(worker: LiveWorker, watcher: OutputWatcher, prefix: str) -> tuple[Any,
         rec = watcher.snapshot().latest.get(user)
         return rec if rec is not None and last[user] in rec["event_ids"] else None
 
-    wait_until(lambda: settled(sour) and settled(calm), 60, "both records")
+    # 120 s: one run of the 2-core machine under a load average of 16 took more than 60
+    wait_until(lambda: settled(sour) and settled(calm), 120, "both records")
     return settled(sour), settled(calm), last[sour]
 
 

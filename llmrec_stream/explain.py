@@ -16,18 +16,24 @@ these event vectors, so the event whose term aligns most with the item contribut
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
 
 from llmrec_stream.events import topics
 from llmrec_stream.profiles.fusion import Vector
+from llmrec_stream.profiles.recs import MAX_REASONS
 from llmrec_stream.profiles.store import TOPIC_CODES, ProfileState
 from llmrec_stream.retrieval.protocol import ItemIndex
+
+if TYPE_CHECKING:
+    from llmrec_stream.ranking.aspects import Lift
+    from llmrec_stream.sentiment import AspectAnchors
 
 #: Bits per comment sketch: 16 bytes, angle error ~ π·sqrt(1/4/128) ≈ 0.14 rad (1 σ), enough
 #: to tell a comment about the item from one about something else.
@@ -35,6 +41,10 @@ SKETCH_BITS = 128
 _SEED = 0x11EC5
 _TOPICS = {code: topic for topic, code in TOPIC_CODES.items()}
 _KINDS = {topics.COMMENTS: "comment", topics.CLICKS: "click", topics.PURCHASES: "purchase"}
+#: How far below an aspect's mention threshold a comment's *sketched* cosine to the anchor may
+#: fall and still be the comment cited for it: about one standard error of a 128-bit sketch
+#: at these angles (0.14 rad near a cosine of 0.25).
+ASPECT_SKETCH_MARGIN = 0.15
 
 
 @lru_cache(maxsize=4)
@@ -65,7 +75,7 @@ def sketch_cosine(a: npt.NDArray[np.uint8], b: npt.NDArray[np.uint8]) -> npt.NDA
 class Reason:
     """The user's event that contributed most to one recommended item."""
 
-    kind: str  # "click", "purchase" or "comment"
+    kind: str  # "click", "purchase", "comment" or "aspect"
     topic: str
     partition: int
     offset: int
@@ -75,6 +85,9 @@ class Reason:
     similarity: float
     """Cosine of the event's vector to the item's (estimated from the sketch for a comment);
     not published: a reason is ids only."""
+    aspect: str | None = None
+    """For kind ``aspect``: the aspect (price, quality...) whose ranking term brought the item
+    into the list; the coordinates are the user's comment that set that aspect's score."""
 
     def record(self) -> dict[str, Any]:
         """The form in ``schemas/recommendation.json`` (``reasons``)."""
@@ -84,6 +97,8 @@ class Reason:
         }
         if self.item_id is not None:
             out["item_id"] = self.item_id
+        if self.aspect is not None:
+            out["aspect"] = self.aspect
         return out
 
 
@@ -190,3 +205,47 @@ def _cover(scores: npt.NDArray[np.float64], max_events: int) -> npt.NDArray[np.i
 def _unit(v: Vector) -> Vector:
     n = float(np.linalg.norm(v))
     return (v / n).astype(np.float32) if n > 0 else v.astype(np.float32)
+
+
+def with_aspects(
+    reasons: Sequence[Reason | None],
+    items: Sequence[str],
+    lifts: Mapping[str, Lift],
+    state: ProfileState,
+    anchors: AspectAnchors,
+) -> list[Reason | None]:
+    """``reasons`` with an ``aspect`` reason for the items the aspect term brought into the
+    list (`llmrec_stream.ranking.aspects`): what lifted them most is not an event's vector but
+    what the user said of an aspect.
+
+    The reason cites the comment that set the aspect: of the comments the profile keeps (their
+    sketches; never their text), the one closest to the aspect's anchor, if it is close enough
+    to have mentioned it (`ASPECT_SKETCH_MARGIN`); when the comment that set it is no longer
+    kept, the item keeps its event reason. One list cites one aspect reason at most (the
+    aspect that brought in most of its items): the cached list has a per-user byte budget.
+    """
+    mine = {i: lift for i, lift in lifts.items() if i in set(items)}
+    kept = [c for c in state.comments if len(c.sketch) * 8 == SKETCH_BITS]
+    if not mine or not kept:
+        return list(reasons)
+    counts = Counter(lift.aspect for lift in mine.values())
+    aspect = max(anchors.names, key=lambda n: (counts[n], -anchors.names.index(n)))
+    a = anchors.names.index(aspect)
+    ours = np.frombuffer(b"".join(c.sketch for c in kept), np.uint8).reshape(len(kept), -1)
+    cos = sketch_cosine(sketches(anchors.anchors[a : a + 1]), ours)[0]
+    best = int(np.argmax(cos))
+    if cos[best] < anchors.thresholds[a] - ASPECT_SKETCH_MARGIN:
+        return list(reasons)
+    c = kept[best]
+    reason = Reason("aspect", topics.COMMENTS, c.partition, c.offset, None, float(cos[best]),
+                    aspect)
+    out = [reason if (lift := mine.get(i)) is not None and lift.aspect == aspect else r
+           for i, r in zip(items, reasons, strict=True)]
+    # distinct as the record and the cache count them (ids, not the similarity)
+    if len({_cited(r) for r in out if r is not None}) > MAX_REASONS:
+        return list(reasons)  # explain_max_events at its bound: no room for one more
+    return out
+
+
+def _cited(r: Reason) -> tuple[str, str, int, int, str | None, str | None]:
+    return r.kind, r.topic, r.partition, r.offset, r.item_id, r.aspect

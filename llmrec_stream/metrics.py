@@ -215,6 +215,20 @@ class Metrics:
             ["aspect"],
             registry=r,
         )
+        # --- business features: aspect preferences in the ranking (issue 14, item 5) ------
+        self.aspect_rank_lists = Counter(
+            "llmrec_aspect_rank_lists",
+            "Published lists re-ranked with the aspect term (users with an aspect score, "
+            "setting aspect_rank_weight not 0).",
+            registry=r,
+        )
+        self.aspect_rank_lifted = Counter(
+            "llmrec_aspect_rank_lifted_items",
+            "Items in a published list that the ranker's score alone would not have put there "
+            "(the aspect term brought them in), by the aspect that did.",
+            ["aspect"],
+            registry=r,
+        )
 
     def describe_build(self, encoder: str) -> None:
         """Set ``llmrec_build_info{version, encoder}``: which code and which encoder serve."""

@@ -71,11 +71,18 @@ class AspectAnchors:
 
     def mentions(self, vector: Vector) -> npt.NDArray[np.float64]:
         """Per aspect, 0 (not mentioned) to 1: the cosine's way from the threshold to 1."""
-        v = vector.astype(np.float64)
-        norm = float(np.linalg.norm(v))
-        if norm == 0:
-            return np.zeros(len(self.names))
-        cos = self.anchors.astype(np.float64) @ (v / norm)
+        return self.mentions_many(vector)[0]
+
+    def mentions_many(self, vectors: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
+        """`mentions` of every row (n × aspects); a zero row mentions nothing.
+
+        The ranker reads an item's mentions from the item vector every worker already holds
+        (`llmrec_stream.ranking.aspects`): four dot products an item, no encoding.
+        """
+        x = np.atleast_2d(vectors).astype(np.float64)
+        norms = np.linalg.norm(x, axis=1, keepdims=True)
+        x = np.divide(x, norms, out=np.zeros_like(x), where=norms > 0)
+        cos = x @ self.anchors.astype(np.float64).T
         t = np.asarray(self.thresholds, dtype=np.float64)
         return np.clip((cos - t) / np.maximum(1.0 - t, 1e-6), 0.0, 1.0)
 
@@ -171,6 +178,10 @@ class TextSignals:
 
     heads: Heads
     metrics: Metrics | None = None
+    rank_weight: float = 0.0
+    """The aspect term's weight in the ranking (`llmrec_stream.ranking.aspects`); 0: off."""
+    rank_pool: int = 30
+    """Candidates past top-k the aspect term may bring into a list."""
 
     def apply(
         self, event: UserEvent, text_vec: Vector | None, item_vec: Vector | None,

@@ -103,7 +103,8 @@ def text_signals(settings: Settings, dim: int, metrics: Metrics) -> TextSignals 
         return None
     log.info("text signals: sentiment head %s, aspects %s", heads.sentiment is not None,
              None if heads.aspects is None else list(heads.aspects.names))
-    return TextSignals(heads, metrics)
+    return TextSignals(heads, metrics, settings.text.aspect_rank_weight,
+                       settings.text.aspect_rank_pool)
 
 
 async def build_pipeline(

@@ -6,7 +6,7 @@ from typing import ClassVar, Literal
 
 from pydantic import Field
 
-from llmrec_stream.config.base import Section
+from llmrec_stream.config.base import Section, flat
 
 
 class EncoderSettings(Section):
@@ -49,7 +49,7 @@ class EncoderSettings(Section):
 
 
 class TextSettings(Section):
-    """Text signals: sentiment and aspects from comment text."""
+    """Text signals: sentiment and aspects from comment text, and aspects in the ranking."""
 
     flat_prefix: ClassVar[str] = "text_"
 
@@ -60,4 +60,17 @@ class TextSettings(Section):
         "by the head's 2p-1 instead of counting +0.5, and comments update the user's aspect "
         "scores (price, quality, delivery, fit), shown in the record's `aspects`. Rated "
         "comments keep their rating. An artifact without heads changes nothing.",
+    )
+    aspect_rank_weight: float = Field(
+        0.0, ge=-10, le=10, **flat("aspect_rank_weight"),
+        description="With text_signals on, add weight × Σ user aspect score × item aspect "
+        "mention to every candidate's score (`llmrec_stream.ranking.aspects`): positive steers "
+        "a user away from items whose text is about an aspect they complain of and toward one "
+        "they praise; negative reads a complaint as a need. 0 (off): the weight a validation "
+        "replay chose, with comments signed by their ratings (docs/features.md).",
+    )
+    aspect_rank_pool: int = Field(
+        30, ge=0, le=1000, **flat("aspect_rank_pool"),
+        description="Candidates past top_k that the aspect term may bring into a list (the "
+        "ranker is asked for top_k + this many).",
     )

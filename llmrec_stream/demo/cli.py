@@ -12,6 +12,8 @@ from rich.live import Live
 
 from llmrec_stream.config import Settings
 from llmrec_stream.demo.features import (
+    aspect_complainers,
+    aspect_table,
     demo_campaigns,
     enable_sentiment,
     parse_features,
@@ -69,8 +71,10 @@ def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: 
     newcomers: dict[str, tuple[str, list[str]]] = {}
     if "social" in shown:
         replay, newcomers = social_newcomers(replay)
+    complainers: dict[str, str] = {}
     if "sentiment" in shown:
         console.print(enable_sentiment(encoder_dir))
+        replay, complainers = aspect_complainers(replay)
     shadow: ShadowDemo | None = None
     if "shadow" in shown:
         why_not = shadow_unavailable()
@@ -105,6 +109,7 @@ def demo(dataset: Path | None, n_events: int, n_users: int, n_items: int, rate: 
         console.print(social_table(result.observed, newcomers, replay, titles))
     if "sentiment" in shown:
         console.print(sentiment_table(result.observed))
+        console.print(aspect_table(result.observed, complainers))
     if shadow is not None and shadow.version is not None:
         console.print(shadow_table(shadow, settings))
     console.print(client_summary(result))

@@ -6,7 +6,9 @@ few campaigns before the replay and, at the end, what they spent, counted from t
 late in the replay, and shows what the people they follow brought into their lists.
 ``sentiment`` turns the worker's text signals on (the sentiment head and aspect anchors that
 ``llmrec-stream train-sentiment`` ships in the encoder artifact): unrated comments are signed
-by what they say, and each list shows the user's aspect scores beside it. ``shadow`` trains
+by what they say, and each list shows the user's aspect scores beside it; the aspect term of
+the ranking is on (``LLMREC_ASPECT_RANK_WEIGHT``, `DEMO_ASPECT_WEIGHT` unless set), so a list
+says which of its items a user's aspect scores brought in. ``shadow`` trains
 the ranking model on the replay's log half-way through, runs it in shadow and shows live vs
 shadow online hit rates at the end (`llmrec_stream.demo.shadow`).
 """
@@ -27,6 +29,9 @@ from llmrec_stream.sources.base import OutboundEvent, Replay, envelope
 from llmrec_stream.sources.synthetic import SyntheticReplay
 
 FEATURES = ("reasons", "sponsored", "social", "sentiment", "shadow")
+#: The aspect term's weight in the demo, to show what it does: not the default (0, off), which
+#: the validation replay chose (docs/features.md).
+DEMO_ASPECT_WEIGHT = 2.0
 HOUR_MS = 3_600_000
 
 
@@ -88,6 +93,8 @@ def reason_text(reason: dict[str, object] | None) -> str:
     if reason is None:
         return ""
     where = f"{reason['topic']}[{reason['partition']}]@{reason['offset']}"
+    if reason["kind"] == "aspect":
+        return f"what you said of {reason.get('aspect')} (your comment {where})"
     item = reason.get("item_id")
     return f"{reason['kind']} {item} ({where})" if item else f"your comment ({where})"
 
@@ -157,13 +164,15 @@ def enable_sentiment(encoder_dir: Path | None) -> str:
     from llmrec_stream.sentiment import HEADS_NAME
 
     os.environ["LLMREC_TEXT_SIGNALS"] = "1"
+    weight = os.environ.setdefault("LLMREC_ASPECT_RANK_WEIGHT", f"{DEMO_ASPECT_WEIGHT:g}")
     path = encoder_dir or default_encoder_dir()
     try:
         has = HEADS_NAME in read_manifest(path).files
     except ValueError:
         has = False
     if has:
-        return f"sentiment head and aspect anchors: from {path}"
+        return (f"sentiment head and aspect anchors: from {path}; aspect term in the ranking: "
+                f"weight {weight} (the default is 0, off: docs/features.md)")
     return (f"{path} has no sentiment head: unrated comments keep +0.5 and no aspects show. Ship "
             "one with `llmrec-stream train-sentiment --encoder-dir <that dir> --data "
             "../shared/data/amazon2018 --train All_Beauty_5 --train Appliances_5 "
@@ -178,16 +187,90 @@ def aspects_text(rec: dict[str, object]) -> str:
     return ", ".join(f"{name} {float(v):+.3f}" for name, v in aspects.items())
 
 
+def aspect_effect_text(rec: dict[str, object]) -> str:
+    """What the aspect term did to a list, from its reasons, e.g. ``2 of 20 items brought in
+    by price``; "" when it brought in none."""
+    reasons = rec.get("reasons")
+    items = rec.get("items")
+    if not isinstance(reasons, list) or not isinstance(items, list):
+        return ""
+    by = Counter(str(r.get("aspect")) for r in reasons
+                 if isinstance(r, dict) and r.get("kind") == "aspect")
+    if not by:
+        return ""
+    named = ", ".join(f"{n} by {aspect}" for aspect, n in sorted(by.items()))
+    return f"{sum(by.values())} of {len(items)} items brought in ({named})"
+
+
 def sentiment_table(observed: Observed) -> Table:
     """Aspect scores over the users' latest records: who mentions what, and how they feel."""
     t = Table(title="aspects from what users wrote (latest record per user)")
-    for col in ("aspect", "users", "positive", "negative", "mean score"):
+    for col in ("aspect", "users", "positive", "negative", "mean score",
+                "lists it changed", "items it brought in"):
         t.add_column(col, justify="right" if col != "aspect" else "left")
     scores: dict[str, list[float]] = defaultdict(list)
+    lists: Counter[str] = Counter()
+    brought: Counter[str] = Counter()
     for rec in observed.latest.values():
         for name, v in (rec.get("aspects") or {}).items():
             scores[name].append(float(v))
+        cited = [str(r.get("aspect")) for r in rec.get("reasons") or []
+                 if isinstance(r, dict) and r.get("kind") == "aspect"]
+        brought.update(cited)
+        lists.update(set(cited))
     for name, vals in sorted(scores.items()):
         t.add_row(name, str(len(vals)), str(sum(v > 0 for v in vals)),
-                  str(sum(v < 0 for v in vals)), f"{sum(vals) / len(vals):+.3f}")
+                  str(sum(v < 0 for v in vals)), f"{sum(vals) / len(vals):+.3f}",
+                  str(lists[name]), str(brought[name]))
+    return t
+
+
+#: What each demo complainer writes, one comment an aspect: badly of all four, so whichever
+#: aspect a category's items talk of, the term has something to act on.
+ASPECT_COMPLAINTS = (
+    "Way too expensive, overpriced, not worth the money.",
+    "Poor quality, it fell apart after a week, flimsy material.",
+    "Shipping took forever, it arrived late and the package was damaged.",
+    "Runs small, far too tight, I had to order a size up; the fit is wrong.",
+)
+
+
+def aspect_complainers(replay: Replay, n: int = 8) -> tuple[Replay, dict[str, str]]:
+    """The replay with one complainer per item category (at most ``n``), 90% of the way in:
+    each clicks two items of its category, then writes `ASPECT_COMPLAINTS` (no item named).
+    Returns complainer -> category; `aspect_table` shows what the aspect term did to their
+    lists (the items it brought in carry an ``aspect`` reason)."""
+    by_cat: dict[str, list[str]] = defaultdict(list)
+    for e in replay.items:
+        by_cat[str(e.value.get("category") or "(none)")].append(e.key)
+    plan: dict[str, str] = {}
+    at = len(replay.events) * 9 // 10
+    ts = replay.events[at - 1].value["ts"] if at else 0
+    added: list[OutboundEvent] = []
+    for k, (cat, items) in enumerate(sorted(by_cat.items())[:n]):
+        if len(items) < 2:
+            continue
+        user = f"demo-aspects-{k}"
+        plan[user] = cat
+        for j, item in enumerate(items[:2]):
+            added.append(OutboundEvent(topics.CLICKS, user, {
+                **envelope(f"{user}-c{j}", ts), "user_id": user, "item_id": item}))
+        added += [OutboundEvent(topics.COMMENTS, user, {
+            **envelope(f"{user}-w{j}", ts), "user_id": user, "text": text})
+            for j, text in enumerate(ASPECT_COMPLAINTS)]
+    events = [*replay.events[:at], *added, *replay.events[at:]]
+    return replace(replay, events=events), plan
+
+
+def aspect_table(observed: Observed, plan: dict[str, str]) -> Table:
+    """Each complainer's aspect scores beside what the aspect term did to their list."""
+    t = Table(title="aspect term in the ranking: users who complained of every aspect")
+    for col in ("user", "clicked in", "their aspect scores", "items the term brought in"):
+        t.add_column(col)
+    for user, cat in plan.items():
+        rec = observed.latest.get(user)
+        if rec is None:
+            t.add_row(user, cat, "(no record yet)", "")
+            continue
+        t.add_row(user, cat, aspects_text(rec), aspect_effect_text(rec) or "none")
     return t

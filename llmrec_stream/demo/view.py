@@ -7,7 +7,7 @@ import math
 from rich.console import Group
 from rich.table import Table
 
-from llmrec_stream.demo.features import aspects_text, reason_text
+from llmrec_stream.demo.features import aspect_effect_text, aspects_text, reason_text
 from llmrec_stream.demo.watch import Observed
 from llmrec_stream.sources.base import OutboundEvent
 
@@ -55,6 +55,8 @@ def progress_view(
         wrote = last_comment.get(user_id, "(no comment: clicks and purchases only)")[:90]
         if "sentiment" in features and aspects_text(rec):
             wrote += f"\n   aspects: {aspects_text(rec)}"
+            if aspect_effect_text(rec):  # the aspect term beside the list it changed
+                wrote += f"\n   aspect term: {aspect_effect_text(rec)}"
         recs.add_row(
             user_id,
             wrote,

@@ -31,6 +31,8 @@ from llmrec_stream.pipeline.parts import BatchOutcome, StreamParts
 from llmrec_stream.profiles.fusion import FusionWeights, Vector, contribution
 from llmrec_stream.profiles.store import Contribution, ProfileState, ProfileStore
 from llmrec_stream.publish import recommendation_record
+from llmrec_stream.ranking.aspects import AspectTerm, Lift
+from llmrec_stream.ranking.protocol import Ranked
 from llmrec_stream.ranking.shadow import ShadowRun
 from llmrec_stream.retrieval.catalog import Catalog
 from llmrec_stream.sentiment import TextSignals
@@ -85,6 +87,13 @@ class UserEvents:
         """Ranks beside the live model, unpublished, and scores both (`ranking.shadow`)."""
         self.text_signals = text_signals
         """Sentiment and aspects from text (`llmrec_stream.sentiment`); None: ratings only."""
+        self.aspect_term: AspectTerm | None = None
+        """The users' aspect scores in the ranking (`llmrec_stream.ranking.aspects`), live and
+        shadow alike; None: off (no aspect anchors, or weight 0)."""
+        anchors = None if text_signals is None else text_signals.heads.aspects
+        if text_signals is not None and anchors is not None and text_signals.rank_weight:
+            self.aspect_term = AspectTerm(anchors, text_signals.rank_weight,
+                                          text_signals.rank_pool, parts.metrics)
 
     async def process_events(self, records: Sequence[RawRecord]) -> BatchOutcome:
         """Apply user events to profiles and publish fresh top-k for every touched user."""
@@ -206,11 +215,19 @@ class UserEvents:
             inputs = await self.parts.retry(lambda: social.blend(states, now))
         # reasons below cite the user's own events (the unblended state): an item that only
         # the people they follow brought in has none (null), as the schema allows
-        ranked = ranker.rank(inputs, self.top_k, self.catalog.index)
+        term = self.aspect_term
+        lifted: list[dict[str, Lift]] = [{} for _ in inputs]
+        ranked: list[Ranked]
+        if term is None:
+            ranked = ranker.rank(inputs, self.top_k, self.catalog.index)
+        else:  # the user's aspect scores re-rank the ranker's candidates
+            ranked, lifted = term.rank(ranker, inputs, self.top_k, self.catalog.index)
         if self.shadow is not None:
             shadow = self.shadow
+            wrap = None if term is None else term.wrap
             await self.parts.retry(lambda: shadow.record(
-                states, inputs, ranked, ranker.version, batch, self.top_k, self.catalog.index))
+                states, inputs, ranked, ranker.version, batch, self.top_k, self.catalog.index,
+                rerank=wrap))
         tops = [[] if r is None else list(r[1]) for r in ranked]
         campaigns: list[list[str | None]] = [[None] * len(t) for t in tops]
         if self.sponsor is not None:
@@ -220,7 +237,8 @@ class UserEvents:
                 [states[i] for i in live], [tops[i] for i in live], self.catalog, self.top_k))
             for n, i in enumerate(live):
                 tops[i], campaigns[i] = found[n]
-        for state, result, top, placed in zip(states, ranked, tops, campaigns, strict=True):
+        for state, result, top, placed, lifts in zip(states, ranked, tops, campaigns, lifted,
+                                                     strict=True):
             if result is None:
                 continue
             version = result[0]
@@ -232,6 +250,9 @@ class UserEvents:
             trigger_ts = max(e.ts for e in events)
             reasons = explain.explain(state, [i for i, _ in top], self.catalog.index,
                                       self.weights.half_life_s, self.explain_max_events)
+            if lifts and term is not None:  # what the aspect term brought in says so
+                reasons = explain.with_aspects(reasons, [i for i, _ in top], lifts, state,
+                                               term.anchors)
             signals = self.text_signals
             payload = recommendation_record(
                 user_id, top, version, [e.event_id for e in events], trigger_ts, reasons, placed,

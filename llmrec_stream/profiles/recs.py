@@ -12,8 +12,8 @@ bytes of it: tests/integration/test_attributes.py). Format 2, varints LEB128, z 
     reason indexes, b = bit length of r (2^b - 1: none), little endian
     | [varint s | s × (u8 position + varint len + campaign id)]  (absent: no placement)
 
-    reason: u8 kind (1 click, 2 comment, 3 purchase) × 32 + partition (31: a varint follows)
-            | varint offset | varint len + item id (0: none)
+    reason: u8 kind (1 click, 2 comment, 3 purchase, 4 aspect) × 32 + partition (31: a varint
+            follows) | varint offset | varint len + item id (0: none; an aspect: its name)
 
 Scores are published with six decimals; a step in micro-units keeps exactly that (a sorted
 top-k takes 2 to 3 bytes a score). Reasons are stored once each and referenced by index, in as
@@ -29,8 +29,9 @@ from typing import Any
 
 FORMAT = 2
 _V1_HEAD = struct.Struct("<BqqH")
-_KINDS = ("click", "comment", "purchase")
-_TOPICS = {"click": "llmrec.clicks", "comment": "llmrec.comments", "purchase": "llmrec.purchases"}
+_KINDS = ("click", "comment", "purchase", "aspect")
+_TOPICS = {"click": "llmrec.clicks", "comment": "llmrec.comments", "purchase": "llmrec.purchases",
+           "aspect": "llmrec.comments"}
 MAX_REASONS = 15
 
 
@@ -77,7 +78,9 @@ def _read_text(blob: bytes, at: int) -> tuple[str, int]:
 def _reason(reason: dict[str, Any]) -> bytes:
     kind, part = _KINDS.index(reason["kind"]) + 1, reason["partition"]
     head = bytes([kind * 32 + part]) if part < 31 else bytes([kind * 32 + 31]) + _varint(part)
-    return head + _varint(reason["offset"]) + _text(reason.get("item_id", ""))
+    # an aspect reason cites a comment: its text slot holds the aspect's name, not an item
+    name = reason.get("aspect", "") if reason["kind"] == "aspect" else reason.get("item_id", "")
+    return head + _varint(reason["offset"]) + _text(name)
 
 
 def encode(record: bytes) -> bytes:
@@ -150,7 +153,7 @@ def decode(user_id: str, blob: bytes) -> dict[str, Any]:
         reason: dict[str, Any] = {"kind": kind, "topic": _TOPICS[kind], "partition": part,
                                   "offset": offset}
         if item_id:
-            reason["item_id"] = item_id
+            reason["aspect" if kind == "aspect" else "item_id"] = item_id
         table.append(reason)
     bits = count.bit_length()
     size = (n * bits + 7) // 8

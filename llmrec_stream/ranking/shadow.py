@@ -27,7 +27,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -242,14 +242,17 @@ class ShadowRun:
         batch: Mapping[str, Sequence[Contribution]],
         k: int,
         index: ItemIndex,
+        rerank: Callable[[Ranker], Ranker] | None = None,
     ) -> dict[str, PairedHits]:
         """Rank ``inputs`` with the shadow, score both models' previous lists against this
-        batch's applied events, store the new lists; the paired hits by live version."""
+        batch's applied events, store the new lists; the paired hits by live version.
+        ``rerank``: what the live ranking added to the live model (the aspect term), applied
+        to the shadow too, so the two differ by their models only."""
         shadow = self.ranker
         if shadow is None or not states:
             return {}
         try:
-            ranked = shadow.rank(inputs, k, index)
+            ranked = (shadow if rerank is None else rerank(shadow)).rank(inputs, k, index)
         except Exception:  # a shadow must never stop the live path: drop it, retry it later
             log.exception("shadow model %s failed to rank; dropped for %.0fs", shadow.version,
                           self.retry_s)

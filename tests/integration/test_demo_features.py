@@ -17,7 +17,8 @@ def test_demo_shows_reasons_sponsored_slots_social_influence_aspects_and_shadow(
 ) -> None:
     # LLMREC_TEXT_SIGNALS: the demo sets it for its worker; listed so the runner restores it
     env = {"LLMREC_ENCODER_DIR": str(encoder_dir_with_heads), "LLMREC_KAFKA_BOOTSTRAP": "",
-           "LLMREC_REDIS_URL": "", "COLUMNS": "200", "LLMREC_TEXT_SIGNALS": "0"}
+           "LLMREC_REDIS_URL": "", "COLUMNS": "200", "LLMREC_TEXT_SIGNALS": "0",
+           "LLMREC_ASPECT_RANK_WEIGHT": None}  # unset: the demo's own weight, restored after
     result = CliRunner().invoke(main, [
         "demo", "--precision", "fp32", "--events", "400", "--users", "30", "--items", "240",
         "--rate", "150", "--features", "all",
@@ -44,6 +45,10 @@ def test_demo_shows_reasons_sponsored_slots_social_influence_aspects_and_shadow(
     assert "aspects:" in out
     aspects = out[out.index("aspects from what users wrote"):]
     assert sum(name in aspects for name in ("price", "quality", "delivery", "fit")) >= 2, aspects
+    assert "aspect term in the ranking: weight 2" in out and "items it brought in" in aspects
+    term = out[out.index("aspect term in the ranking: users who"):]
+    term = term[:term.index("client:")]
+    assert "items brought in (" in term, term  # some complainer's list was changed by it
     print(social, aspects)
     # shadow: trained on the log half-way through, published in shadow, scored on the rest
     pytest.importorskip("torch", reason="the shadow model is trained with the `train` extra")

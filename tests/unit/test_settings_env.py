@@ -1,7 +1,7 @@
 """Deployments keep their environment: every ``LLMREC_*`` variable of the flat settings class
 still sets the same setting, now inside its section (issue 18: settings by section).
 
-``OLD`` is frozen: the 77 variables ``docs/settings.md`` listed before the tree had sections
+``OLD`` is frozen: the 79 variables ``docs/settings.md`` listed before the tree had sections
 (in that order), each with the place its value lands now. Compose files, Helm values and
 operators' shells set these names; a contract test, never edited to follow the code.
 """
@@ -102,6 +102,9 @@ OLD: dict[str, str] = {
     "shadow_min_events": "shadow.min_events",
     "shadow_confidence": "shadow.confidence",
     "text_signals": "text.signals",
+    # added to the flat class by the aspect ranking (issue 14 item 5) just before the split
+    "aspect_rank_weight": "text.aspect_rank_weight",
+    "aspect_rank_pool": "text.aspect_rank_pool",
 }
 
 #: raw values a type cannot pick for itself (a pattern to match)

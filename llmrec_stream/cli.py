@@ -328,10 +328,10 @@ def recs(user_id: str) -> None:
     """Print the cached recommendations of a user (pulled from Redis)."""
     from llmrec_stream.profiles import recs as cache
     from llmrec_stream.profiles.store import recs_key
-    from llmrec_stream.worker import redis_client
+    from llmrec_stream.redis_conn import async_client
 
     async def fetch() -> bytes | None:
-        client = redis_client(Settings())
+        client = async_client(Settings())
         try:
             raw: Any = await client.get(recs_key(user_id))
             return None if raw is None else bytes(raw)

@@ -20,12 +20,8 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from llmrec_stream.config import Settings
-from llmrec_stream.encoder.artifact import (
-    default_encoder_dir,
-    encoder_family,
-    encoder_identity,
-    read_manifest,
-)
+from llmrec_stream.encoder.artifact import encoder_family
+from llmrec_stream.encoder.loading import encoder_id, encoder_path, load_encoder
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events import topics
 from llmrec_stream.events.codec import Limits, Rejected, decode
@@ -67,44 +63,6 @@ def fusion_weights(settings: Settings) -> FusionWeights:
     )
 
 
-def redis_client(settings: Settings) -> aioredis.Redis:
-    """The worker's Redis client: one server or a cluster, as the settings say
-    (`redis_conn.async_client`)."""
-    return async_client(settings)
-
-
-def encoder_path(settings: Settings) -> Path:
-    return Path(settings.encoder_dir) if settings.encoder_dir else default_encoder_dir()
-
-
-def encoder_id(settings: Settings) -> str:
-    """The identity of the encoder `load_encoder` loads for these settings (`encoder_identity`
-    of its artifact's manifest and the precision): what the catalog and profiles record."""
-    return encoder_identity(read_manifest(encoder_path(settings)), settings.encoder_precision)
-
-
-def load_encoder(settings: Settings) -> TextEncoder:
-    """The ONNX encoder from its exported artifact (onnxruntime + tokenizers only)."""
-    from llmrec_stream.encoder.runtime import OnnxTextEncoder
-
-    path = encoder_path(settings)
-    if not (path / "manifest.json").exists():
-        raise RuntimeError(
-            f"no exported encoder at {path}: run `llmrec-stream export-encoder` first"
-        )
-    encoder = OnnxTextEncoder.load(
-        path,
-        device=settings.encoder_device,
-        intra_op_threads=settings.encoder_threads or None,
-        precision=settings.encoder_precision,
-        spinning=settings.encoder_spinning,
-        parallel_runs=settings.encoder_parallel_runs,
-        backend=settings.encoder_backend,
-    )
-    log.info("encoder %s dim=%d providers=%s", path, encoder.dim, encoder.providers)
-    return encoder
-
-
 def text_signals(settings: Settings, dim: int, metrics: Metrics) -> TextSignals | None:
     """The artifact's sentiment and aspect heads when ``text_signals`` is on and it has some."""
     if not settings.text_signals:
@@ -136,7 +94,7 @@ async def build_pipeline(
     if encoder is None:
         encoder = load_encoder(settings)
     identity = identity or encoder_id(settings)
-    client = redis_client(settings)
+    client = async_client(settings)
     weights = fusion_weights(settings)
     catalog = Catalog(client, TieredIndex.from_settings(encoder.dim, settings))
     await catalog.claim_encoder(identity)

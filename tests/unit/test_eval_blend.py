@@ -110,3 +110,15 @@ def test_normalise_is_per_row_and_ignores_the_padding_column() -> None:
     assert normalise(scores, "rank")[:, 1:].tolist() == [[1 / 3, 2 / 3, 1.0], [2 / 3] * 3]
     with pytest.raises(ValueError, match="non-finite"):
         normalise(np.array([[0.0, np.nan]]), "z")
+
+
+def test_the_cli_builds_ours_ease_from_the_registered_ours_ce_and_ease() -> None:
+    from llmrec_stream.eval.cli import model_specs
+    from llmrec_stream.trainer.specs import HYBRID_GRID
+
+    (spec,) = model_specs(["ours-ease"])
+    assert spec.name == "ours-ease" and spec.seeded and spec.history_only
+    assert all(p["ours-ce"] == HYBRID_GRID[0] and p["ease"] == {"lam": 50.0}
+               for p in spec.grid)
+    assert {(p["w"], p["norm"]) for p in spec.grid} == {
+        (w, n) for w in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) for n in ("z", "rank")}

@@ -125,7 +125,8 @@ def blend_spec(
     """``name`` blends ``a`` at ``a_params`` with ``b`` at ``b_params``; grid: norm x weight.
 
     Every grid point names the component points too, so the results file and the grid digest
-    say exactly what was blended.
+    say exactly what was blended. Only ``a`` may train by epochs: the harness's refit passes
+    one epoch count (``a``'s, from its validation run) and both components see it.
     """
     cache_a, cache_b = _FitCache(), _FitCache()
     grid = [{"w": float(w), "norm": how, a.name: dict(a_params), b.name: dict(b_params)}

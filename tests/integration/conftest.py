@@ -7,12 +7,14 @@ so ``pytest -m 'not integration'`` skips the tier.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
+from llmrec_stream.demo.watch import OutputWatcher
 from llmrec_stream.devstack import DevStack
 
 _HERE = Path(__file__).parent
@@ -41,3 +43,16 @@ def redis_client(stack: DevStack) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+def watcher(stack: DevStack) -> Iterator[OutputWatcher]:
+    """What the stack's output topics carry from now on (``stack``: the module's own where it
+    has one)."""
+    w = OutputWatcher(stack.kafka_bootstrap)
+    w.start(stack.partitions)
+    time.sleep(0.5)  # assignment at the end offsets happens before anything is produced
+    try:
+        yield w
+    finally:
+        w.stop()

@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import json
 import random
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import fastjsonschema
-import pytest
 
 from llmrec_stream.demo.watch import OutputWatcher
 from llmrec_stream.devstack import DevStack
@@ -23,44 +19,18 @@ from llmrec_stream.events.codec import SCHEMAS_DIR
 from llmrec_stream.kafka_log import read_records
 from llmrec_stream.profiles import recs
 from llmrec_stream.sources.base import OutboundEvent, envelope
-from llmrec_stream.sources.synthetic import SyntheticReplay, comment_text_for, synthetic_replay
+from llmrec_stream.sources.synthetic import SyntheticReplay, comment_text_for
 from llmrec_stream.waiting import wait_until
-from tests.integration.live import LiveWorker, worker_with_catalog
+from tests.integration.live import LiveWorker
+from tests.integration.module_fixtures import catalog_worker, own_stack, replay_world
 
 validate_rec = fastjsonschema.compile(json.loads((SCHEMAS_DIR / "recommendation.json").read_text()))
 KIND_TOPIC = {"click": topics.CLICKS, "purchase": topics.PURCHASES, "comment": topics.COMMENTS}
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DevStack]:
-    with DevStack() as own:
-        yield own
-
-
-@pytest.fixture(scope="module")
-def world() -> SyntheticReplay:
-    return synthetic_replay(n_items=120, n_users=10, n_events=50, seed=14)
-
-
-@pytest.fixture(scope="module")
-def worker(
-    stack: DevStack, encoder_dir: Path, world: SyntheticReplay,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[LiveWorker]:
-    with worker_with_catalog(stack, encoder_dir, tmp_path_factory.mktemp("explain"),
-                             world.items) as live:
-        yield live
-
-
-@pytest.fixture
-def watcher(stack: DevStack) -> Iterator[OutputWatcher]:
-    w = OutputWatcher(stack.kafka_bootstrap)
-    w.start(stack.partitions)
-    time.sleep(0.5)
-    try:
-        yield w
-    finally:
-        w.stop()
+stack = own_stack()
+world = replay_world(n_items=120, n_users=10, n_events=50, seed=14)
+worker = catalog_worker("explain")
 
 
 def _event(topic: str, user: str, n: int, **fields: Any) -> OutboundEvent:

@@ -13,14 +13,6 @@ from llmrec_stream.devstack import DevStack
 from llmrec_stream.encoder.protocol import TextEncoder
 from tests.fault.scenario import Fault, Outcome, Scenario, run_scenario
 
-_HERE = Path(__file__).parent
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if _HERE in item.path.parents:
-            item.add_marker(pytest.mark.fault)
-
 
 @pytest.fixture(scope="module")
 def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:

@@ -1,26 +1,32 @@
-"""Fixture factories for the modules that run a live worker on a stack of their own.
+"""Fixture factories for integration modules: the stack, world, worker and profile store
+that many modules set up alike, with only their data or settings differing.
 
-A module whose checks would be spoiled by other modules' events, Redis flushes, dead letters
-or published models assigns its fixtures from these, e.g.::
+A module assigns its fixtures from these, e.g. one whose checks would be spoiled by other
+modules' events, Redis flushes, dead letters or published models::
 
     stack = own_stack()
     world = replay_world(n_items=120, n_users=10, n_events=50, seed=14)
     worker = catalog_worker("explain")
 
-Each factory returns a module-scoped fixture that pytest registers under the name it is
-assigned to, so a module still starts one stack and one worker for all its tests: the slow
-parts (a broker, a Redis, a Faust process) are paid once per module, as before.
+Each factory returns a fixture that pytest registers under the name it is assigned to. The
+stack, world and workers are module-scoped, so a module still pays the slow parts (a broker,
+a Redis, a Faust process) once for all its tests.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
+import redis.asyncio as aioredis
 
 from llmrec_stream.devstack import DevStack
+from llmrec_stream.profiles.fusion import FusionWeights
+from llmrec_stream.profiles.store import ProfileStore
 from llmrec_stream.sources.synthetic import SyntheticReplay, synthetic_replay
 from tests.integration.live import LiveWorker, worker_with_catalog
 
@@ -77,5 +83,24 @@ def bare_worker(logdir: str) -> Any:
         live = LiveWorker(stack, encoder_dir, tmp_path_factory.mktemp(logdir)).start()
         yield live
         assert live.stop() == 0, live.proc.log_tail()
+
+    return fixture
+
+
+def profile_store(dim: int, weights: FusionWeights) -> Any:
+    """Each test's `ProfileStore` of ``dim``-vectors on the stack's Redis, emptied first
+    (``redis_client`` flushes it), with the event loop that drives it."""
+
+    @pytest.fixture
+    def fixture(
+        stack: DevStack, redis_client: redis.Redis
+    ) -> Iterator[tuple[ProfileStore, asyncio.AbstractEventLoop]]:
+        loop = asyncio.new_event_loop()
+        client = aioredis.Redis.from_url(stack.redis_url)
+        try:
+            yield ProfileStore(client, dim, weights, recent_items=5, seen_items=4), loop
+        finally:
+            loop.run_until_complete(client.aclose())
+            loop.close()
 
     return fixture

@@ -47,10 +47,7 @@ def run_scenario(
     encoder: TextEncoder,
     fault: Fault,
     *,
-    n_events: int,
-    rate: float,
-    seed: int,
-    app_id: str,
+    n_events: int, rate: float, seed: int, app_id: str,  # the replay, and the consumer group
     n_users: int = 1000,
     truth: str = "log",
     workers: int = 1,

@@ -87,7 +87,9 @@ def bare_worker(logdir: str) -> Any:
     return fixture
 
 
-def profile_store(dim: int, weights: FusionWeights) -> Any:
+def profile_store(
+    dim: int, weights: FusionWeights, *, recent_items: int = 5, seen_items: int = 4
+) -> Any:
     """Each test's `ProfileStore` of ``dim``-vectors on the stack's Redis, emptied first
     (``redis_client`` flushes it), with the event loop that drives it."""
 
@@ -98,7 +100,8 @@ def profile_store(dim: int, weights: FusionWeights) -> Any:
         loop = asyncio.new_event_loop()
         client = aioredis.Redis.from_url(stack.redis_url)
         try:
-            yield ProfileStore(client, dim, weights, recent_items=5, seen_items=4), loop
+            yield ProfileStore(client, dim, weights, recent_items=recent_items,
+                               seen_items=seen_items), loop
         finally:
             loop.run_until_complete(client.aclose())
             loop.close()

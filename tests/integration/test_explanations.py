@@ -100,6 +100,15 @@ def test_every_reason_names_a_real_event_of_that_user(
     assert len(cited) >= 2, cited  # not one kind of event for everything
 
 
+def _reasons_in(
+    rec: dict[str, Any], world: SyntheticReplay, category: str
+) -> list[tuple[int, dict[str, Any]]]:
+    """(rank, reason) of the listed items of ``category``; the list holds at least one."""
+    listed = [n for n, i in enumerate(rec["items"]) if world.item_category[i] == category]
+    assert listed, [world.item_category[i] for i in rec["items"]]
+    return [(n, rec["reasons"][n]) for n in listed]
+
+
 def test_a_user_with_one_strong_comment_is_told_it_is_that_comment(
     worker: LiveWorker, watcher: OutputWatcher, world: SyntheticReplay, stack: DevStack
 ) -> None:
@@ -120,18 +129,12 @@ def test_a_user_with_one_strong_comment_is_told_it_is_that_comment(
     log = _log(stack)
     by_id = {v["event_id"]: k for k, v in log.items()}
     comment_at = by_id[comment.value["event_id"]]
-    in_liked = [n for n, i in enumerate(rec["items"]) if world.item_category[i] == liked]
-    assert in_liked, [world.item_category[i] for i in rec["items"]]
-    for n in in_liked:
-        r = rec["reasons"][n]
+    for n, r in _reasons_in(rec, world, liked):
         assert (r["topic"], r["partition"], r["offset"]) == comment_at, (n, r)
         assert r["kind"] == "comment" and "item_id" not in r
     # and the click explains what it is closest to: the reasons tell the two apart
     click_at = by_id[click.value["event_id"]]
-    in_other = [n for n, i in enumerate(rec["items"]) if world.item_category[i] == other]
-    assert in_other, [world.item_category[i] for i in rec["items"]]
-    for n in in_other:
-        r = rec["reasons"][n]
+    for n, r in _reasons_in(rec, world, other):
         assert (r["topic"], r["partition"], r["offset"]) == click_at, (n, r)
         assert r["kind"] == "click" and r["item_id"] == other_items[0]
     assert set(where) == {comment_at, click_at}

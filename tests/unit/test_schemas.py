@@ -128,75 +128,23 @@ FROZEN_REQUIRED: dict[str, list[str]] = {
     "follow": ["schema_version", "event_id", "ts", "user_id", "followee_id", "action"],
 }
 
+#: The declared fields beyond the required ones (adding one is a compatible change).
+FROZEN_OPTIONAL: dict[str, set[str]] = {
+    "follow": set(),
+    "erase": set(),
+    "sponsored": {"categories", "query"},
+    "click": set(),
+    "comment": {"item_id", "rating"},
+    "purchase": set(),
+    "user": {"age_band", "gender", "spend_level", "numeric"},
+    "item": {"description", "tags", "category"},
+    "recommendation": {"reasons", "placements", "aspects"},
+    "dead_letter": {"key", "key_sha256", "key_length", "value", "value_sha256", "value_length",
+                    "truncated", "worker_id"},
+    "model_update": {"force", "shadow"},  # shadow: issue 14, run in shadow before promotion
+}
 FROZEN_PROPERTIES: dict[str, set[str]] = {
-    "follow": {"schema_version", "event_id", "ts", "user_id", "followee_id", "action"},
-    "erase": {"schema_version", "event_id", "ts", "user_id"},
-    "sponsored": {"schema_version", "event_id", "ts", "campaign_id", "item_id", "bid", "budget",
-                  "start_ts", "end_ts", "categories", "query"},
-    "click": {"schema_version", "event_id", "ts", "user_id", "item_id"},
-    "comment": {"schema_version", "event_id", "ts", "user_id", "text", "item_id", "rating"},
-    "purchase": {"schema_version", "event_id", "ts", "user_id", "item_id", "amount", "quantity"},
-    "user": {
-        "schema_version",
-        "event_id",
-        "ts",
-        "user_id",
-        "age_band",
-        "gender",
-        "spend_level",
-        "numeric",
-    },
-    "item": {
-        "schema_version",
-        "event_id",
-        "ts",
-        "item_id",
-        "title",
-        "description",
-        "tags",
-        "category",
-    },
-    "recommendation": {
-        "schema_version",
-        "user_id",
-        "items",
-        "scores",
-        "model_version",
-        "event_ids",
-        "trigger_ts",
-        "published_ts",
-        "reasons",
-        "placements",
-        "aspects",
-    },
-    "dead_letter": {
-        "schema_version",
-        "reason",
-        "detail",
-        "source_topic",
-        "source_partition",
-        "source_offset",
-        "exception",
-        "key",
-        "key_sha256",
-        "key_length",
-        "value",
-        "value_sha256",
-        "value_length",
-        "truncated",
-        "worker_id",
-        "ts",
-    },
-    "model_update": {
-        "schema_version",
-        "version",
-        "sha256",
-        "location",
-        "metrics",
-        "created_ts",
-        "force",
-        "shadow",  # issue 14: run in shadow before promotion
-    },
+    name: set(required) | FROZEN_OPTIONAL[name] for name, required in FROZEN_REQUIRED.items()
 }
 
 
@@ -280,14 +228,8 @@ V1_EXAMPLES: list[tuple[str, bytes, bytes, Event]] = [
         b'{"schema_version":1,"event_id":"legacy:c1","ts":1700000000000,'
         b'"user_id":"user-000042","text":"Great grinder, fine and even.",'
         b'"item_id":"item-000007","rating":5}',
-        models.Comment(
-            event_id="legacy:c1",
-            ts=1700000000000,
-            user_id="user-000042",
-            text="Great grinder, fine and even.",
-            item_id="item-000007",
-            rating=5,
-        ),
+        models.Comment(event_id="legacy:c1", ts=1700000000000, user_id="user-000042",
+                       text="Great grinder, fine and even.", item_id="item-000007", rating=5),
     ),
     (
         topics.COMMENTS,
@@ -308,14 +250,7 @@ V1_EXAMPLES: list[tuple[str, bytes, bytes, Event]] = [
         b"user-000042",
         b'{"schema_version":1,"event_id":"legacy:p1","ts":1700000000003,'
         b'"user_id":"user-000042","item_id":"item-000007","amount":59.98,"quantity":2}',
-        models.Purchase(
-            event_id="legacy:p1",
-            ts=1700000000003,
-            user_id="user-000042",
-            item_id="item-000007",
-            amount=59.98,
-            quantity=2,
-        ),
+        models.Purchase("legacy:p1", 1700000000003, "user-000042", "item-000007", 59.98, 2),
     ),
     (
         topics.PURCHASES,
@@ -323,14 +258,7 @@ V1_EXAMPLES: list[tuple[str, bytes, bytes, Event]] = [
         # An integral amount, as some producers write prices in whole units.
         b'{"schema_version":1,"event_id":"legacy:p2","ts":1700000000004,'
         b'"user_id":"user-000042","item_id":"item-000008","amount":30,"quantity":1}',
-        models.Purchase(
-            event_id="legacy:p2",
-            ts=1700000000004,
-            user_id="user-000042",
-            item_id="item-000008",
-            amount=30.0,
-            quantity=1,
-        ),
+        models.Purchase("legacy:p2", 1700000000004, "user-000042", "item-000008", 30.0, 1),
     ),
     (
         topics.USERS,
@@ -338,15 +266,9 @@ V1_EXAMPLES: list[tuple[str, bytes, bytes, Event]] = [
         b'{"schema_version":1,"event_id":"legacy:u1","ts":1700000000000,'
         b'"user_id":"user-000042","age_band":"25-34","gender":"f","spend_level":"high",'
         b'"numeric":{"tenure_days":812.0,"orders":12}}',
-        models.UserAttributes(
-            event_id="legacy:u1",
-            ts=1700000000000,
-            user_id="user-000042",
-            age_band="25-34",
-            gender="f",
-            spend_level="high",
-            numeric={"tenure_days": 812.0, "orders": 12.0},
-        ),
+        models.UserAttributes(event_id="legacy:u1", ts=1700000000000, user_id="user-000042",
+                              age_band="25-34", gender="f", spend_level="high",
+                              numeric={"tenure_days": 812.0, "orders": 12.0}),
     ),
     (
         topics.USERS,
@@ -361,15 +283,9 @@ V1_EXAMPLES: list[tuple[str, bytes, bytes, Event]] = [
         b'"item_id":"item-000007","title":"Burr Grinder BG-100",'
         b'"description":"A steel burr grinder.","tags":["coffee","grinder"],'
         b'"category":"coffee"}',
-        models.Item(
-            event_id="legacy:i7",
-            ts=1699999999000,
-            item_id="item-000007",
-            title="Burr Grinder BG-100",
-            description="A steel burr grinder.",
-            tags=("coffee", "grinder"),
-            category="coffee",
-        ),
+        models.Item(event_id="legacy:i7", ts=1699999999000, item_id="item-000007",
+                    title="Burr Grinder BG-100", description="A steel burr grinder.",
+                    tags=("coffee", "grinder"), category="coffee"),
     ),
     (
         topics.ITEMS,

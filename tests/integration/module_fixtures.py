@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import redis
@@ -28,7 +28,9 @@ from llmrec_stream.devstack import DevStack
 from llmrec_stream.profiles.fusion import FusionWeights
 from llmrec_stream.profiles.store import ProfileStore
 from llmrec_stream.sources.synthetic import SyntheticReplay, synthetic_replay
-from tests.integration.live import LiveWorker, worker_with_catalog
+
+if TYPE_CHECKING:  # imported where a worker starts: the store's modules need none of it
+    from tests.integration.live import LiveWorker
 
 
 def own_stack() -> Any:
@@ -64,6 +66,8 @@ def catalog_worker(
         request: pytest.FixtureRequest, stack: DevStack, world: SyntheticReplay,
         tmp_path_factory: pytest.TempPathFactory,
     ) -> Iterator[LiveWorker]:
+        from tests.integration.live import worker_with_catalog
+
         encoder_dir: Path = request.getfixturevalue(encoder)
         with worker_with_catalog(stack, encoder_dir, tmp_path_factory.mktemp(logdir),
                                  world.items, env=dict(env) if env else None) as live:
@@ -80,6 +84,8 @@ def bare_worker(logdir: str) -> Any:
     def fixture(
         stack: DevStack, encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory
     ) -> Iterator[LiveWorker]:
+        from tests.integration.live import LiveWorker
+
         live = LiveWorker(stack, encoder_dir, tmp_path_factory.mktemp(logdir)).start()
         yield live
         assert live.stop() == 0, live.proc.log_tail()

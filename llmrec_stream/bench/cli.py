@@ -269,3 +269,8 @@ bench_group.add_command(pipeline_cmd)
 from llmrec_stream.bench.swap_cli import swap_cmd  # noqa: E402
 
 bench_group.add_command(swap_cmd)
+
+# Recommendation quality per encoder precision (issue 17): NDCG, not cosine.
+from llmrec_stream.bench.quality_cli import quality_cmd  # noqa: E402
+
+bench_group.add_command(quality_cmd)

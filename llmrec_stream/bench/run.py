@@ -22,6 +22,7 @@ from llmrec_stream.bench.encoder import (
     encoder_table,
     headline,
 )
+from llmrec_stream.bench.flops import hardware_report, hardware_table
 from llmrec_stream.bench.report import format_table, write_results
 from llmrec_stream.bench.texts import load_bench_texts, zh_en_texts
 
@@ -150,6 +151,8 @@ def run_encoder_bench(
             echo(f"{label}: kernel seconds by provider {prof_obj.by_provider}")
             check_cuda_ran(prof_obj)
     profiles = {label: p.to_dict() for label, p in measured.items()}
+    hardware = (hardware_report(artifact_dir / MODEL_NAME, result.measurements, lengths,
+                                cpu["flags"]) if device == "cpu" else {})
     extra: dict[str, Any] = {
         "artifact": {
             "dir": str(artifact_dir),
@@ -162,6 +165,7 @@ def run_encoder_bench(
         "cpu": cpu,
         "profiles": profiles,
         "peers_skipped": skipped,
+        "hardware": hardware,
         "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
     }
     json_path, png_path = write_results(
@@ -173,6 +177,8 @@ def run_encoder_bench(
             f"target {contender}: {'met' if verdict['met'] else 'MISSED'} "
             f"{verdict['target']} per batch {verdict['per_batch']}"
         )
+    if hardware:
+        echo(hardware_table(hardware))
     for label, prof in profiles.items():
         top = sorted(prof["by_op_s"].items(), key=lambda kv: -kv[1])[:6]
         total = sum(prof["by_op_s"].values()) or 1.0

@@ -18,6 +18,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,7 @@ from typing import Any, Literal
 import numpy as np
 import redis
 
+from llmrec_stream.bench.cpu_account import RATE, Sampler, account
 from llmrec_stream.bench.outputs import Outputs
 from llmrec_stream.bench.pipeline_batched import micro_batched_peer
 from llmrec_stream.bench.pipeline_peers import encoder_bound, hand_written_peer, mean_bound
@@ -130,8 +132,10 @@ def bench_pipeline(
     batched_events: int = 5_000,
     rss_catalog: int = 0,
     logdir: Path | None = None,
+    pyspy: str | None = None,
 ) -> dict[str, Any]:
-    """Run every measurement; returns the figures (the CLI writes JSON, PNG and a table)."""
+    """Run every measurement; returns the figures (the CLI writes JSON, PNG and a table).
+    ``pyspy``: a py-spy binary to account the drain's CPU by part with."""
     world = synthetic_replay(
         n_items=n_items,
         n_users=n_users,
@@ -162,7 +166,7 @@ def bench_pipeline(
         # ratio see the same machine (other people's load comes and goes within minutes)
         bounds = [encoder_bound(settings, world, MIX[0])]
         mem_before = int(run.redis.info("memory")["used_memory"])
-        out |= _drain(run, world, drain_events, workers)
+        out |= _drain(run, world, drain_events, workers, pyspy)
         bounds.append(encoder_bound(settings, world, MIX[0]))
         users = sum(1 for _ in run.redis.scan_iter(match="u:*:p", count=1000))
         out["redis_bytes_per_user"] = (
@@ -196,24 +200,33 @@ def bench_pipeline(
     return out
 
 
-def _drain(run: _Run, world: SyntheticReplay, n: int, workers: int) -> dict[str, Any]:
-    """Max sustained throughput: the rate at which workers clear a backlog of ``n`` events."""
+def _drain(
+    run: _Run, world: SyntheticReplay, n: int, workers: int, pyspy: str | None = None
+) -> dict[str, Any]:
+    """Max sustained throughput: the rate at which workers clear a backlog of ``n`` events;
+    with ``pyspy`` (its binary) also the CPU accounting by part (`bench.cpu_account`)."""
     start = run.outputs.ends()
     publish(run.prod, world.events[:n])  # restamped now; the workers are down
     crew = [run.worker(i) for i in range(workers)]
     _wait(lambda: run.outputs.count_since(start) > 0, 300, "the first record", crew[0])
+    samplers = [Sampler(w.proc.pid, pyspy) for w in crew if w.proc] if pyspy else []
     started, cpu0 = time.monotonic(), sum(_cpu_s(w.proc.pid) for w in crew if w.proc)
     evalsha0 = _evalsha_calls(run.redis)
     _wait(lambda: run.lag() == 0, 3600, "the backlog to drain", crew[0])
     seconds = time.monotonic() - started
     cpu = sum(_cpu_s(w.proc.pid) for w in crew if w.proc) - cpu0
+    samples: Counter[str] = Counter()
+    for sampler in samplers:
+        samples.update(sampler.stop())
     rss = max(_peak_rss_mb(w.proc.pid) for w in crew if w.proc)
     calls = _evalsha_calls(run.redis) - evalsha0
     batches = run.outputs.count_since(start)
     for w in crew:
         w.stop()
     rate = n / seconds
+    extra = {"cpu_account": account(samples, RATE, n, cpu)} if samplers else {}
     return {
+        **extra,
         "max_events_per_s": rate,
         "drain_s": seconds,
         "cpu_ms_per_event": 1000 * cpu / n,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
@@ -51,6 +52,11 @@ from llmrec_stream.encoder.artifact import default_encoder_dir
     help="Then the peak RSS of a worker over a catalog of this many items (0: skip).",
 )
 @click.option(
+    "--cpu-account/--no-cpu-account", default=True, show_default=True,
+    help="Sample the worker with py-spy during the drain: CPU ms per event by part "
+    "(skipped with a note where py-spy is not installed).",
+)
+@click.option(
     "--out",
     "out_dir",
     type=click.Path(path_type=Path),
@@ -68,9 +74,15 @@ def pipeline_cmd(
     peer_events: int,
     batched_events: int,
     rss_catalog: int,
+    cpu_account: bool,
     out_dir: Path,
 ) -> None:
     """Throughput, freshness, cost per event and memory of the whole pipeline, vs three peers."""
+    from llmrec_stream.bench.cpu_account import PYSPY_ENV, account_table, pyspy_binary
+
+    pyspy = pyspy_binary() if cpu_account else None
+    if cpu_account and pyspy is None:
+        click.echo(f"no CPU accounting: py-spy not found on PATH or in ${PYSPY_ENV}", err=True)
     result = bench_pipeline(
         encoder_dir or default_encoder_dir(),
         n_items=n_items,
@@ -82,9 +94,15 @@ def pipeline_cmd(
         peer_events=peer_events,
         batched_events=batched_events,
         rss_catalog=rss_catalog,
+        pyspy=pyspy,
     )
     json_path, png_path = write_results(
         out_dir, f"pipeline-{workers}w", result, pipeline_chart(result)
     )
     click.echo(pipeline_table(result))
+    if "cpu_account" in result:
+        click.echo(account_table(result["cpu_account"]))
+    load = os.getloadavg()
+    click.echo(f"load average (1, 5, 15 min) at the end: {load[0]:.2f} / {load[1]:.2f} / "
+               f"{load[2]:.2f} (the machine may be shared)")
     click.echo(f"wrote {json_path} and {png_path}")

@@ -219,8 +219,8 @@ def retrieval_cmd(
     if not no_churn and max(churn) >= 100:
         raise click.BadParameter(f"--churn: percentages below 100, got {max(churn)}")
     from llmrec_stream.bench.report import write_results
-    from llmrec_stream.bench.retrieval import (
-        bench_retrieval,
+    from llmrec_stream.bench.retrieval import bench_retrieval
+    from llmrec_stream.bench.retrieval_report import (
         retrieval_chart,
         retrieval_payload,
         retrieval_table,

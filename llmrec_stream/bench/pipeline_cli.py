@@ -8,61 +8,35 @@ from typing import Literal
 
 import click
 
-from llmrec_stream.bench.pipeline import bench_pipeline, pipeline_chart, pipeline_table
-from llmrec_stream.bench.report import DEFAULT_RESULTS_DIR, write_results
+from llmrec_stream.bench.options import encoder_dir_option, out_option, precision_option
+from llmrec_stream.bench.pipeline import bench_pipeline
+from llmrec_stream.bench.pipeline_report import pipeline_chart, pipeline_table
+from llmrec_stream.bench.report import write_results
 from llmrec_stream.encoder.artifact import default_encoder_dir
 
 
 @click.command("pipeline")
-@click.option(
-    "--encoder-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Exported encoder artifact (default: the cache dir).",
-)
+@encoder_dir_option
 @click.option("--items", "n_items", default=10_000, show_default=True)
 @click.option("--users", "n_users", default=5_000, show_default=True)
-@click.option(
-    "--drain-events",
-    default=20_000,
-    show_default=True,
-    help="Backlog size whose drain rate is the max sustained throughput.",
-)
-@click.option(
-    "--load-seconds", default=60.0, show_default=True, help="Sustained load per freshness point."
-)
-@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="int8", show_default=True)
+@click.option("--drain-events", default=20_000, show_default=True,
+              help="Backlog size whose drain rate is the max sustained throughput.")
+@click.option("--load-seconds", default=60.0, show_default=True,
+              help="Sustained load per freshness point.")
+@precision_option
 @click.option("--workers", default=1, show_default=True)
-@click.option(
-    "--peer-events",
-    default=1_000,
-    show_default=True,
-    help="Events the hand-written peer loop processes.",
-)
-@click.option(
-    "--batched-events",
-    default=5_000,
-    show_default=True,
-    help="Events the micro-batched peer loop processes.",
-)
-@click.option(
-    "--rss-catalog",
-    default=100_000,
-    show_default=True,
-    help="Then the peak RSS of a worker over a catalog of this many items (0: skip).",
-)
+@click.option("--peer-events", default=1_000, show_default=True,
+              help="Events the hand-written peer loop processes.")
+@click.option("--batched-events", default=5_000, show_default=True,
+              help="Events the micro-batched peer loop processes.")
+@click.option("--rss-catalog", default=100_000, show_default=True,
+              help="Then the peak RSS of a worker over a catalog of this many items (0: skip).")
 @click.option(
     "--cpu-account/--no-cpu-account", default=True, show_default=True,
     help="Sample the worker with py-spy during the drain: CPU ms per event by part "
     "(skipped with a note where py-spy is not installed).",
 )
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(path_type=Path),
-    default=DEFAULT_RESULTS_DIR,
-    show_default=True,
-)
+@out_option
 def pipeline_cmd(
     encoder_dir: Path | None,
     n_items: int,

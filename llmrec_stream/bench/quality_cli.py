@@ -6,7 +6,8 @@ from pathlib import Path
 
 import click
 
-from llmrec_stream.bench.report import DEFAULT_RESULTS_DIR, environment, write_results
+from llmrec_stream.bench.options import encoder_dir_option, out_option
+from llmrec_stream.bench.report import environment, write_results
 
 
 def _configs(
@@ -23,8 +24,7 @@ def _configs(
 
 
 @click.command("quality")
-@click.option("--encoder-dir", type=click.Path(path_type=Path, exists=True, file_okay=False),
-              default=None, help="Exported encoder artifact (default: the cache dir).")
+@encoder_dir_option
 @click.option("--data", "data_path", type=click.Path(path_type=Path),
               default=Path("../shared/data/scientific"), show_default=True,
               help="Leave-one-out data set with item text (atomic folder).")
@@ -34,8 +34,7 @@ def _configs(
 @click.option("--users", default=0, show_default=True, help="First N users only (0: all).")
 @click.option("--threads", default=2, show_default=True)
 @click.option("--bootstrap", "resamples", default=10_000, show_default=True)
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_RESULTS_DIR,
-              show_default=True)
+@out_option
 def quality_cmd(
     encoder_dir: Path | None, data_path: Path, configs: list[tuple[str, str, str]], users: int,
     threads: int, resamples: int, out_dir: Path,

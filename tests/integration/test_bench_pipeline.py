@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from llmrec_stream.bench.pipeline import bench_pipeline, pipeline_table
+from llmrec_stream.bench.pipeline import bench_pipeline
+from llmrec_stream.bench.pipeline_report import pipeline_table
 
 pytest_plugins = ["tests.encoder_fixtures"]
 pytestmark = pytest.mark.slow

@@ -1,15 +1,21 @@
 """Where a worker's CPU goes per event, by part of the path: a sampling profile of the drain.
 
-`py-spy` (a sampling profiler that reads another process's Python stacks from outside; no
-change to the worker, its cost lands on the profiler's own process) samples every thread of
-the worker that is on the CPU (idle threads are left out) ``RATE`` times a second while the
-backlog drains. Each sample's stack is assigned to one part by its innermost frame that
-belongs to a known one (`PARTS`, checked leaf first: a Redis call made by the pipeline counts
-as Redis, numpy or the standard library count as whoever called them). Samples / rate =
-CPU seconds per part; per event = that / events drained. What the samples miss (threads with
-no Python frames: none on the worker's onnxruntime path, which runs one intra-op thread per
-run on the executor's own threads) shows as ``unsampled``: the worker's CPU from
-``/proc/PID/stat`` minus the sampled total (sampling noise makes it a few % either way).
+Two readings of the worker process over the same drain, combined per thread:
+
+* **CPU seconds per thread** from ``/proc/PID/task/TID/stat`` (the kernel's own accounting:
+  exact, and blind to how long a thread waited for a core on a shared machine);
+* **what each thread was doing**, from `py-spy` (a sampling profiler that reads another
+  process's Python stacks from outside; no change to the worker) sampling every thread
+  ``RATE`` times a second. py-spy counts a thread as busy while it is runnable, also while
+  it waits for a core, so its sample counts measure wall time under contention, not CPU:
+  only their *shares within one thread* are used.
+
+Each sample's stack is assigned to one part by its innermost frame that belongs to a known
+one (`PARTS`, checked leaf first: a Redis call made by the pipeline counts as Redis, numpy or
+the standard library count as whoever called them). A thread's CPU seconds are split over
+parts by its own samples' shares (within one thread every part waits for a core alike, so
+the shares carry over); threads with no Python samples (native threads) are their own row.
+Per event = CPU seconds / events drained.
 
 Optional: needs the ``py-spy`` binary (``pip install py-spy``, a profiler, not a runtime
 dependency) on ``PATH`` or in ``$LLMREC_BENCH_PYSPY``, and ptrace rights over the worker.
@@ -22,8 +28,9 @@ import shutil
 import signal
 import subprocess
 import tempfile
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,15 +80,34 @@ def part_of(frames: list[str]) -> str:
     return OTHER
 
 
-def parse_raw(lines: Iterable[str]) -> Counter[str]:
-    """Samples per part from py-spy's ``--format raw`` output (``f1;f2;... COUNT`` lines)."""
-    out: Counter[str] = Counter()
+def parse_raw(lines: Iterable[str]) -> Counter[tuple[int, str]]:
+    """Samples per (thread id, part) from py-spy's ``--format raw --threads`` output
+    (``thread (TID): NAME;f1;f2;... COUNT`` lines; thread id 0 where a line names none)."""
+    out: Counter[tuple[int, str]] = Counter()
     for line in lines:
         stack, _, count = line.rstrip("\n").rpartition(" ")
         if not stack or not count.isdigit():
             continue
-        frames = [f for f in stack.split(";") if not f.startswith(("process ", "thread "))]
-        out[part_of(frames)] += int(count)
+        frames = stack.split(";")
+        tid = 0
+        if frames[0].startswith("thread ("):
+            head = frames[0][len("thread ("):].split(")", 1)[0]
+            tid = int(head, 16) if head.startswith("0x") else int(head) if head.isdigit() else 0
+        frames = [f for f in frames if not f.startswith(("process ", "thread "))]
+        out[tid, part_of(frames)] += int(count)
+    return out
+
+
+def thread_cpu_s(pid: int) -> dict[int, float]:
+    """CPU seconds (user + system) of every thread of ``pid``, by thread id."""
+    out: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the thread ended between the listing and the read
+        out[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
     return out
 
 
@@ -89,7 +115,8 @@ class Sampler:
     """py-spy recording one process until `stop`; `stop` returns samples per part."""
 
     def __init__(self, pid: int, binary: str, rate: int = RATE) -> None:
-        self.rate = rate
+        self.rate, self.pid = rate, pid
+        self._cpu0 = thread_cpu_s(pid)
         self._dir = tempfile.mkdtemp(prefix="llmrec-pyspy-")
         self._out = Path(self._dir) / "raw.txt"
         self._log = open(Path(self._dir) / "py-spy.log", "wb")  # noqa: SIM115 - closed in stop
@@ -99,8 +126,11 @@ class Sampler:
             stdout=self._log, stderr=subprocess.STDOUT,
         )
 
-    def stop(self, timeout: float = 30.0) -> Counter[str]:
-        """Ends the recording (py-spy writes its file on SIGINT) and parses it."""
+    def stop(self, timeout: float = 30.0) -> ThreadProfile:
+        """Ends the recording (py-spy writes its file on SIGINT) and parses it, with each
+        thread's CPU seconds since the start."""
+        cpu1 = thread_cpu_s(self.pid)
+        cpu = {tid: t - self._cpu0.get(tid, 0.0) for tid, t in cpu1.items()}
         try:
             if self._proc.poll() is None:
                 self._proc.send_signal(signal.SIGINT)
@@ -114,23 +144,49 @@ class Sampler:
             log = (Path(self._dir) / "py-spy.log").read_text(errors="replace")[-500:]
             raise RuntimeError(f"py-spy wrote no profile: {log}")
         with self._out.open(encoding="utf-8", errors="replace") as fh:
-            return parse_raw(fh)
+            return ThreadProfile(parse_raw(fh), cpu)
 
 
-def account(
-    samples: Counter[str], rate: int, events: int, worker_cpu_s: float
-) -> dict[str, Any]:
-    """CPU ms per event by part, JSON-ready, with the unsampled rest and the shares."""
+@dataclass
+class ThreadProfile:
+    """One worker's drain: samples per (thread, part) and CPU seconds per thread."""
+
+    samples: Counter[tuple[int, str]] = field(default_factory=Counter)
+    cpu_s: dict[int, float] = field(default_factory=dict)
+
+    def merge(self, other: ThreadProfile) -> None:
+        """Add another worker's (thread ids are unique on one machine at one time)."""
+        self.samples.update(other.samples)
+        self.cpu_s.update(other.cpu_s)
+
+
+NATIVE = "threads with no Python frames (native)"
+
+
+def account(profile: ThreadProfile, rate: int, events: int) -> dict[str, Any]:
+    """CPU ms per event by part, JSON-ready: each thread's CPU split by its samples' shares."""
     if events < 1:
         raise ValueError("no events")
-    sampled_s = sum(samples.values()) / rate
-    parts = {part: 1000 * n / rate / events for part, n in samples.most_common()}
-    parts["unsampled (worker CPU - sampled)"] = 1000 * (worker_cpu_s - sampled_s) / events
-    total = 1000 * worker_cpu_s / events
-    return {"rate_hz": rate, "events": events, "samples": sum(samples.values()),
-            "worker_cpu_ms_per_event": total,
-            "parts_ms_per_event": parts,
-            "shares": {p: v / total for p, v in parts.items()} if total > 0 else {}}
+    by_thread: dict[int, Counter[str]] = {}
+    for (tid, part), n in profile.samples.items():
+        by_thread.setdefault(tid, Counter())[part] += n
+    parts: dict[str, float] = defaultdict(float)
+    for tid, cpu in profile.cpu_s.items():
+        seen = by_thread.get(tid)
+        if not seen:
+            parts[NATIVE] += cpu
+            continue
+        total = sum(seen.values())
+        for part, n in seen.items():
+            parts[part] += cpu * n / total
+    cpu_total = sum(profile.cpu_s.values())
+    ms = {part: 1000 * s / events for part, s in sorted(parts.items(), key=lambda kv: -kv[1])}
+    return {"rate_hz": rate, "events": events,
+            "samples": sum(profile.samples.values()),
+            "threads": {str(t): c for t, c in sorted(profile.cpu_s.items()) if c > 0},
+            "worker_cpu_ms_per_event": 1000 * cpu_total / events,
+            "parts_ms_per_event": ms,
+            "shares": {p: s / cpu_total for p, s in parts.items()} if cpu_total > 0 else {}}
 
 
 def account_table(acc: dict[str, Any]) -> str:
@@ -138,7 +194,8 @@ def account_table(acc: dict[str, Any]) -> str:
 
     rows: list[list[object]] = [[p, v, acc["shares"].get(p, float("nan"))]
                                 for p, v in acc["parts_ms_per_event"].items()]
-    rows.append(["worker CPU ms/event (from /proc)", acc["worker_cpu_ms_per_event"], 1.0])
+    rows.append(["worker CPU ms/event (all threads, /proc)", acc["worker_cpu_ms_per_event"],
+                 1.0])
     return (f"CPU accounting of the drain (py-spy, {acc['rate_hz']} Hz, {acc['samples']} "
             f"samples, {acc['events']} events):\n"
             + format_table(["part", "CPU ms/event", "share"], rows))

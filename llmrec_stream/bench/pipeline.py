@@ -16,7 +16,6 @@ hour here), whose peak RSS after its first batch is the memory figure for that c
 from __future__ import annotations
 
 import time
-from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -24,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 import redis
 
-from llmrec_stream.bench.cpu_account import RATE, Sampler, account
+from llmrec_stream.bench.cpu_account import RATE, Sampler, ThreadProfile, account
 from llmrec_stream.bench.pipeline_batched import micro_batched_peer
 from llmrec_stream.bench.pipeline_peers import encoder_bound, hand_written_peer, mean_bound
 from llmrec_stream.bench.stack_run import MIX, BenchRun, cpu_s, peak_rss_mb, wait_for
@@ -142,16 +141,16 @@ def _drain(
     wait_for(lambda: run.lag() == 0, 3600, "the backlog to drain", crew[0])
     seconds = time.monotonic() - started
     cpu = sum(cpu_s(w.proc.pid) for w in crew if w.proc) - cpu0
-    samples: Counter[str] = Counter()
+    profile = ThreadProfile()
     for sampler in samplers:
-        samples.update(sampler.stop())
+        profile.merge(sampler.stop())
     rss = max(peak_rss_mb(w.proc.pid) for w in crew if w.proc)
     calls = _evalsha_calls(run.redis) - evalsha0
     batches = run.outputs.count_since(start)
     for w in crew:
         w.stop()
     rate = n / seconds
-    extra = {"cpu_account": account(samples, RATE, n, cpu)} if samplers else {}
+    extra = {"cpu_account": account(profile, RATE, n)} if samplers else {}
     return {
         **extra,
         "max_events_per_s": rate,

@@ -6,7 +6,16 @@ from collections import Counter
 
 import pytest
 
-from llmrec_stream.bench.cpu_account import OTHER, account, account_table, parse_raw, part_of
+from llmrec_stream.bench.cpu_account import (
+    NATIVE,
+    OTHER,
+    ThreadProfile,
+    account,
+    account_table,
+    parse_raw,
+    part_of,
+    thread_cpu_s,
+)
 
 RAW = [
     "thread (1): MainThread;run (asyncio/base_events.py:600);_process (streams/agents.py:90);"
@@ -25,27 +34,41 @@ RAW = [
 def test_the_innermost_known_frame_names_the_part() -> None:
     counts = parse_raw(RAW)
     assert counts == Counter({
-        "encode (tokenize + onnxruntime)": 10,
-        "Redis (profiles, recent, catalog reads)": 7,  # called by the pipeline: still Redis
-        "ranking / top-k / retrieval": 3,  # numpy under the ranker counts as ranking
-        "asyncio event loop": 2,
-        OTHER: 1,
+        (2, "encode (tokenize + onnxruntime)"): 10,
+        (1, "Redis (profiles, recent, catalog reads)"): 7,  # called by the pipeline: Redis
+        (1, "ranking / top-k / retrieval"): 3,  # numpy under the ranker counts as ranking
+        (1, "asyncio event loop"): 2,
+        (1, OTHER): 1,
     })
     assert part_of(["handle (llmrec_stream/pipeline/assembled.py:1)"]) == "pipeline logic (other)"
 
 
-def test_account_converts_samples_to_ms_per_event() -> None:
-    samples = Counter({"encode (tokenize + onnxruntime)": 200, "asyncio event loop": 100})
-    acc = account(samples, rate=100, events=1000, worker_cpu_s=3.5)
+def test_each_thread_s_cpu_is_split_by_its_own_samples() -> None:
+    # thread 1 waited for a core half the time (twice the samples its CPU explains): only
+    # the shares within the thread count; thread 3 has no Python frames at all
+    samples = Counter({(1, "asyncio event loop"): 300, (1, "Redis (profiles, recent, "
+                       "catalog reads)"): 100, (2, "encode (tokenize + onnxruntime)"): 200})
+    profile = ThreadProfile(samples, {1: 2.0, 2: 2.0, 3: 0.5, 4: 0.0})
+    acc = account(profile, rate=100, events=1000)
     parts = acc["parts_ms_per_event"]
-    assert parts["encode (tokenize + onnxruntime)"] == pytest.approx(2.0)  # 2 s / 1000
-    assert parts["asyncio event loop"] == pytest.approx(1.0)
-    assert parts["unsampled (worker CPU - sampled)"] == pytest.approx(0.5)
-    assert acc["worker_cpu_ms_per_event"] == pytest.approx(3.5)
+    assert parts["asyncio event loop"] == pytest.approx(1.5)  # 3/4 of thread 1's 2 s
+    assert parts["Redis (profiles, recent, catalog reads)"] == pytest.approx(0.5)
+    assert parts["encode (tokenize + onnxruntime)"] == pytest.approx(2.0)
+    assert parts[NATIVE] == pytest.approx(0.5)
+    assert acc["worker_cpu_ms_per_event"] == pytest.approx(4.5)
+    assert sum(parts.values()) == pytest.approx(4.5)
     assert sum(acc["shares"].values()) == pytest.approx(1.0)
     assert "CPU ms/event" in account_table(acc)
     with pytest.raises(ValueError):
-        account(samples, rate=100, events=0, worker_cpu_s=1.0)
+        account(profile, rate=100, events=0)
+
+
+def test_thread_cpu_reads_this_process() -> None:
+    import os
+    import threading
+
+    cpu = thread_cpu_s(os.getpid())
+    assert threading.get_native_id() in cpu and all(v >= 0 for v in cpu.values())
 
 
 def test_sampler_records_a_live_process(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -73,4 +96,9 @@ def test_sampler_records_a_live_process(tmp_path) -> None:  # type: ignore[no-un
     finally:
         proc.kill()
         proc.wait()
-    assert counts["encode (tokenize + onnxruntime)"] > 0.5 * sum(counts.values()) > 0
+    encode = sum(n for (_tid, part), n in counts.samples.items()
+                 if part == "encode (tokenize + onnxruntime)")
+    assert encode > 0.5 * sum(counts.samples.values()) > 0
+    acc = account(counts, 100, 1)  # the spinning thread's CPU, whatever the machine gave it
+    spun = acc["parts_ms_per_event"]["encode (tokenize + onnxruntime)"]
+    assert spun > 0.9 * acc["worker_cpu_ms_per_event"] > 0

@@ -156,7 +156,7 @@ def _drain(
         "max_events_per_s": rate,
         "drain_s": seconds,
         "cpu_ms_per_event": 1000 * cpu / n,
-        "workerpeak_rss_mb": rss,
+        "worker_peak_rss_mb": rss,
         "evalsha_per_event": calls / n,
         "records_published": batches,
     }

@@ -12,8 +12,9 @@ Two readings of the worker process over the same drain, combined per thread:
 
 Each sample's stack is assigned to one part by its innermost frame that belongs to a known
 one (`PARTS`, checked leaf first: a Redis call made by the pipeline counts as Redis, numpy or
-the standard library count as whoever called them). A thread's CPU seconds are split over
-parts by its own samples' shares (within one thread every part waits for a core alike, so
+the standard library count as whoever called them; the event loop's own frames, such as a
+transport's socket write, count as the loop only where no other part is on the stack). A
+thread's CPU seconds are split over parts by its own samples' shares (within one thread every part waits for a core alike, so
 the shares carry over); threads with no Python samples (native threads) are their own row.
 Per event = CPU seconds / events drained.
 
@@ -38,6 +39,7 @@ PYSPY_ENV = "LLMREC_BENCH_PYSPY"
 RATE = 200
 #: (part, path fragments of the frames' files), checked in this order for each frame. The
 #: library's own modules name their part; third-party ones by what they do.
+LOOP = "asyncio event loop (epoll, scheduling, wake-ups)"
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("encode (tokenize + onnxruntime)", ("llmrec_stream/encoder/", "onnxruntime/",
                                          "tokenizers/", "openvino/")),
@@ -57,7 +59,7 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
                                 "streams/agents")),
     ("Kafka consume + Faust/aiokafka/mode", ("aiokafka/", "faust/", "mode/", "kafka/",
                                              "streams/")),
-    ("asyncio event loop", ("asyncio/", "uvloop")),
+    (LOOP, ("asyncio/", "uvloop", "selectors.py")),
     ("logging / metrics", ("logging/", "prometheus_client", "llmrec_stream/metrics",
                            "llmrec_stream/logs")),
 )
@@ -71,13 +73,19 @@ def pyspy_binary() -> str | None:
 
 
 def part_of(frames: list[str]) -> str:
-    """The part of one stack (``frames`` root first, as py-spy's raw format writes them)."""
+    """The part of one stack (``frames`` root first, as py-spy's raw format writes them):
+    its innermost frame of a specific part; the event loop's own frames count only where no
+    specific part is on the stack (a socket write under the Redis client is Redis's, an
+    ``epoll`` wait under the loop alone is the loop's)."""
+    fallback = None
     for frame in reversed(frames):
         where = frame.replace("\\", "/")
         for part, fragments in PARTS:
             if any(f in where for f in fragments):
-                return part
-    return OTHER
+                if part != LOOP:
+                    return part
+                fallback = fallback or part
+    return fallback or OTHER
 
 
 def parse_raw(lines: Iterable[str]) -> Counter[tuple[int, str]]:

@@ -7,6 +7,7 @@ from collections import Counter
 import pytest
 
 from llmrec_stream.bench.cpu_account import (
+    LOOP,
     NATIVE,
     OTHER,
     ThreadProfile,
@@ -37,21 +38,26 @@ def test_the_innermost_known_frame_names_the_part() -> None:
         (2, "encode (tokenize + onnxruntime)"): 10,
         (1, "Redis (profiles, recent, catalog reads)"): 7,  # called by the pipeline: Redis
         (1, "ranking / top-k / retrieval"): 3,  # numpy under the ranker counts as ranking
-        (1, "asyncio event loop"): 2,
+        (1, LOOP): 2,
         (1, OTHER): 1,
     })
     assert part_of(["handle (llmrec_stream/pipeline/assembled.py:1)"]) == "pipeline logic (other)"
+    # a socket write is charged to whoever writes: Redis here, the loop only when alone
+    write = "_SelectorSocketTransport.write (asyncio/selector_events.py:1057)"
+    assert part_of(["_run_once (asyncio/base_events.py:1)", "execute (redis/asyncio/client.py:1)",
+                    write]) == "Redis (profiles, recent, catalog reads)"
+    assert part_of(["_run_once (asyncio/base_events.py:1)", "select (selectors.py:468)"]) == LOOP
 
 
 def test_each_thread_s_cpu_is_split_by_its_own_samples() -> None:
     # thread 1 waited for a core half the time (twice the samples its CPU explains): only
     # the shares within the thread count; thread 3 has no Python frames at all
-    samples = Counter({(1, "asyncio event loop"): 300, (1, "Redis (profiles, recent, "
+    samples = Counter({(1, LOOP): 300, (1, "Redis (profiles, recent, "
                        "catalog reads)"): 100, (2, "encode (tokenize + onnxruntime)"): 200})
     profile = ThreadProfile(samples, {1: 2.0, 2: 2.0, 3: 0.5, 4: 0.0})
     acc = account(profile, rate=100, events=1000)
     parts = acc["parts_ms_per_event"]
-    assert parts["asyncio event loop"] == pytest.approx(1.5)  # 3/4 of thread 1's 2 s
+    assert parts[LOOP] == pytest.approx(1.5)  # 3/4 of thread 1's 2 s
     assert parts["Redis (profiles, recent, catalog reads)"] == pytest.approx(0.5)
     assert parts["encode (tokenize + onnxruntime)"] == pytest.approx(2.0)
     assert parts[NATIVE] == pytest.approx(0.5)

@@ -14,8 +14,9 @@ Each sample's stack is assigned to one part by its innermost frame that belongs 
 one (`PARTS`, checked leaf first: a Redis call made by the pipeline counts as Redis, numpy or
 the standard library count as whoever called them; the event loop's own frames, such as a
 transport's socket write, count as the loop only where no other part is on the stack). A
-thread's CPU seconds are split over parts by its own samples' shares (within one thread every part waits for a core alike, so
-the shares carry over); threads with no Python samples (native threads) are their own row.
+thread's CPU seconds are split over parts by its own samples' shares (within one thread
+every part waits for a core alike, so the shares carry over); threads with no Python samples
+(native threads) are their own row.
 Per event = CPU seconds / events drained.
 
 Optional: needs the ``py-spy`` binary (``pip install py-spy``, a profiler, not a runtime

@@ -78,6 +78,12 @@ def part_of(frames: list[str]) -> str:
     its innermost frame of a specific part; the event loop's own frames count only where no
     specific part is on the stack (a socket write under the Redis client is Redis's, an
     ``epoll`` wait under the loop alone is the loop's)."""
+    # what runs the loop (the worker's start-up: mode, Faust) sits outside the loop's
+    # ``_run_once``; only what the loop is running now is inside it
+    starts = [i for i, f in enumerate(frames) if f.startswith("_run_once (") or
+              f.startswith("BaseEventLoop._run_once (")]
+    if starts:
+        frames = frames[starts[-1]:]
     fallback = None
     for frame in reversed(frames):
         where = frame.replace("\\", "/")

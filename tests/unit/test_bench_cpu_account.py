@@ -47,6 +47,13 @@ def test_the_innermost_known_frame_names_the_part() -> None:
     assert part_of(["_run_once (asyncio/base_events.py:1)", "execute (redis/asyncio/client.py:1)",
                     write]) == "Redis (profiles, recent, catalog reads)"
     assert part_of(["_run_once (asyncio/base_events.py:1)", "select (selectors.py:468)"]) == LOOP
+    # the frames that started the loop (Faust's worker, mode) are not what it runs
+    root = ["execute_from_commandline (mode/worker.py:1)", "run_forever (asyncio/base_events.py:1)",
+            "BaseEventLoop._run_once (asyncio/base_events.py:2)"]
+    assert part_of([*root, "EpollSelector.select (selectors.py:468)"]) == LOOP
+    assert part_of([*root, "Handle._run (asyncio/events.py:80)",
+                    "Fetcher._fetch (aiokafka/consumer/fetcher.py:1)"]) == (
+        "Kafka consume + Faust/aiokafka/mode")
 
 
 def test_each_thread_s_cpu_is_split_by_its_own_samples() -> None:

@@ -1,18 +1,13 @@
 """Model control: which ranker serves, promotions from ``llmrec.models``, and hot swaps.
 
 It owns the live ranker; user events read it once per micro-batch (`UserEvents`), so a swap
-lands between batches, never inside one. A new model runs once in a thread before it is
-swapped in (`warm_ranker`), so its first inference (session set-up, arena growth) does not
-stall the event loop inside the first batch it ranks.
+lands between batches, never inside one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Callable, Sequence
-
-import numpy as np
+from collections.abc import Sequence
 
 from llmrec_stream.events.codec import Rejected
 from llmrec_stream.events.models import Source
@@ -23,33 +18,6 @@ from llmrec_stream.ranking.registry import ModelFollower
 from llmrec_stream.ranking.shadow import ShadowRun
 
 log = logging.getLogger(__name__)
-#: Rows of the warm-up inference: about a micro-batch's users, so the arenas it grows are
-#: the size the first real batch needs.
-WARM_ROWS = 32
-WARM_K = 10
-
-
-def warm_ranker(ranker: Ranker) -> int:
-    """Run a ranker's own model once, off the catalog index, and return the rows it ranked
-    (0 when it has no model of its own to warm: the fused-profile ranker is numpy only).
-
-    Only the model's graph and its item tower are touched, never the worker's catalog index,
-    so this is safe in a thread while the loop keeps serving with the old ranker.
-    """
-    from llmrec_stream.ranking.model import OnnxRanker
-
-    model = getattr(ranker, "model", None)
-    if not isinstance(model, OnnxRanker) or not model.item_ids:
-        return 0
-    if model.manifest.kind == "seq":
-        recent = [model.item_ids[: model.manifest.max_len]] * WARM_ROWS
-        model.top_k(model.queries_from_recent(recent), WARM_K)
-        return WARM_ROWS
-    if model.manifest.kind == "fused":
-        # the fused ranker searches the catalog index itself: only its graph is warmed here
-        model.queries_from_profiles(np.ones((WARM_ROWS, model.manifest.text_dim), np.float32))
-        return WARM_ROWS
-    return 0
 
 
 class ModelControl:
@@ -68,8 +36,6 @@ class ModelControl:
         self.models = models
         self.shadow = shadow
         """Ranks beside the live model, unpublished, and scores both (`ranking.shadow`)."""
-        self.warm: Callable[[Ranker], int] = warm_ranker
-        """Runs a new ranker once, in a thread, before `follow_models` swaps it in."""
         parts.metrics.model_version.labels(ranker.version).set(1)
 
     async def process_models(self, records: Sequence[RawRecord]) -> BatchOutcome:
@@ -106,12 +72,6 @@ class ModelControl:
         if found is None:
             return False
         record, ranker = found
-        try:
-            # its first inference off the loop; the old ranker serves meanwhile
-            await asyncio.to_thread(self.warm, ranker)
-        except Exception:  # noqa: BLE001 - a failed warm-up only loses the head start
-            log.warning("warming model %s failed; its first batch warms it", record.version,
-                        exc_info=True)
         self.swap_ranker(ranker)
         log.info("now serving model %s", record.version)
         return True

@@ -155,11 +155,14 @@ class Sampler:
             self._proc.wait()
         finally:
             self._log.close()
-        if not self._out.exists():
-            log = (Path(self._dir) / "py-spy.log").read_text(errors="replace")[-500:]
-            raise RuntimeError(f"py-spy wrote no profile: {log}")
-        with self._out.open(encoding="utf-8", errors="replace") as fh:
-            return ThreadProfile(parse_raw(fh), cpu)
+        try:
+            if not self._out.exists():
+                log = (Path(self._dir) / "py-spy.log").read_text(errors="replace")[-500:]
+                raise RuntimeError(f"py-spy wrote no profile: {log}")
+            with self._out.open(encoding="utf-8", errors="replace") as fh:
+                return ThreadProfile(parse_raw(fh), cpu)
+        finally:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
 
 @dataclass

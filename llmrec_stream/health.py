@@ -174,4 +174,5 @@ def serve_worker(
             raise NotReady("building")
 
     readiness = Readiness({"pipeline": pipeline, "kafka": probes.kafka, "redis": probes.redis})
-    return metrics.serve(settings.metrics.port, readiness=readiness)
+    # every interface: scraped by Prometheus, probed by the orchestrator
+    return serve(metrics.registry, settings.metrics.port, "0.0.0.0", readiness)  # noqa: S104

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING
 
 from prometheus_client import (
     CollectorRegistry,
@@ -26,9 +25,6 @@ from prometheus_client import (
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-
-if TYPE_CHECKING:
-    from llmrec_stream.health import OpsServer, Readiness
 
 log = logging.getLogger(__name__)
 
@@ -237,17 +233,6 @@ class Metrics:
         except importlib.metadata.PackageNotFoundError:  # a bare source tree
             version = "unknown"
         self.build.info({"version": version, "encoder": encoder})
-
-    def serve(
-        self,
-        port: int,
-        addr: str = "0.0.0.0",  # noqa: S104 - scraped by Prometheus, probed by the orchestrator
-        readiness: Readiness | None = None,
-    ) -> OpsServer:
-        """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on this port (a background thread)."""
-        from llmrec_stream.health import Readiness, serve
-
-        return serve(self.registry, port, addr, readiness or Readiness({}))
 
     def watch_lag(
         self,

@@ -20,12 +20,8 @@ from pathlib import Path
 import redis.asyncio as aioredis
 
 from llmrec_stream.config import Settings
-from llmrec_stream.encoder.artifact import (
-    default_encoder_dir,
-    encoder_family,
-    encoder_identity,
-    read_manifest,
-)
+from llmrec_stream.encoder.artifact import encoder_family
+from llmrec_stream.encoder.loading import encoder_id, encoder_path, load_encoder
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events import topics
 from llmrec_stream.events.codec import Rejected, decode
@@ -53,44 +49,6 @@ log = logging.getLogger(__name__)
 #: Items encoded and published per step of the catalog bootstrap: what a crash during a long
 #: bootstrap loses, and the size of one encoder call.
 BOOTSTRAP_CHUNK = 256
-
-
-def redis_client(settings: Settings) -> aioredis.Redis:
-    """The worker's Redis client: one server or a cluster, as the settings say
-    (`redis_conn.async_client`)."""
-    return async_client(settings.redis)
-
-
-def encoder_path(settings: Settings) -> Path:
-    return Path(settings.encoder.dir) if settings.encoder.dir else default_encoder_dir()
-
-
-def encoder_id(settings: Settings) -> str:
-    """The identity of the encoder `load_encoder` loads for these settings (`encoder_identity`
-    of its artifact's manifest and the precision): what the catalog and profiles record."""
-    return encoder_identity(read_manifest(encoder_path(settings)), settings.encoder.precision)
-
-
-def load_encoder(settings: Settings) -> TextEncoder:
-    """The ONNX encoder from its exported artifact (onnxruntime + tokenizers only)."""
-    from llmrec_stream.encoder.runtime import OnnxTextEncoder
-
-    path = encoder_path(settings)
-    if not (path / "manifest.json").exists():
-        raise RuntimeError(
-            f"no exported encoder at {path}: run `llmrec-stream export-encoder` first"
-        )
-    encoder = OnnxTextEncoder.load(
-        path,
-        device=settings.encoder.device,
-        intra_op_threads=settings.encoder.threads or None,
-        precision=settings.encoder.precision,
-        spinning=settings.encoder.spinning,
-        parallel_runs=settings.encoder.parallel_runs,
-        backend=settings.encoder.backend,
-    )
-    log.info("encoder %s dim=%d providers=%s", path, encoder.dim, encoder.providers)
-    return encoder
 
 
 def text_signals(settings: Settings, dim: int, metrics: Metrics) -> TextSignals | None:
@@ -125,7 +83,7 @@ async def build_pipeline(
     if encoder is None:
         encoder = load_encoder(settings)
     identity = identity or encoder_id(settings)
-    client = redis_client(settings)
+    client = async_client(settings.redis)
     weights = settings.fusion
     catalog = Catalog(client, TieredIndex.from_settings(encoder.dim, settings.retrieval))
     await catalog.claim_encoder(identity)

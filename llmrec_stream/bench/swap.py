@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 
 from llmrec_stream.bench.loop_probe import STALL_FILE_ENV, WINDOW_S, StallWindow, read_windows
-from llmrec_stream.bench.pipeline import MIX, _Run
+from llmrec_stream.bench.stack_run import MIX, BenchRun
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.devstack.worker import WorkerProcess
 from llmrec_stream.events import topics
@@ -139,7 +139,7 @@ def bench_swap(
                            "load_s": load_s, "precision": precision}
     with DevStack() as stack:
         logs = logdir or Path(stack.workdir or ".")
-        run = _Run(stack, encoder_dir, precision, logs)
+        run = BenchRun(stack, encoder_dir, precision, logs)
         stall_file = logs / f"stalls-{uuid.uuid4().hex[:6]}.jsonl"
         worker = ProbedWorker(run.env, logs / "worker-swap.log", f"{run.app_id}-0", stall_file)
         worker.start()
@@ -165,7 +165,7 @@ def bench_swap(
 
 
 def _load_with_swaps(
-    run: _Run,
+    run: BenchRun,
     stream: list[Any],
     worker: ProbedWorker,
     models: list[ModelRecord],

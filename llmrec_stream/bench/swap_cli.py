@@ -7,17 +7,13 @@ from typing import Literal
 
 import click
 
-from llmrec_stream.bench.report import DEFAULT_RESULTS_DIR, environment, write_results
+from llmrec_stream.bench.options import encoder_dir_option, out_option, precision_option
+from llmrec_stream.bench.report import environment, write_results
 from llmrec_stream.encoder.artifact import default_encoder_dir
 
 
 @click.command("swap")
-@click.option(
-    "--encoder-dir",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Exported encoder artifact (default: the cache dir).",
-)
+@encoder_dir_option
 @click.option("--items", "n_items", default=2_000, show_default=True)
 @click.option("--users", "n_users", default=1_000, show_default=True)
 @click.option(
@@ -27,11 +23,8 @@ from llmrec_stream.encoder.artifact import default_encoder_dir
 @click.option("--load-seconds", default=45.0, show_default=True)
 @click.option("--first-at", default=12.0, show_default=True, help="Seconds into the load.")
 @click.option("--second-at", default=28.0, show_default=True, help="Seconds into the load.")
-@click.option("--precision", type=click.Choice(["fp32", "int8"]), default="int8", show_default=True)
-@click.option(
-    "--out", "out_dir", type=click.Path(path_type=Path), default=DEFAULT_RESULTS_DIR,
-    show_default=True,
-)
+@precision_option
+@out_option
 def swap_cmd(
     encoder_dir: Path | None,
     n_items: int,

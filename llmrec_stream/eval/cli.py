@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from llmrec_stream.datasets.specs import EvalContext, ModelSpec, registered_specs
-from llmrec_stream.eval.harness import peer_specs, run_eval
+from llmrec_stream.eval.harness import blend_specs, peer_specs, run_eval
 
 DEFAULT_DATA: tuple[str, ...] = ("../shared/data/scientific", "../shared/data/beauty/Beauty.txt")
 DEFAULT_MODELS = "popularity,bpr,als,ease,item-knn,sasrec,ours-ce,ours-mse"
@@ -23,6 +23,7 @@ def model_specs(names: list[str]) -> list[ModelSpec]:
     specs = {s.name: s for s in peer_specs()}
     if any(n not in specs for n in names):
         specs.update(registered_specs())
+        specs.update({s.name: s for s in blend_specs(specs)})
     unknown = [n for n in names if n not in specs]
     if unknown:
         raise click.BadParameter(f"unknown models {unknown}; known: {sorted(specs)}")
@@ -34,7 +35,7 @@ def model_specs(names: list[str]) -> list[ModelSpec]:
               help="Atomic folder or one-line-per-user file; repeatable. [default: both "
                    "shared data sets]")
 @click.option("--models", default=DEFAULT_MODELS, show_default=True,
-              help="Comma-separated model names (also: ours-ce-no-cooc, sasrec-cooc).")
+              help="Comma-separated model names (also: ours-ce-no-cooc, sasrec-cooc, ours-ease).")
 @click.option("--results", "results_dir", type=click.Path(path_type=Path),
               default=Path("results/eval"), show_default=True)
 @click.option("--seeds", default=3, show_default=True, type=click.IntRange(min=1),

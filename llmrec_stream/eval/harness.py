@@ -29,7 +29,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,7 @@ from llmrec_stream.datasets.metrics import (
 )
 from llmrec_stream.datasets.sequences import SeqDataset
 from llmrec_stream.datasets.specs import EvalContext, Fitted, ModelSpec, Skip
+from llmrec_stream.eval.blend import blend_spec
 from llmrec_stream.eval.peers import fit_ease, fit_implicit, fit_item_knn, fit_popularity
 from llmrec_stream.eval.stats import aggregate, paired_bootstrap
 
@@ -137,6 +138,23 @@ def item_knn_spec() -> ModelSpec:
 def peer_specs() -> list[ModelSpec]:
     """The peers that need no torch."""
     return [popularity_spec(), bpr_spec(), als_spec(), ease_spec(), item_knn_spec()]
+
+
+#: ``ours-ease``: ours-ce at its first grid point (the point the 2026-12-06 run chose, its grid
+#: cut to one point) blended with EASE at lambda 50 (EASE's validation choice in that run), both
+#: declared here before the blend's first run; the blend's own grid (weight x normalisation,
+#: `blend.py`) is chosen on validation.
+OURS_EASE_POINTS: tuple[int, dict[str, Any]] = (0, {"lam": 50.0})
+
+
+def blend_specs(specs: Mapping[str, ModelSpec]) -> list[ModelSpec]:
+    """The blends whose components are among ``specs`` (ours-ce is registered by the trainer)."""
+    if "ours-ce" not in specs or "ease" not in specs:
+        return []
+    ours_point, ease_params = OURS_EASE_POINTS
+    ours = specs["ours-ce"]
+    return [blend_spec("ours-ease", ours, dict(ours.grid[ours_point]), specs["ease"],
+                       ease_params)]
 
 
 def grid_digest(specs: Sequence[ModelSpec]) -> str:

@@ -52,12 +52,12 @@ def publish_cmd(artifact: Path, shadow: bool, force: bool) -> None:
 def compare_cmd(shadow_version: str | None) -> None:
     """Live vs shadow online hit rate@k on the same events, with confidence intervals."""
     from llmrec_stream.ranking.registry import LIVE_KEY
-    from llmrec_stream.worker import redis_client
+    from llmrec_stream.redis_conn import async_client
 
     settings = Settings()
 
     async def read() -> tuple[str | None, str | None, int | None, dict[str, PairedHits]]:
-        client = redis_client(settings)
+        client = async_client(settings.redis)
         try:
             version = shadow_version
             if version is None:

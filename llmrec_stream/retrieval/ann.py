@@ -24,7 +24,7 @@ present, drop them, and fetch wider if still short.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import faiss
@@ -32,7 +32,8 @@ import numpy as np
 import numpy.typing as npt
 
 from llmrec_stream.cpu import usable_cores
-from llmrec_stream.retrieval.rows import RowMap, check_shape, last_of_each
+from llmrec_stream.retrieval.protocol import Exclude, Hits, Vectors
+from llmrec_stream.retrieval.rows import RowMap, RowsBacked, check_shape, last_of_each
 
 #: Graph degree (HNSW "M"): faiss's usual 32; ef, not M, is what buys recall@100 here.
 DEFAULT_CONNECTIVITY = 32
@@ -45,7 +46,7 @@ DEFAULT_MAX_STALE = 0.25
 _CHUNK = 65_536  # rows read back at a time while rebuilding
 
 
-class AnnIndex:
+class AnnIndex(RowsBacked):
     """`ItemIndex` over a faiss HNSW graph (inner product; vectors are unit length).
 
     ``threads`` is used for bulk adds (default: the cores this process may use); a
@@ -86,16 +87,6 @@ class AnnIndex:
         index = faiss.IndexHNSWFlat(self._dim, self._connectivity, faiss.METRIC_INNER_PRODUCT)
         index.hnsw.efConstruction = self._expansion_add
         return index
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def __contains__(self, item_id: object) -> bool:
-        return item_id in self._rows
 
     @property
     def expansion_search(self) -> int:
@@ -192,12 +183,7 @@ class AnnIndex:
             return None
         return np.asarray(self._index.reconstruct(row), dtype=np.float32)
 
-    def search(
-        self,
-        queries: npt.NDArray[np.float32],
-        k: int,
-        exclude: Sequence[Collection[str]] = (),
-    ) -> list[list[tuple[str, float]]]:
+    def search(self, queries: Vectors, k: int, exclude: Exclude = ()) -> Hits:
         """Top-k (id, inner product) per query, best first (ties: id ascending)."""
         n = len(self._rows)
         if n == 0 or len(queries) == 0 or k < 1:

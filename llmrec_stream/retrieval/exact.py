@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
 
-from llmrec_stream.retrieval.rows import RowMap, check_shape
+from llmrec_stream.retrieval.protocol import Exclude, Hits, Vectors
+from llmrec_stream.retrieval.rows import RowMap, RowsBacked, check_shape
 
 
-class ExactIndex:
+class ExactIndex(RowsBacked):
     """Item vectors in one growable float32 matrix; search is ``Q @ Mᵀ`` plus argpartition."""
 
     def __init__(self, dim: int, capacity: int = 1024) -> None:
@@ -18,16 +19,6 @@ class ExactIndex:
         self._matrix = np.zeros((max(capacity, 1), dim), dtype=np.float32)
         self._rows = RowMap()  # rows are overwritten in place: none ever dies
         self._shared = 0  # rows [0, _shared) of _matrix are lent out by `snapshot`
-
-    @property
-    def dim(self) -> int:
-        return self._dim
-
-    def __len__(self) -> int:
-        return len(self._rows)
-
-    def __contains__(self, item_id: object) -> bool:
-        return item_id in self._rows
 
     @property
     def ids(self) -> list[str]:
@@ -64,12 +55,7 @@ class ExactIndex:
         row = self._rows.get(item_id)
         return None if row is None else self._matrix[row].copy()
 
-    def search(
-        self,
-        queries: npt.NDArray[np.float32],
-        k: int,
-        exclude: Sequence[Collection[str]] = (),
-    ) -> list[list[tuple[str, float]]]:
+    def search(self, queries: Vectors, k: int, exclude: Exclude = ()) -> Hits:
         n = len(self._rows)
         if n == 0 or len(queries) == 0:
             return [[] for _ in range(len(queries))]

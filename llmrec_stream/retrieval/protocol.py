@@ -8,6 +8,13 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
+#: Unit-length item or query vectors, one per row.
+Vectors = npt.NDArray[np.float32]
+#: Per query row, the item ids its results must leave out.
+Exclude = Sequence[Collection[str]]
+#: Per query row, the top-k (item id, score), best first.
+Hits = list[list[tuple[str, float]]]
+
 
 class ItemIndex(Protocol):
     """Item vectors by id, searchable by inner product (vectors are unit length)."""
@@ -25,10 +32,5 @@ class ItemIndex(Protocol):
     def vector(self, item_id: str) -> npt.NDArray[np.float32] | None:
         """The item's vector, or None if unknown."""
 
-    def search(
-        self,
-        queries: npt.NDArray[np.float32],
-        k: int,
-        exclude: Sequence[Collection[str]] = (),
-    ) -> list[list[tuple[str, float]]]:
+    def search(self, queries: Vectors, k: int, exclude: Exclude = ()) -> Hits:
         """Top-k (id, score) per query row, best first, without the excluded ids."""

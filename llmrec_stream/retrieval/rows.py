@@ -94,3 +94,20 @@ def last_of_each(ids: Sequence[str]) -> dict[str, int]:
 def check_shape(ids: Sequence[str], vectors: npt.NDArray[np.float32], dim: int) -> None:
     if vectors.shape != (len(ids), dim):
         raise ValueError(f"expected vectors of shape ({len(ids)}, {dim})")
+
+
+class RowsBacked:
+    """``dim``, ``len`` and membership of an index whose items are a `RowMap` (``_rows``)."""
+
+    _dim: int
+    _rows: RowMap
+
+    @property
+    def dim(self) -> int:
+        return self._dim
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __contains__(self, item_id: object) -> bool:
+        return item_id in self._rows

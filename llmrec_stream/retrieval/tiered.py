@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 from llmrec_stream.retrieval.exact import ExactIndex
+from llmrec_stream.retrieval.protocol import Exclude, Hits, Vectors
 from llmrec_stream.retrieval.rows import check_shape
 
 if TYPE_CHECKING:
@@ -242,12 +243,7 @@ class TieredIndex:
     def vector(self, item_id: str) -> npt.NDArray[np.float32] | None:
         return self._active.vector(item_id)
 
-    def search(
-        self,
-        queries: npt.NDArray[np.float32],
-        k: int,
-        exclude: Sequence[Collection[str]] = (),
-    ) -> list[list[tuple[str, float]]]:
+    def search(self, queries: Vectors, k: int, exclude: Exclude = ()) -> Hits:
         return self._active.search(queries, k, exclude)
 
 

@@ -9,6 +9,7 @@ metadata, hence the catalog is *derived* from the reviews themselves: one item p
 from __future__ import annotations
 
 import gzip
+import hashlib
 import json
 import re
 from collections import Counter
@@ -56,15 +57,17 @@ def load_amazon2018(path: Path | str, limit: int | None = None) -> Replay:
     """Load one 5-core file, or every one in a folder, as a replay in review-time order.
 
     ``limit`` keeps the earliest reviews only, so a limited replay is a time prefix of the
-    full one. Reviews share whole-day timestamps, so ties are broken by reviewer, item, file
-    and line, and each event gets the next free millisecond: order and ``ts`` are stable.
+    full one. Reviews carry whole-day timestamps, so ties are broken by reviewer, then by
+    `same_day_rank`, then item, file and line, and each event gets the next free millisecond:
+    order and ``ts`` are stable.
     """
     files = amazon_files(Path(path))
     if not files:
         raise ValueError(f"no *_5.json.gz file at {path}")
     reviews = sorted(
         (review for file in files for review in _read(file)),
-        key=lambda r: (r.unix_time, r.reviewer, r.asin, r.source, r.line),
+        key=lambda r: (r.unix_time, r.reviewer, same_day_rank(r.reviewer, r.asin), r.asin,
+                       r.source, r.line),
     )
     if limit is not None:
         reviews = reviews[:limit]
@@ -97,6 +100,20 @@ def load_amazon2018(path: Path | str, limit: int | None = None) -> Replay:
         for asin, words in sorted(summaries.items())
     ]
     return Replay(items=items, users=[], events=events)
+
+
+def same_day_rank(reviewer: str, asin: str) -> bytes:
+    """Where a review goes among its reviewer's reviews of the same day: a stable hash.
+
+    The files say only the day, not the order within it. Ordering by ASIN made every
+    reviewer's same-day items follow one global order, so the next item of a replayed
+    sequence was mostly "the next ASIN of the day's batch" (88 % of transitions followed their
+    item's most common successor on the shared 5-core files) and a trainer's validation figure
+    rewarded learning that order, not taste. A hash of (reviewer, item) is one arbitrary order
+    per reviewer, the same on every load; blake2b, not ``hash()``, so it does not change with
+    the interpreter's hash seed.
+    """
+    return hashlib.blake2b(f"{reviewer}\0{asin}".encode(), digest_size=8).digest()
 
 
 def _read(file: Path) -> list[_Review]:

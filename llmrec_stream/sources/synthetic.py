@@ -18,30 +18,17 @@ from itertools import accumulate
 
 from llmrec_stream.events.topics import CLICKS, COMMENTS, ITEMS, PURCHASES, USERS
 from llmrec_stream.sources.base import OutboundEvent, Replay, envelope
-from llmrec_stream.sources.vocabulary import (
-    CATEGORIES,
-    NEGATIVE_OPENERS,
-    POSITIVE_OPENERS,
-    CategoryVocab,
-)
-from llmrec_stream.sources.vocabulary_zh import (
-    CATEGORIES_ZH,
-    NEGATIVE_OPENERS_ZH,
-    POSITIVE_OPENERS_ZH,
-    CategoryVocabZh,
-)
+from llmrec_stream.sources.vocabulary import CATEGORIES
+from llmrec_stream.sources.writing import VOCAB, VOCAB_ZH, Listing, make_items, review, review_zh
 
 #: Fixed default start (2023-11-14T22:13:20Z) so output never depends on when it runs.
 DEFAULT_START_TS_MS = 1_700_000_000_000
 AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55+")
 GENDERS = ("f", "m", "x")
 SPEND_LEVELS = ("low", "mid", "high")
-_VOCAB = {vocab.name: vocab for vocab in CATEGORIES}
-_VOCAB_ZH = {vocab.name: vocab for vocab in CATEGORIES_ZH}
 #: Languages of the world: all English, all Chinese, or English and Chinese items with
 #: Chinese comments.
 LANGS = ("en", "zh", "mixed")
-_CODE_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
 #: Share of each event kind that goes to the primary and secondary category; the rest explores.
 #: People write reviews mostly about what they care about, and browse more widely than they buy.
 _AFFINITY = {COMMENTS: (0.85, 0.10), CLICKS: (0.65, 0.20), PURCHASES: (0.75, 0.20)}
@@ -58,19 +45,6 @@ class SyntheticReplay(Replay):
     item_lang: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
-class _Item:
-    item_id: str
-    vocab: CategoryVocab
-    noun: str
-    brand: str
-    price: float
-    title: str
-    description: str
-    tags: list[str]
-    lang: str = "en"
-
-
 def comment_text_for(
     category: str, rng: random.Random, positive: bool = True, lang: str = "en"
 ) -> str:
@@ -80,10 +54,10 @@ def comment_text_for(
     Tests use this to send a comment whose topic they know in advance.
     """
     if lang == "zh":
-        zh = _VOCAB_ZH[category]
-        return _review_zh(zh, rng, positive, rng.choice(zh.nouns), rng.choice(zh.brands))
-    vocab = _VOCAB[category]
-    return _review(vocab, rng, positive, rng.choice(vocab.nouns), rng.choice(vocab.brands))
+        zh = VOCAB_ZH[category]
+        return review_zh(zh, rng, positive, rng.choice(zh.nouns), rng.choice(zh.brands))
+    vocab = VOCAB[category]
+    return review(vocab, rng, positive, rng.choice(vocab.nouns), rng.choice(vocab.brands))
 
 
 def synthetic_replay(
@@ -115,7 +89,7 @@ def synthetic_replay(
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     start = DEFAULT_START_TS_MS if start_ts_ms is None else start_ts_ms
     prefix = f"syn{seed}"
-    items, by_category = _make_items(n_items, rng, lang)
+    items, by_category = make_items(n_items, rng, lang)
     item_events = [_item_event(item, prefix, start) for item in items]
 
     names = [vocab.name for vocab in CATEGORIES]
@@ -159,11 +133,11 @@ def synthetic_replay(
             liked = category in (primary, secondary.get(user_id))
             positive = rng.random() < (0.9 if liked else 0.3)
             if lang == "en":
-                value["text"] = _review(item.vocab, rng, positive, item.noun, item.brand)
+                value["text"] = review(item.vocab, rng, positive, item.noun, item.brand)
             else:
-                zh = _VOCAB_ZH[item.vocab.name]
+                zh = VOCAB_ZH[item.vocab.name]
                 noun = item.noun if item.lang == "zh" else rng.choice(zh.nouns)
-                value["text"] = _review_zh(zh, rng, positive, noun, item.brand)
+                value["text"] = review_zh(zh, rng, positive, noun, item.brand)
             if rng.random() < 0.85:
                 value["item_id"] = item.item_id
             if rng.random() < 0.9:
@@ -188,139 +162,8 @@ def synthetic_replay(
     )
 
 
-def _make_items(
-    n_items: int, rng: random.Random, lang: str = "en"
-) -> tuple[list[_Item], dict[str, list[_Item]]]:
-    """Spread items evenly over the categories; titles carry a model code to stay unique.
 
-    In a "mixed" world every other round over the categories is Chinese, so each category
-    holds both languages' items.
-    """
-    items: list[_Item] = []
-    by_category: dict[str, list[_Item]] = {vocab.name: [] for vocab in CATEGORIES}
-    seen: set[str] = set()
-    for i in range(n_items):
-        vocab = CATEGORIES[i % len(CATEGORIES)]
-        if lang == "zh" or (lang == "mixed" and (i // len(CATEGORIES)) % 2 == 1):
-            item = _item_zh(i, vocab, _VOCAB_ZH[vocab.name], rng, seen)
-            items.append(item)
-            by_category[vocab.name].append(item)
-            continue
-        brand, noun = rng.choice(vocab.brands), rng.choice(vocab.nouns)
-        adjective = rng.choice(vocab.adjectives)
-        title = ""
-        while not title or title in seen:
-            code = f"{brand[:2].upper()}-{rng.randint(100, 9999)}"
-            title = f"{brand} {_title_case(adjective)} {_title_case(noun)} {code}"
-        seen.add(title)
-        item = _Item(
-            item_id=f"item-{i:06d}",
-            vocab=vocab,
-            noun=noun,
-            brand=brand,
-            price=round(rng.uniform(*vocab.price)) - 0.01,
-            title=title,
-            description=_description(vocab, rng, adjective, noun),
-            tags=sorted(rng.sample(vocab.tags, 3)),
-        )
-        items.append(item)
-        by_category[vocab.name].append(item)
-    return items, by_category
-
-
-def _item_zh(
-    i: int, vocab: CategoryVocab, zh: CategoryVocabZh, rng: random.Random, seen: set[str]
-) -> _Item:
-    """A Chinese listing: brand, selling point and product, a model code, sometimes a
-    【tag】 in front as Chinese shops write them."""
-    brand, noun, adjective = rng.choice(zh.brands), rng.choice(zh.nouns), rng.choice(zh.adjectives)
-    title = ""
-    while not title or title in seen:
-        code = f"{rng.choice(_CODE_LETTERS)}{rng.choice(_CODE_LETTERS)}-{rng.randint(100, 9999)}"
-        title = f"{brand} {adjective}{noun} {code}"
-        if rng.random() < 0.3:
-            title = f"【{rng.choice(zh.tags)}】{title}"
-    seen.add(title)
-    use, other_use = rng.sample(zh.uses, 2)
-    second = rng.choice(
-        (
-            f"也很适合{other_use}。",
-            f"{rng.choice(zh.brands)}出品，{other_use}的好帮手。",
-            f"专为{other_use}设计，经久耐用。",
-        )
-    )
-    return _Item(
-        item_id=f"item-{i:06d}",
-        vocab=vocab,
-        noun=noun,
-        brand=brand,
-        price=round(rng.uniform(*vocab.price)) - 0.01,
-        title=title,
-        description=f"{adjective}{noun}，采用{rng.choice(zh.materials)}，适合{use}。{second}",
-        tags=sorted(rng.sample(zh.tags, 3)),
-        lang="zh",
-    )
-
-
-def _review_zh(
-    zh: CategoryVocabZh, rng: random.Random, positive: bool, noun: str, brand: str
-) -> str:
-    """The Chinese review: opener, what it was bought for, category details, full-width
-    punctuation."""
-    use = rng.choice(zh.uses)
-    if positive:
-        praise, more = rng.sample(zh.praise, 2)
-        opener = rng.choice(POSITIVE_OPENERS_ZH)
-        parts = [f"{opener}！买了这款{noun}用来{use}，{praise}。", f"{more}。"]
-        if rng.random() < 0.5:
-            parts.append(f"{brand}的{rng.choice(zh.materials)}做工很好。")
-    else:
-        complaint, more = rng.sample(zh.complaints, 2)
-        parts = [f"{rng.choice(NEGATIVE_OPENERS_ZH)}。买了这款{noun}用来{use}，但是{complaint}。"]
-        parts.append(f"而且{more}。" if rng.random() < 0.5 else f"对{brand}太失望了。")
-    return "".join(parts)
-
-
-def _description(vocab: CategoryVocab, rng: random.Random, adjective: str, noun: str) -> str:
-    """Two catalog sentences built only from the category's own words."""
-    use, other_use = rng.sample(vocab.uses, 2)
-    material = rng.choice(vocab.materials)
-    article = _article(adjective).capitalize()
-    first = f"{article} {adjective} {noun} with {material}, made for {use}."
-    second = rng.choice(
-        (
-            f"A favorite for {other_use}.",
-            f"Also great for {other_use}, from {rng.choice(vocab.brands)}.",
-            f"Designed for {other_use} and built to last.",
-        )
-    )
-    return f"{first} {second}"
-
-
-def _review(vocab: CategoryVocab, rng: random.Random, positive: bool, noun: str, brand: str) -> str:
-    """A short review: sentiment opener, a sentence on the use, and category-specific details."""
-    use = rng.choice(vocab.uses)
-    if positive:
-        praise, more = rng.sample(vocab.praise, 2)
-        parts = [
-            f"{rng.choice(POSITIVE_OPENERS)}! I bought the {noun} for {use} and {praise}.",
-            f"{more.capitalize()}.",
-        ]
-        if rng.random() < 0.5:
-            parts.append(f"The {rng.choice(vocab.materials)} from {brand} is excellent.")
-    else:
-        complaint, more = rng.sample(vocab.complaints, 2)
-        parts = [
-            f"{rng.choice(NEGATIVE_OPENERS)}. I bought the {noun} for {use}, but {complaint}.",
-        ]
-        if rng.random() < 0.5:
-            parts.append(f"Also {more}.")
-        else:
-            parts.append(f"Expected better from {brand}.")
-    return " ".join(parts)
-
-
-def _item_event(item: _Item, prefix: str, ts: int) -> OutboundEvent:
+def _item_event(item: Listing, prefix: str, ts: int) -> OutboundEvent:
     value = envelope(f"{prefix}:{item.item_id}", ts)
     value.update(
         item_id=item.item_id,
@@ -342,12 +185,3 @@ def _user_event(user_id: str, prefix: str, ts: int, rng: random.Random) -> Outbo
         numeric={"tenure_days": float(rng.randint(1, 3650))},
     )
     return OutboundEvent(USERS, user_id, value)
-
-
-def _title_case(words: str) -> str:
-    """Capitalise each word but keep existing capitals (RPG, PC, Dutch)."""
-    return " ".join(word[:1].upper() + word[1:] for word in words.split())
-
-
-def _article(word: str) -> str:
-    return "an" if word[:1].lower() in "aeiou" else "a"

@@ -3,7 +3,7 @@
 Each category gets its own brands, nouns, adjectives, materials, uses and review phrases, with
 as little overlap between categories as English allows, so that a sentence encoder places one
 category's titles, descriptions and comments close together and far from the others. This is
-data, kept apart from the generator's logic in ``synthetic.py``.
+data, kept apart from the generator's logic in ``synthetic.py`` and ``writing.py``.
 """
 
 from __future__ import annotations

@@ -9,8 +9,6 @@ no other item matrix than the text vectors the worker already indexes.
 
 from __future__ import annotations
 
-import copy
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -20,16 +18,15 @@ import torch
 from torch import nn
 from tqdm import tqdm  # type: ignore[import-untyped]
 
-from llmrec_stream.datasets.metrics import Scorer, evaluate
+from llmrec_stream.datasets.metrics import Scorer
 from llmrec_stream.datasets.sequences import IntArray, SeqDataset
 from llmrec_stream.profiles.fusion import FusionWeights, decay
 from llmrec_stream.sources.atomic import DEFAULT_GAP_MS
 from llmrec_stream.trainer.loop import (
-    SELECT_METRIC,
     FitConfig,
     FitResult,
+    run_epochs,
     seed_everything,
-    stop_reason,
 )
 
 Matrix = npt.NDArray[np.float32]
@@ -108,12 +105,8 @@ def fit_fused_map(
     model = FusedMapModel(FusedMap(vectors.shape[1], hidden, dropout), vectors, weights)
     opt = torch.optim.Adam(model.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(cfg.seed)
-    start, best_state, best_epoch, stale = time.monotonic(), None, 0, 0
-    stopped = "epochs"
-    epochs = cfg.fixed_epochs if cfg.fixed_epochs is not None else cfg.epochs
-    best: dict[str, float] = {}
-    history: list[dict[str, float]] = []
-    for epoch in range(1, epochs + 1):
+
+    def train_epoch(epoch: int) -> list[float]:
         model.net.train()
         order = torch.randperm(len(u_all), generator=gen)
         losses = []
@@ -125,20 +118,8 @@ def fit_fused_map(
             loss.backward()
             opt.step()
             losses.append(float(loss.detach()))
-        if cfg.fixed_epochs is not None:
-            history.append({"epoch": float(epoch), "loss": float(np.mean(losses))})
-            stopped, best_epoch = "fixed", epoch
-            continue
-        valid = evaluate(model.scorer(), data, "valid")
-        history.append({"epoch": float(epoch), "loss": float(np.mean(losses)), **valid})
-        if not best or valid[SELECT_METRIC] > best[SELECT_METRIC]:
-            best, best_epoch, stale = valid, epoch, 0
-            best_state = copy.deepcopy(model.net.state_dict())
-        else:
-            stale += 1
-        stopped = stop_reason(cfg, epoch, stale, time.monotonic() - start)
-        if stopped:
-            break
-    if best_state is not None:
-        model.net.load_state_dict(best_state)
-    return model, FitResult(best_epoch, best, time.monotonic() - start, history, stopped)
+        return losses
+
+    result = run_epochs(model.net, data, cfg, train_epoch, model.scorer, "fused-map",
+                        announce=False)
+    return model, result

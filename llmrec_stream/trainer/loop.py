@@ -15,7 +15,7 @@ import copy
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -146,24 +146,48 @@ def fit_sequential(net: nn.Module, data: SeqDataset, cfg: FitConfig, name: str =
     pairs = training_pairs(data.train, max_len)
     opt = torch.optim.Adam(net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     rng = np.random.default_rng(cfg.seed)
-    start = time.monotonic()
-    best: dict[str, float] = {}
-    best_state, best_epoch, stale, history, stopped = None, 0, 0, [], "epochs"
-    epochs = cfg.fixed_epochs if cfg.fixed_epochs is not None else cfg.epochs
-    for epoch in range(1, epochs + 1):
+
+    def train_epoch(epoch: int) -> list[float]:
         total = n_batches(len(pairs), cfg.batch_size)
         bar = tqdm(batches(pairs, cfg.batch_size, rng), total=total, disable=not cfg.progress,
                    desc=f"{name} epoch {epoch}", leave=False)
-        losses = [train_step(net, opt, x, y, cfg.future_weight) for x, y in bar]
+        return [train_step(net, opt, x, y, cfg.future_weight) for x, y in bar]
+
+    return run_epochs(net, data, cfg, train_epoch, lambda: seq_scorer(net, max_len), name)
+
+
+def run_epochs(
+    net: nn.Module,
+    data: SeqDataset,
+    cfg: FitConfig,
+    train_epoch: Callable[[int], list[float]],
+    scorer: Callable[[], Scorer],
+    name: str = "",
+    *,
+    announce: bool = True,
+) -> FitResult:
+    """The epochs of a fit, whatever the model: ``train_epoch(epoch)`` (its losses), then,
+    unless ``cfg.fixed_epochs``, validation with ``scorer()``, the best weights kept and early
+    stopping (`stop_reason`). On return ``net`` holds the best validation weights (or those
+    after exactly ``cfg.fixed_epochs``). ``announce`` logs each epoch's row (and writes it
+    beside the progress bar)."""
+    start = time.monotonic()
+    best: dict[str, float] = {}
+    best_state, best_epoch, stale, stopped = None, 0, 0, "epochs"
+    history: list[dict[str, float]] = []
+    epochs = cfg.fixed_epochs if cfg.fixed_epochs is not None else cfg.epochs
+    for epoch in range(1, epochs + 1):
+        losses = train_epoch(epoch)
         if cfg.fixed_epochs is not None:
             history.append({"epoch": float(epoch), "loss": float(np.mean(losses))})
             stopped, best_epoch = "fixed", epoch
             continue
-        valid = evaluate(seq_scorer(net, max_len), data, "valid")
+        valid = evaluate(scorer(), data, "valid")
         row = {"epoch": float(epoch), "loss": float(np.mean(losses)), **valid}
         history.append(row)
-        log.info("%s %s", name, row)
-        if cfg.progress:
+        if announce:
+            log.info("%s %s", name, row)
+        if announce and cfg.progress:
             tqdm.write(f"{name} epoch {epoch}: loss {row['loss']:.4f} "
                        f"valid {SELECT_METRIC} {valid[SELECT_METRIC]:.4f}")
         if not best or valid[SELECT_METRIC] > best[SELECT_METRIC]:

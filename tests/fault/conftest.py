@@ -5,18 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from llmrec_stream.devstack import DevStack
-
-_HERE = Path(__file__).parent
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    for item in items:
-        if _HERE in item.path.parents:
-            item.add_marker(pytest.mark.fault)
+from llmrec_stream.encoder.protocol import TextEncoder
+from tests.fault.scenario import Fault, Outcome, Scenario, run_scenario
 
 
 @pytest.fixture(scope="module")
@@ -25,3 +20,14 @@ def fault_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
     workdir = tmp_path_factory.mktemp("fault-stack")
     with DevStack(workdir=workdir, redis_persistence=True) as stack:
         yield stack
+
+
+@pytest.fixture
+def scenario(encoder_dir: Path, text_encoder: TextEncoder, tmp_path: Path) -> Scenario:
+    """`run_scenario` with the session's encoder (the verifier re-encodes comments with it),
+    logging into the test's own folder: call it with the stack, the fault and the options."""
+
+    def run(stack: DevStack, fault: Fault, **options: Any) -> Outcome:
+        return run_scenario(stack, encoder_dir, tmp_path, text_encoder, fault, **options)
+
+    return run

@@ -24,6 +24,12 @@ from llmrec_stream.verify import (
 )
 from tests.integration.live import EVENT_TOPICS, LiveWorker
 
+#: What a scenario does to its workers while the replay runs (it sees them and the output).
+Fault = Callable[[list[LiveWorker], OutputWatcher], None]
+#: `run_scenario` with the encoder and log folder bound: ``(stack, fault, **options)``.
+Scenario = Callable[..., "Outcome"]
+RETRIES = "llmrec_redis_retries_total"
+
 
 @dataclass(slots=True)
 class Outcome:
@@ -39,12 +45,9 @@ def run_scenario(
     encoder_dir: Path,
     logdir: Path,
     encoder: TextEncoder,
-    fault: Callable[[list[LiveWorker], OutputWatcher], None],
+    fault: Fault,
     *,
-    n_events: int,
-    rate: float,
-    seed: int,
-    app_id: str,
+    n_events: int, rate: float, seed: int, app_id: str,  # the replay, and the consumer group
     n_users: int = 1000,
     truth: str = "log",
     workers: int = 1,
@@ -157,6 +160,34 @@ def run_scenario(
             "users_checked": len(checked),
         },
     )
+
+
+def restart_mid_stream(
+    restart: Callable[[], None],
+    *,
+    after_s: float,
+    notes: dict[str, float],
+    count_retries: bool = False,
+) -> Fault:
+    """A fault: ``after_s`` into the replay, ``restart`` a service under the first worker,
+    which must live through it (the same process after as before).
+
+    Notes in ``notes`` the seconds until recommendations resumed (``resumed_s``) and, with
+    ``count_retries``, the Redis retries the worker made meanwhile (``retries``).
+    """
+
+    def fault(crew: list[LiveWorker], watcher: OutputWatcher) -> None:
+        worker = crew[0]
+        time.sleep(after_s)
+        retries_before = worker.metrics().get(RETRIES, 0.0) if count_retries else 0.0
+        restart()
+        back = time.time()
+        notes["resumed_s"] = wait_resumed(worker, watcher, back)
+        if count_retries:
+            notes["retries"] = worker.metrics()[RETRIES] - retries_before
+        assert worker.proc.alive
+
+    return fault
 
 
 def wait_resumed(worker: LiveWorker, watcher: OutputWatcher, since: float) -> float:

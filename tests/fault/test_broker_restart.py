@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
-
 import pytest
 
-from llmrec_stream.demo.watch import OutputWatcher
 from llmrec_stream.devstack import DevStack
-from llmrec_stream.encoder.protocol import TextEncoder
-from tests.fault.scenario import run_scenario, wait_resumed
-from tests.integration.live import LiveWorker
+from tests.fault.scenario import Scenario, restart_mid_stream
 
 
 def test_broker_restart_mid_stream_loses_nothing(
-    fault_stack: DevStack,
-    encoder_dir: Path,
-    text_encoder: TextEncoder,
-    tmp_path: Path,
+    fault_stack: DevStack, scenario: Scenario
 ) -> None:
     notes: dict[str, float] = {}
-
-    def restart(crew: list[LiveWorker], watcher: OutputWatcher) -> None:
-        worker = crew[0]
-        time.sleep(5.0)
-        fault_stack.restart_broker(down_s=3.0)  # SIGTERM (noida-db still drops some acked records)
-        back = time.time()
-        notes["resumed_s"] = wait_resumed(worker, watcher, back)
-        assert worker.proc.alive
-
-    out = run_scenario(
+    # SIGTERM (noida-db still drops some acked records)
+    restart = restart_mid_stream(lambda: fault_stack.restart_broker(down_s=3.0),
+                                 after_s=5.0, notes=notes)
+    out = scenario(
         fault_stack,
-        encoder_dir,
-        tmp_path,
-        text_encoder,
         restart,
         n_events=5_000,
         rate=200.0,

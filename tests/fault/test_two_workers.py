@@ -7,22 +7,17 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 import pytest
 
 from llmrec_stream.demo.watch import OutputWatcher
 from llmrec_stream.devstack import DevStack
-from llmrec_stream.encoder.protocol import TextEncoder
-from tests.fault.scenario import run_scenario, wait_resumed
+from tests.fault.scenario import Scenario, wait_resumed
 from tests.integration.live import LiveWorker
 
 
 def test_one_of_two_workers_killed_and_restarted(
-    fault_stack: DevStack,
-    encoder_dir: Path,
-    text_encoder: TextEncoder,
-    tmp_path: Path,
+    fault_stack: DevStack, scenario: Scenario
 ) -> None:
     notes: dict[str, float] = {}
 
@@ -45,11 +40,8 @@ def test_one_of_two_workers_killed_and_restarted(
         notes["resumed_s"] = wait_resumed(victim, watcher, restarted)
         assert survivor.proc.alive
 
-    out = run_scenario(
+    out = scenario(
         fault_stack,
-        encoder_dir,
-        tmp_path,
-        text_encoder,
         kill_one,
         n_events=6_000,
         rate=300.0,
@@ -74,19 +66,14 @@ def test_one_of_two_workers_killed_and_restarted(
     "(a SIGKILLed consumer kept its partitions 420 s by default, 120 s with a 10 s session "
     "timeout). Set LLMREC_KAFKA_BOOTSTRAP to an Apache Kafka to run it.",
 )
-def test_a_worker_killed_for_good_hands_its_partitions_over(
-    encoder_dir: Path, text_encoder: TextEncoder, tmp_path: Path
-) -> None:
+def test_a_worker_killed_for_good_hands_its_partitions_over(scenario: Scenario) -> None:
     def kill_for_good(crew: list[LiveWorker], watcher: OutputWatcher) -> None:
         time.sleep(8.0)
         crew[1].proc.kill()  # never restarted: the survivor must take over its partitions
 
     with DevStack.from_env() as real:
-        out = run_scenario(
+        out = scenario(
             real,
-            encoder_dir,
-            tmp_path,
-            text_encoder,
             kill_for_good,
             n_events=4_000,
             rate=300.0,

@@ -1,28 +1,20 @@
 """Integration tier: one real broker and one real Redis for the whole test session.
 
 Set LLMREC_KAFKA_BOOTSTRAP and/or LLMREC_REDIS_URL to run against external services instead;
-whatever is not set is started embedded. Every test under this folder is marked ``integration``,
-so ``pytest -m 'not integration'`` skips the tier.
+whatever is not set is started embedded. Every test under this folder is marked ``integration``
+(by ``tests/conftest.py``), so ``pytest -m 'not integration'`` skips the tier.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import redis
 
+from llmrec_stream.demo.watch import OutputWatcher
 from llmrec_stream.devstack import DevStack
-
-_HERE = Path(__file__).parent
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    # Hooks in a conftest see every collected item, not just this folder's: filter by path.
-    for item in items:
-        if _HERE in item.path.parents:
-            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")
@@ -41,3 +33,16 @@ def redis_client(stack: DevStack) -> Iterator[redis.Redis]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+def watcher(stack: DevStack) -> Iterator[OutputWatcher]:
+    """What the stack's output topics carry from now on (``stack``: the module's own where it
+    has one)."""
+    w = OutputWatcher(stack.kafka_bootstrap)
+    w.start(stack.partitions)
+    time.sleep(0.5)  # assignment at the end offsets happens before anything is produced
+    try:
+        yield w
+    finally:
+        w.stop()

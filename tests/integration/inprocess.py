@@ -8,7 +8,8 @@ erasure, social and shadow tests build on `InProcess`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from confluent_kafka import Producer
@@ -43,6 +44,24 @@ class ProducerSink:
         self.prod.produce(topics.DLQ, payload, key, headers=headers)
 
 
+class RefusingSink:
+    """A sink for pipelines that must publish nothing, or only the kinds a subclass keeps: any
+    other record fails the test, naming ``what`` publishes it."""
+
+    what = "this pipeline"
+
+    async def recommendation(self, user_id: str, payload: bytes) -> object:
+        raise AssertionError(f"{self.what} publishes no recommendation")
+
+    async def tombstone(self, user_id: str) -> object:
+        raise AssertionError(f"{self.what} publishes no tombstone")
+
+    async def dead_letter(
+        self, key: bytes | None, payload: bytes, headers: list[tuple[str, bytes]]
+    ) -> object:
+        raise AssertionError(f"{self.what} publishes no dead letter")
+
+
 class InProcess:
     """One event loop, a producer and a sink on ``stack``; pipelines on ``encoder`` named
     ``identity`` (no artifact behind it, so the catalog records this name)."""
@@ -64,6 +83,15 @@ class InProcess:
                                               encoder=self.encoder, identity=self.identity))
         return p
 
+    @contextlib.contextmanager
+    def open_pipeline(self, **settings: Any) -> Iterator[Pipeline]:
+        """`build`'s pipeline for the block, closed after it (the test's checks included)."""
+        p = self.build(**settings)
+        try:
+            yield p
+        finally:
+            p.close()
+
     def produce(self, events: list[OutboundEvent]) -> None:
         publish(self.prod, events, live=False)
 
@@ -78,13 +106,10 @@ class InProcess:
         items = list(items)
         keys = {e.key.encode() for e in items}
         self.produce(items)
-        p = self.build()
-        try:
+        with self.open_pipeline() as p:
             self.run(p.process_items([r for r in read_records(
                 self.stack.kafka_bootstrap, [topics.ITEMS], partitions=self.stack.partitions)
                 if r.key in keys]))
-        finally:
-            p.close()
 
     def close(self) -> None:
         self.sink.prod.flush(10)

@@ -35,6 +35,27 @@ def profile_snapshot(client: redis.Redis, dim: int) -> dict[bytes, Any]:
     return out
 
 
+def profile_bytes(client: redis.Redis, *, leave_out: str | None = None) -> dict[bytes, object]:
+    """Every profile key's exact bytes: hash fields, list entries, sorted-set members + scores,
+    the vector string; not the recommendation cache (its records carry publish times), nor the
+    keys that name ``leave_out``. For runs that must agree to the byte (a replay of the same
+    log), where `profile_snapshot` allows for other batch boundaries."""
+    state: dict[bytes, object] = {}
+    keys = (k for k in client.scan_iter(match="u:*")
+            if leave_out is None or leave_out.encode() not in k)
+    for key in sorted(k for k in keys if not k.endswith(b":recs")):
+        kind = client.type(key)
+        if kind == b"hash":
+            state[key] = client.hgetall(key)
+        elif kind == b"list":
+            state[key] = client.lrange(key, 0, -1)
+        elif kind == b"string":  # the vector state
+            state[key] = client.get(key)
+        else:
+            state[key] = client.zrange(key, 0, -1, withscores=True)
+    return state
+
+
 def differences(a: dict[bytes, Any], b: dict[bytes, Any], steps: int = 40) -> list[str]:
     """What differs between two snapshots; vectors within ``steps`` int16 half-steps."""
     diffs = [f"{k!r} only in one run" for k in sorted(set(a) ^ set(b))]

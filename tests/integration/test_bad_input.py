@@ -7,10 +7,7 @@ import json
 import random
 import time
 from collections import Counter
-from collections.abc import Iterator
-from pathlib import Path
 
-import pytest
 from confluent_kafka import Producer
 
 from llmrec_stream.demo.watch import OutputWatcher
@@ -21,6 +18,7 @@ from llmrec_stream.replay import Delivered, publish
 from llmrec_stream.sources.synthetic import SyntheticReplay, synthetic_replay
 from llmrec_stream.verify import compare, expected_profiles
 from tests.integration.live import LiveWorker
+from tests.integration.module_fixtures import bare_worker, own_stack
 
 NOW = int(time.time() * 1000)
 
@@ -60,20 +58,8 @@ def _bad_records(world: SyntheticReplay, rng: random.Random) -> list[tuple[str, 
     return out
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DevStack]:
-    """A stack of this module's own: other modules' events and Redis flushes stay out."""
-    with DevStack() as own:
-        yield own
-
-
-@pytest.fixture(scope="module")
-def worker(
-    stack: DevStack, encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveWorker]:
-    live = LiveWorker(stack, encoder_dir, tmp_path_factory.mktemp("bad")).start()
-    yield live
-    assert live.stop() == 0, live.proc.log_tail()
+stack = own_stack()  # other modules' events and Redis flushes stay out
+worker = bare_worker("bad")
 
 
 def test_bad_events_are_dead_lettered_and_valid_ones_unaffected(

@@ -146,3 +146,10 @@ def test_bench_encoder_command_writes_json_and_png(optimised_dir: Path, tmp_path
     assert set(body["verdicts"]) == {"onnx-fp32", "onnx-int8"}
     assert body["profiles"]["onnx-int8"]["by_provider_s"]["CPUExecutionProvider"] > 0
     assert (out / "encoder.png").read_bytes()[:8] == PNG_MAGIC
+    # the hardware bound: FLOPs from the graph's shapes, the CPU's peaks (issue 17)
+    hardware = body["hardware"]
+    if "skipped" not in hardware:
+        assert hardware["shape"] == {"layers": 6, "hidden": 384, "ffn": 1536}
+        assert "GFLOP/s" in run.output and "of its peak" in run.output
+        assert {(r["contender"], r["batch"]) for r in hardware["rows"]} == set(rows)
+        assert all(0 < r["fraction"] < 1 and r["gflops"] > 0 for r in hardware["rows"])

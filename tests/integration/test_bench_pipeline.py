@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from llmrec_stream.bench.pipeline import bench_pipeline, pipeline_table
+from llmrec_stream.bench.pipeline import bench_pipeline
+from llmrec_stream.bench.pipeline_report import pipeline_table
 
 pytest_plugins = ["tests.encoder_fixtures"]
 pytestmark = pytest.mark.slow
@@ -19,6 +20,9 @@ pytestmark = pytest.mark.slow
 
 def test_tiny_pipeline_bench(encoder_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("sentence_transformers", reason="the hand-written peer needs `bench`")
+    from llmrec_stream.bench.cpu_account import account_table, pyspy_binary
+
+    pyspy = pyspy_binary()  # the CPU accounting where py-spy is installed
     r = bench_pipeline(
         encoder_dir,
         n_items=40,
@@ -31,6 +35,7 @@ def test_tiny_pipeline_bench(encoder_dir: Path, tmp_path: Path) -> None:
         batched_events=60,
         rss_catalog=300,
         logdir=tmp_path,
+        pyspy=pyspy,
     )
     for key in ("max_events_per_s", "peer_encoder_bound_events_per_s",
                 "peer_hand_written_events_per_s", "cpu_ms_per_event", "worker_peak_rss_mb",
@@ -49,3 +54,12 @@ def test_tiny_pipeline_bench(encoder_dir: Path, tmp_path: Path) -> None:
     table = pipeline_table(r)
     assert "300-item catalog" in table and "hand-written" in table
     assert "micro-batched" in table
+    if pyspy is not None:
+        acc = r["cpu_account"]
+        assert acc["samples"] > 0 and acc["events"] == 150
+        # a 150-event drain lasts about as long as py-spy takes to attach: which parts it
+        # catches varies; that every CPU second lands in some part does not
+        assert acc["worker_cpu_ms_per_event"] > 0
+        assert sum(acc["parts_ms_per_event"].values()) == pytest.approx(
+            acc["worker_cpu_ms_per_event"])
+        assert "CPU ms/event" in account_table(acc)

@@ -27,21 +27,13 @@ from llmrec_stream.encoder.artifact import (
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.retrieval.catalog import ENCODER, VECTORS, EncoderMismatch
 from llmrec_stream.worker import build_pipeline, encoder_id
+from tests.integration.inprocess import RefusingSink
 
 
-class NoSink:
+class NoSink(RefusingSink):
     """Nothing is published here: these tests only build pipelines."""
 
-    async def recommendation(self, user_id: str, payload: bytes) -> None:
-        raise AssertionError("no record expected")
-
-    async def tombstone(self, user_id: str) -> None:
-        raise AssertionError("no record expected")
-
-    async def dead_letter(
-        self, key: bytes | None, payload: bytes, headers: list[tuple[str, bytes]]
-    ) -> None:
-        raise AssertionError("no record expected")
+    what = "building a pipeline"
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import redis
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.encoder.protocol import TextEncoder
 from llmrec_stream.events import topics
-from llmrec_stream.pipeline import Pipeline
 from llmrec_stream.profiles.store import bought_key, profile_key, recs_key, vectors_key
 from llmrec_stream.sources.base import OutboundEvent, envelope
 from tests.integration.inprocess import InProcess
@@ -30,9 +29,6 @@ MARKER = (b"x", b"wm:", b"xo:", b"enc")
 class Harness(InProcess):
     def __init__(self, stack: DevStack, encoder: TextEncoder) -> None:
         super().__init__(stack, encoder, "erasure-test-encoder")
-
-    def pipeline(self) -> Pipeline:
-        return self.build()
 
     def published(self, user: str) -> list[bytes | None]:
         """Values on llmrec.recommendations for the user, in log order (None: a tombstone)."""
@@ -73,6 +69,14 @@ def _erasure(user: str, ts: int) -> OutboundEvent:
     return OutboundEvent(topics.ERASE, user, {**envelope(f"erase-{user}", ts), "user_id": user})
 
 
+def _user_with_history(h: Harness, tag: str) -> tuple[str, int]:
+    """A new user whose four events of a minute ago are in the log; and the time now."""
+    user = f"erase-{tag}-{uuid.uuid4().hex[:6]}"
+    now = int(time.time() * 1000)
+    h.produce(_events(user, now - 60_000, "before"))
+    return user, now
+
+
 def _only_the_marker(client: redis.Redis, user: str) -> None:
     assert not any(client.exists(k) for k in (vectors_key(user), bought_key(user),
                                               recs_key(user)))
@@ -85,12 +89,10 @@ def _only_the_marker(client: redis.Redis, user: str) -> None:
 def test_a_batch_in_flight_during_the_erasure_neither_recreates_nor_publishes(
     harness: Harness, redis_client: redis.Redis
 ) -> None:
-    h, user = harness, f"erase-inflight-{uuid.uuid4().hex[:6]}"
-    now = int(time.time() * 1000)
-    h.produce(_events(user, now - 60_000, "before"))
+    h = harness
+    user, now = _user_with_history(h, "inflight")
     h.produce([_erasure(user, now)])
-    p = h.pipeline()
-    try:
+    with h.open_pipeline() as p:
         # the agent has decoded and encoded this batch when the erasure lands
         prepared = h.run(p.prepare_events(h.records(EVENT_TOPICS, user)))
         erased = h.run(p.process_erasures(h.records([topics.ERASE], user)))
@@ -107,35 +109,26 @@ def test_a_batch_in_flight_during_the_erasure_neither_recreates_nor_publishes(
         assert redis_client.hget(profile_key(user), "n:k") == b"1"
         assert redis_client.hget(profile_key(user), "n:c") is None
         assert h.published(user)[0] is None and h.published(user)[1] is not None
-    finally:
-        p.close()
 
 
 def test_a_replay_from_offset_0_does_not_bring_an_erased_user_back(
     harness: Harness, redis_client: redis.Redis
 ) -> None:
-    h, user = harness, f"erase-replay-{uuid.uuid4().hex[:6]}"
-    now = int(time.time() * 1000)
-    h.produce(_events(user, now - 60_000, "before"))
-    p = h.pipeline()
-    try:
+    h = harness
+    user, now = _user_with_history(h, "replay")
+    with h.open_pipeline() as p:
         live = h.run(p.process_events(h.records(EVENT_TOPICS, user)))
         assert live.applied == 4 and user in live.published
         h.produce([_erasure(user, now)])
         assert h.run(p.process_erasures(h.records([topics.ERASE], user))).applied == 1
-    finally:
-        p.close()
     _only_the_marker(redis_client, user)
     marker = redis_client.hgetall(profile_key(user))
     # another deployment (a new consumer group) re-reads every topic from offset 0
-    again = h.pipeline()
-    try:
+    with h.open_pipeline() as again:
         replay = h.run(again.process_events(h.records(EVENT_TOPICS, user)))
         assert replay.applied == 0 and user not in replay.published
         repeat = h.run(again.process_erasures(h.records([topics.ERASE], user)))
         assert repeat.applied == 0 and repeat.skipped == 1  # applied before: a no-op
-    finally:
-        again.close()
     _only_the_marker(redis_client, user)
     assert redis_client.hgetall(profile_key(user)) == marker
     values = h.published(user)

@@ -11,20 +11,19 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import pytest
 import redis
-import redis.asyncio as aioredis
 
-from llmrec_stream.devstack import DevStack
 from llmrec_stream.events import topics
 from llmrec_stream.events.models import Click, Comment, Purchase, Source, UserAttributes, UserEvent
 from llmrec_stream.profiles.fusion import FusionWeights, contribution
 from llmrec_stream.profiles.store import (
     Contribution,
+    ProfileState,
     ProfileStore,
     decode_recent,
     profile_key,
@@ -32,6 +31,7 @@ from llmrec_stream.profiles.store import (
     vectors_key,
 )
 from llmrec_stream.verify import Expected, expected_recent
+from tests.integration.module_fixtures import profile_store
 from tests.integration.profile_state import differences, profile_snapshot
 
 DIM = 16
@@ -126,15 +126,15 @@ def _apply(store: ProfileStore, loop: asyncio.AbstractEventLoop, log: Log,
         start += size
 
 
+store = profile_store(DIM, WEIGHTS, recent_items=RECENT, seen_items=SEEN)
+#: One batch through the store, run to completion: the users' states after it.
+Apply = Callable[[dict[str, list[Contribution]]], list[ProfileState]]
+
+
 @pytest.fixture
-def store(stack: DevStack, redis_client: redis.Redis) -> Iterator[tuple[ProfileStore, Any]]:
-    loop = asyncio.new_event_loop()
-    client = aioredis.Redis.from_url(stack.redis_url)
-    try:
-        yield ProfileStore(client, DIM, WEIGHTS, recent_items=RECENT, seen_items=SEEN), loop
-    finally:
-        loop.run_until_complete(client.aclose())
-        loop.close()
+def apply(store: tuple[ProfileStore, Any]) -> Apply:
+    s, loop = store
+    return lambda batch: loop.run_until_complete(s.apply(batch))
 
 
 def test_other_batch_boundaries_and_interleavings_give_identical_redis_state(
@@ -169,21 +169,20 @@ def test_other_batch_boundaries_and_interleavings_give_identical_redis_state(
 
 
 def test_an_event_older_than_a_full_recent_list_does_not_enter(
-    store: tuple[ProfileStore, Any], redis_client: redis.Redis
+    apply: Apply, redis_client: redis.Redis
 ) -> None:
-    s, loop = store
     rng = np.random.default_rng(1)
     clicks = [
         Contribution(Click(f"k{n}", T0 + 1000 * n, "ann", f"i{n}"),
                      Source(topics.CLICKS, 0, n), None, _unit(rng))
         for n in range(RECENT)
     ]
-    loop.run_until_complete(s.apply({"ann": clicks}))
+    apply({"ann": clicks})
     late = Contribution(Click("late", T0 - 1, "ann", "old"), Source(topics.CLICKS, 0, 99),
                         None, _unit(rng))
     tie = Contribution(Purchase("tie", T0 + 1000, "ann", "tied", 1.0, 1),
                        Source(topics.PURCHASES, 0, 0), None, _unit(rng))
-    (state,) = loop.run_until_complete(s.apply({"ann": [late, tie]}))
+    (state,) = apply({"ann": [late, tie]})
     assert state.applied == (True, True)
     assert "old" not in state.recent and len(state.recent) == RECENT
     # equal times: llmrec.purchases sorts after llmrec.clicks, so the purchase is the newer
@@ -193,17 +192,16 @@ def test_an_event_older_than_a_full_recent_list_does_not_enter(
 
 
 def test_bought_times_and_last_ts_keep_the_newest_whatever_the_order(
-    store: tuple[ProfileStore, Any], redis_client: redis.Redis
+    apply: Apply, redis_client: redis.Redis
 ) -> None:
-    s, loop = store
     rng = np.random.default_rng(2)
 
     def buy(n: int, ts: int, item: str) -> Contribution:
         return Contribution(Purchase(f"p{n}", ts, "bo", item, 2.5, 1),
                             Source(topics.PURCHASES, 0, n), None, _unit(rng))
 
-    loop.run_until_complete(s.apply({"bo": [buy(0, T0 + 500, "a"), buy(1, T0 + 900, "b")]}))
-    loop.run_until_complete(s.apply({"bo": [buy(2, T0 + 100, "a"), buy(3, T0 + 50, "c")]}))
+    apply({"bo": [buy(0, T0 + 500, "a"), buy(1, T0 + 900, "b")]})
+    apply({"bo": [buy(2, T0 + 100, "a"), buy(3, T0 + 50, "c")]})
     assert redis_client.zrange("u:{bo}:bought", 0, -1, withscores=True) == [
         (b"c", T0 + 50.0), (b"a", T0 + 500.0), (b"b", T0 + 900.0)
     ]
@@ -211,9 +209,8 @@ def test_bought_times_and_last_ts_keep_the_newest_whatever_the_order(
 
 
 def test_a_recent_list_in_the_old_list_layout_moves_into_the_vector_string(
-    store: tuple[ProfileStore, Any], redis_client: redis.Redis
+    apply: Apply, redis_client: redis.Redis
 ) -> None:
-    s, loop = store
     rng = np.random.default_rng(3)
     # an earlier version's profile: items LPUSHed newest first, last_ts in the hash
     redis_client.rpush(recent_key("cy"), "new", "mid", "old")
@@ -222,7 +219,7 @@ def test_a_recent_list_in_the_old_list_layout_moves_into_the_vector_string(
                          None, _unit(rng))
     earlier = Contribution(Click("k9", T0 - 5, "cy", "earlier"), Source(topics.CLICKS, 0, 9),
                            None, _unit(rng))
-    (state,) = loop.run_until_complete(s.apply({"cy": [later, earlier]}))
+    (state,) = apply({"cy": [later, earlier]})
     assert state.recent == ("later", "new", "mid", "old", "earlier")
     assert not redis_client.exists(recent_key("cy"))
     raw: Any = redis_client.get(vectors_key("cy"))
@@ -230,14 +227,13 @@ def test_a_recent_list_in_the_old_list_layout_moves_into_the_vector_string(
     assert [r.item_id for r in held] == list(state.recent)
     # a read alone (an empty batch) of a profile in the old layout moves it too
     redis_client.rpush(recent_key("dee"), "x", "y")
-    (read,) = loop.run_until_complete(s.apply({"dee": []}))
+    (read,) = apply({"dee": []})
     assert read.recent == ("x", "y") and not redis_client.exists(recent_key("dee"))
 
 
 def test_recent_entries_keep_large_times_partitions_and_offsets_exactly(
-    store: tuple[ProfileStore, Any], redis_client: redis.Redis
+    apply: Apply, redis_client: redis.Redis
 ) -> None:
-    s, loop = store
     rng = np.random.default_rng(4)
     top = 2**53 - 1  # the schema's largest ts: Lua numbers hold it exactly
     events = [
@@ -250,7 +246,7 @@ def test_recent_entries_keep_large_times_partitions_and_offsets_exactly(
         Contribution(Click(f"k{n}", ts, "zed", item), Source(topic, part, off), None, _unit(rng))
         for n, (ts, topic, part, off, item) in enumerate(events)
     ]
-    (state,) = loop.run_until_complete(s.apply({"zed": batch}))
+    (state,) = apply({"zed": batch})
     assert state.recent == ("far", "p31", "p30", "epoch")
     raw: Any = redis_client.get(vectors_key("zed"))
     held = decode_recent(raw, DIM)

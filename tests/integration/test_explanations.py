@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import json
 import random
-import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import fastjsonschema
-import pytest
 
 from llmrec_stream.demo.watch import OutputWatcher
 from llmrec_stream.devstack import DevStack
@@ -23,44 +19,18 @@ from llmrec_stream.events.codec import SCHEMAS_DIR
 from llmrec_stream.kafka_log import read_records
 from llmrec_stream.profiles import recs
 from llmrec_stream.sources.base import OutboundEvent, envelope
-from llmrec_stream.sources.synthetic import SyntheticReplay, comment_text_for, synthetic_replay
+from llmrec_stream.sources.synthetic import SyntheticReplay, comment_text_for
 from llmrec_stream.waiting import wait_until
-from tests.integration.live import LiveWorker, worker_with_catalog
+from tests.integration.live import LiveWorker
+from tests.integration.module_fixtures import catalog_worker, own_stack, replay_world
 
 validate_rec = fastjsonschema.compile(json.loads((SCHEMAS_DIR / "recommendation.json").read_text()))
 KIND_TOPIC = {"click": topics.CLICKS, "purchase": topics.PURCHASES, "comment": topics.COMMENTS}
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DevStack]:
-    with DevStack() as own:
-        yield own
-
-
-@pytest.fixture(scope="module")
-def world() -> SyntheticReplay:
-    return synthetic_replay(n_items=120, n_users=10, n_events=50, seed=14)
-
-
-@pytest.fixture(scope="module")
-def worker(
-    stack: DevStack, encoder_dir: Path, world: SyntheticReplay,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[LiveWorker]:
-    with worker_with_catalog(stack, encoder_dir, tmp_path_factory.mktemp("explain"),
-                             world.items) as live:
-        yield live
-
-
-@pytest.fixture
-def watcher(stack: DevStack) -> Iterator[OutputWatcher]:
-    w = OutputWatcher(stack.kafka_bootstrap)
-    w.start(stack.partitions)
-    time.sleep(0.5)
-    try:
-        yield w
-    finally:
-        w.stop()
+stack = own_stack()
+world = replay_world(n_items=120, n_users=10, n_events=50, seed=14)
+worker = catalog_worker("explain")
 
 
 def _event(topic: str, user: str, n: int, **fields: Any) -> OutboundEvent:
@@ -130,6 +100,15 @@ def test_every_reason_names_a_real_event_of_that_user(
     assert len(cited) >= 2, cited  # not one kind of event for everything
 
 
+def _reasons_in(
+    rec: dict[str, Any], world: SyntheticReplay, category: str
+) -> list[tuple[int, dict[str, Any]]]:
+    """(rank, reason) of the listed items of ``category``; the list holds at least one."""
+    listed = [n for n, i in enumerate(rec["items"]) if world.item_category[i] == category]
+    assert listed, [world.item_category[i] for i in rec["items"]]
+    return [(n, rec["reasons"][n]) for n in listed]
+
+
 def test_a_user_with_one_strong_comment_is_told_it_is_that_comment(
     worker: LiveWorker, watcher: OutputWatcher, world: SyntheticReplay, stack: DevStack
 ) -> None:
@@ -150,18 +129,12 @@ def test_a_user_with_one_strong_comment_is_told_it_is_that_comment(
     log = _log(stack)
     by_id = {v["event_id"]: k for k, v in log.items()}
     comment_at = by_id[comment.value["event_id"]]
-    in_liked = [n for n, i in enumerate(rec["items"]) if world.item_category[i] == liked]
-    assert in_liked, [world.item_category[i] for i in rec["items"]]
-    for n in in_liked:
-        r = rec["reasons"][n]
+    for n, r in _reasons_in(rec, world, liked):
         assert (r["topic"], r["partition"], r["offset"]) == comment_at, (n, r)
         assert r["kind"] == "comment" and "item_id" not in r
     # and the click explains what it is closest to: the reasons tell the two apart
     click_at = by_id[click.value["event_id"]]
-    in_other = [n for n, i in enumerate(rec["items"]) if world.item_category[i] == other]
-    assert in_other, [world.item_category[i] for i in rec["items"]]
-    for n in in_other:
-        r = rec["reasons"][n]
+    for n, r in _reasons_in(rec, world, other):
         assert (r["topic"], r["partition"], r["offset"]) == click_at, (n, r)
         assert r["kind"] == "click" and r["item_id"] == other_items[0]
     assert set(where) == {comment_at, click_at}

@@ -25,9 +25,10 @@ from llmrec_stream.config import Settings
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.events import topics
 from llmrec_stream.sources.base import OutboundEvent, envelope
-from llmrec_stream.sources.synthetic import SyntheticReplay, synthetic_replay
+from llmrec_stream.sources.synthetic import SyntheticReplay
 from llmrec_stream.worker import encoder_id
 from tests.integration.live import LiveWorker
+from tests.integration.module_fixtures import replay_world
 
 OUTAGE_S = 12.0
 #: Appears only in what this test sends as user input: no log line may contain it.
@@ -41,9 +42,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack]:
         yield own
 
 
-@pytest.fixture(scope="module")
-def world() -> SyntheticReplay:
-    return synthetic_replay(n_items=40, n_users=4, n_events=20, seed=15)
+world = replay_world(n_items=40, n_users=4, n_events=20, seed=15)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from llmrec_stream.ranking.registry import LIVE_KEY, ModelFollower, ModelRecord
 from llmrec_stream.worker import build_pipeline
 
 pytest.importorskip("torch", reason="building artifacts needs the `train` extra")
+from tests.integration.inprocess import RefusingSink
 from tests.model_artifacts import TEXT_DIM, toy_artifact  # noqa: E402
 
 
@@ -131,17 +132,13 @@ def test_a_live_model_that_fails_its_checks_is_retried_later(
 TEST_ENCODER = "model-promotion-test-encoder"
 
 
-class _Outputs:
+class _Outputs(RefusingSink):
     """The pipeline's Sink kept in memory: these tests read the dead letters it is handed."""
+
+    what = "a models batch"
 
     def __init__(self) -> None:
         self.dead_letters: list[dict[str, bytes]] = []
-
-    async def recommendation(self, user_id: str, payload: bytes) -> None:
-        raise AssertionError("a models batch publishes no recommendation")
-
-    async def tombstone(self, user_id: str) -> None:
-        raise AssertionError("a models batch publishes no tombstone")
 
     async def dead_letter(
         self, key: bytes | None, payload: bytes, headers: list[tuple[str, bytes]]

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import redis
-import redis.asyncio as aioredis
 
-from llmrec_stream.devstack import DevStack
 from llmrec_stream.encoder.artifact import read_manifest
 from llmrec_stream.events.models import Click, Comment, Item, Source
 from llmrec_stream.profiles.fusion import FusionWeights, contribution, fuse
@@ -26,6 +23,7 @@ from llmrec_stream.profiles.store import (
     vectors_key,
 )
 from llmrec_stream.sources.synthetic import SyntheticReplay, comment_text_for, synthetic_replay
+from tests.integration.module_fixtures import profile_store
 
 if TYPE_CHECKING:
     from llmrec_stream.encoder.runtime import OnnxTextEncoder
@@ -151,17 +149,7 @@ def test_a_mixed_script_catalog_encodes_and_tokenizes_sensibly(
     assert float(np.max(sims - np.eye(len(catalog)) * 2)) < 0.99
 
 
-@pytest.fixture
-def store(
-    stack: DevStack, redis_client: redis.Redis
-) -> Iterator[tuple[ProfileStore, asyncio.AbstractEventLoop]]:
-    loop = asyncio.new_event_loop()
-    client = aioredis.Redis.from_url(stack.redis_url)
-    try:
-        yield ProfileStore(client, 384, WEIGHTS, recent_items=5, seen_items=4), loop
-    finally:
-        loop.run_until_complete(client.aclose())
-        loop.close()
+store = profile_store(384, WEIGHTS)
 
 
 def test_a_negative_chinese_review_pushes_the_profile_away(

@@ -6,7 +6,6 @@ import json
 import random
 import time
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import fastjsonschema
@@ -20,46 +19,18 @@ from llmrec_stream.events import topics
 from llmrec_stream.events.codec import SCHEMAS_DIR
 from llmrec_stream.profiles import recs
 from llmrec_stream.sources.base import OutboundEvent, envelope
-from llmrec_stream.sources.synthetic import SyntheticReplay, comment_text_for, synthetic_replay
+from llmrec_stream.sources.synthetic import SyntheticReplay, comment_text_for
 from llmrec_stream.waiting import wait_until
-from tests.integration.live import LiveWorker, worker_with_catalog
+from tests.integration.live import LiveWorker
+from tests.integration.module_fixtures import catalog_worker, own_stack, replay_world
+from tests.integration.profile_state import profile_bytes
 
 validate_rec = fastjsonschema.compile(json.loads((SCHEMAS_DIR / "recommendation.json").read_text()))
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DevStack]:
-    """A stack of this module's own: other modules' events and Redis flushes stay out."""
-    with DevStack() as own:
-        yield own
-
-
-@pytest.fixture(scope="module")
-def world() -> SyntheticReplay:
-    return synthetic_replay(n_items=160, n_users=30, n_events=600, seed=11)
-
-
-@pytest.fixture(scope="module")
-def worker(
-    stack: DevStack,
-    encoder_dir: Path,
-    world: SyntheticReplay,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[LiveWorker]:
-    with worker_with_catalog(stack, encoder_dir, tmp_path_factory.mktemp("worker"),
-                             world.items) as live:
-        yield live
-
-
-@pytest.fixture
-def watcher(stack: DevStack) -> Iterator[OutputWatcher]:
-    w = OutputWatcher(stack.kafka_bootstrap)
-    w.start(stack.partitions)
-    time.sleep(0.5)  # assignment at the end offsets happens before anything is produced
-    try:
-        yield w
-    finally:
-        w.stop()
+stack = own_stack()  # other modules' events and Redis flushes stay out
+world = replay_world(n_items=160, n_users=30, n_events=600, seed=11)
+worker = catalog_worker("worker")
 
 
 def _click(user: str, item: str, n: int) -> OutboundEvent:
@@ -257,29 +228,13 @@ ERASED = "e2e-erase-me"
 
 
 def _profile_state(worker: LiveWorker) -> dict[bytes, object]:
-    """Every profile key's exact bytes: hash fields, list entries, sorted-set members + scores,
-    the vector string.
+    """Every profile key's exact bytes (`profile_bytes`) but the erased user's.
 
-    (Not DUMP: a large hash's serialisation order follows its dict's rehashing, which even
-    reads advance, so equal contents can dump differently.)
+    An erased user's events are still in the log: a replay from offset 0 re-applies them
+    until it reaches the erasure again (a documented limit: the platform's retention has to
+    forget the raw events). Every other user must come out byte-identical.
     """
-    r = worker.redis
-    state: dict[bytes, object] = {}
-    # An erased user's events are still in the log: a replay from offset 0 re-applies them
-    # until it reaches the erasure again (a documented limit: the platform's retention has to
-    # forget the raw events). Every other user must come out byte-identical.
-    keys = (k for k in r.scan_iter(match="u:*") if ERASED.encode() not in k)
-    for key in sorted(k for k in keys if not k.endswith(b":recs")):
-        kind = r.type(key)
-        if kind == b"hash":
-            state[key] = r.hgetall(key)
-        elif kind == b"list":
-            state[key] = r.lrange(key, 0, -1)
-        elif kind == b"string":  # the vector state
-            state[key] = r.get(key)
-        else:
-            state[key] = r.zrange(key, 0, -1, withscores=True)
-    return state
+    return profile_bytes(worker.redis, leave_out=ERASED)
 
 
 def test_replaying_everything_again_leaves_profiles_byte_identical(

@@ -14,11 +14,9 @@ import base64
 import hashlib
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import (
     AdminClient,
@@ -35,6 +33,7 @@ from llmrec_stream.kafka_log import read_records
 from llmrec_stream.retrieval.catalog import VECTORS
 from llmrec_stream.sources.base import OutboundEvent
 from tests.integration.live import LiveWorker
+from tests.integration.module_fixtures import bare_worker, own_stack
 
 SCHEMA = json.loads((Path(__file__).parents[2] / "schemas" / "dead_letter.json").read_text())
 #: Faust's producer_max_request_size and librdkafka's message.max.bytes, both by default
@@ -46,20 +45,8 @@ NOW = int(time.time() * 1000)
 TOPICS = [topics.COMMENTS, topics.CLICKS, topics.PURCHASES, topics.USERS, topics.ITEMS]
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DevStack]:
-    """A stack of this module's own: its dead letters are the only ones on llmrec.dlq."""
-    with DevStack() as own:
-        yield own
-
-
-@pytest.fixture(scope="module")
-def worker(
-    stack: DevStack, encoder_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[LiveWorker]:
-    live = LiveWorker(stack, encoder_dir, tmp_path_factory.mktemp("poison")).start()
-    yield live
-    assert live.stop() == 0, live.proc.log_tail()
+stack = own_stack()  # its dead letters are the only ones on llmrec.dlq
+worker = bare_worker("poison")
 
 
 def _broker_limit(stack: DevStack, topic: str) -> int:

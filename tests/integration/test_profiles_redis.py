@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
@@ -31,6 +30,7 @@ from llmrec_stream.profiles.store import (
 from llmrec_stream.publish import recommendation_record
 from llmrec_stream.retrieval.exact import ExactIndex
 from llmrec_stream.sentiment import ASPECTS
+from tests.integration.module_fixtures import profile_store
 
 DIM = 16
 WEIGHTS = FusionWeights(half_life_s=60.0)
@@ -64,17 +64,7 @@ def _events(
     return out
 
 
-@pytest.fixture
-def store(
-    stack: DevStack, redis_client: redis.Redis
-) -> Iterator[tuple[ProfileStore, asyncio.AbstractEventLoop]]:
-    loop = asyncio.new_event_loop()
-    client = aioredis.Redis.from_url(stack.redis_url)
-    try:
-        yield ProfileStore(client, DIM, WEIGHTS, recent_items=5, seen_items=4), loop
-    finally:
-        loop.run_until_complete(client.aclose())
-        loop.close()
+store = profile_store(DIM, WEIGHTS)
 
 
 def _apply(

@@ -27,12 +27,12 @@ from typing import Any
 import pytest
 import yaml
 
-from llmrec_stream.devstack import DevStack
 from llmrec_stream.devstack.process import _die_with_parent_hook, free_port
 from llmrec_stream.events import topics
 from llmrec_stream.sources.base import OutboundEvent
-from llmrec_stream.sources.synthetic import SyntheticReplay, synthetic_replay
+from llmrec_stream.sources.synthetic import SyntheticReplay
 from tests.integration.live import LiveWorker
+from tests.integration.module_fixtures import catalog_worker, replay_world
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 RULES = DEPLOY / "alerts.yml"
@@ -114,23 +114,10 @@ class Prometheus:
                 self.proc.wait(10)
 
 
-@pytest.fixture(scope="module")
-def world() -> SyntheticReplay:
-    return synthetic_replay(n_items=60, n_users=8, n_events=120, seed=21)
+world = replay_world(n_items=60, n_users=8, n_events=120, seed=21)
 
 
-@pytest.fixture(scope="module")
-def worker(
-    stack: DevStack, encoder_dir: Path, world: SyntheticReplay,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[LiveWorker]:
-    live = LiveWorker(stack, encoder_dir, tmp_path_factory.mktemp("prom-worker")).start()
-    try:
-        live.publish(world.items)
-        live.wait_catalog(len(world.items))
-        yield live
-    finally:
-        live.stop()
+worker = catalog_worker("prom-worker")
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,9 @@ from llmrec_stream.profiles.store import recs_key
 from llmrec_stream.redis_conn import RETRYABLE, async_client
 from llmrec_stream.sources.synthetic import synthetic_replay
 from llmrec_stream.verify import compare, expected_profiles, missing_recommendations, read_log
-from tests.fault.scenario import run_scenario, wait_resumed
+from tests.fault.scenario import restart_mid_stream, run_scenario
 from tests.integration.live import EVENT_TOPICS, LiveWorker
+from tests.integration.profile_state import profile_bytes
 
 
 @pytest.fixture
@@ -37,22 +38,6 @@ def cluster_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevStack
     with DevStack(workdir=tmp_path_factory.mktemp("cluster-stack"), redis_cluster=True) as stack:
         assert stack.redis_url.startswith("redis+cluster://")
         yield stack
-
-
-def _state(client: redis.Redis) -> dict[bytes, object]:
-    """Every profile key's exact content (the recommendation cache aside: it carries times)."""
-    state: dict[bytes, object] = {}
-    for key in sorted(k for k in client.scan_iter(match="u:*") if not k.endswith(b":recs")):
-        kind = client.type(key)
-        if kind == b"hash":
-            state[key] = client.hgetall(key)
-        elif kind == b"list":
-            state[key] = client.lrange(key, 0, -1)
-        elif kind == b"string":
-            state[key] = client.get(key)
-        else:
-            state[key] = client.zrange(key, 0, -1, withscores=True)
-    return state
 
 
 def test_pipeline_on_a_cluster_is_exact_replays_identically_and_serves_every_user(
@@ -92,7 +77,7 @@ def test_pipeline_on_a_cluster_is_exact_replays_identically_and_serves_every_use
             assert raw is not None, user
             assert recs.decode(user, bytes(raw))["items"], user
 
-        before = _state(worker.redis)
+        before = profile_bytes(worker.redis)
         assert len(before) >= 2 * 60  # profile and vectors (recent items inside), bought
         # a second consumer group replays every topic from offset 0 into the same cluster
         replayer = LiveWorker(cluster_stack, encoder_dir, tmp_path, app_id="cluster-b").start()
@@ -100,7 +85,7 @@ def test_pipeline_on_a_cluster_is_exact_replays_identically_and_serves_every_use
             replayer.wait_caught_up(timeout=180)
         finally:
             assert replayer.stop() == 0, replayer.proc.log_tail()
-        after = _state(worker.redis)
+        after = profile_bytes(worker.redis)
         changed = [k for k in before if after.get(k) != before[k]]
         assert not changed, changed[:5]
         assert after == before
@@ -117,19 +102,12 @@ def test_a_primary_restarted_mid_stream_loses_nothing(
     tmp_path: Path,
 ) -> None:
     notes: dict[str, float] = {}
-
-    def restart_a_primary(crew: list[LiveWorker], watcher: OutputWatcher) -> None:
-        worker = crew[0]
-        time.sleep(3.0)
-        retries_before = worker.metrics().get("llmrec_redis_retries_total", 0.0)
-        # down longer than the cluster's node timeout: the others mark it failed and the
-        # cluster answers CLUSTERDOWN until it is back with its AOF and nodes.conf
-        cluster_stack.restart_cluster_node(1, down_s=5.0)
-        back = time.time()
-        notes["resumed_s"] = wait_resumed(worker, watcher, back)
-        notes["retries"] = worker.metrics()["llmrec_redis_retries_total"] - retries_before
-        assert worker.proc.alive
-
+    # down longer than the cluster's node timeout: the others mark it failed and the
+    # cluster answers CLUSTERDOWN until it is back with its AOF and nodes.conf
+    restart_a_primary = restart_mid_stream(
+        lambda: cluster_stack.restart_cluster_node(1, down_s=5.0),
+        after_s=3.0, notes=notes, count_retries=True,
+    )
     out = run_scenario(
         cluster_stack,
         encoder_dir,

@@ -13,13 +13,10 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import fastjsonschema
 import numpy as np
-import pytest
 import redis.asyncio as aioredis
 
 from llmrec_stream.demo.watch import OutputWatcher
@@ -38,44 +35,19 @@ from llmrec_stream.profiles.store import (
 from llmrec_stream.retrieval.catalog import VECTORS
 from llmrec_stream.sentiment import ASPECTS
 from llmrec_stream.sources.base import OutboundEvent, envelope
-from llmrec_stream.sources.synthetic import SyntheticReplay, synthetic_replay
-from tests.integration.live import LiveWorker, worker_with_catalog
+from llmrec_stream.sources.synthetic import SyntheticReplay
+from tests.integration.live import LiveWorker
+from tests.integration.module_fixtures import catalog_worker, own_stack, replay_world
 
 validate_rec = fastjsonschema.compile(json.loads((SCHEMAS_DIR / "recommendation.json").read_text()))
 DIM = 384
 CANARY = "zqxsenti4417"
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DevStack]:
-    with DevStack() as own:
-        yield own
-
-
-@pytest.fixture(scope="module")
-def world() -> SyntheticReplay:
-    return synthetic_replay(n_items=40, n_users=2, n_events=0, seed=51)
-
-
-@pytest.fixture(scope="module")
-def worker(
-    stack: DevStack, encoder_dir_with_heads: Path, world: SyntheticReplay,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[LiveWorker]:
-    with worker_with_catalog(stack, encoder_dir_with_heads, tmp_path_factory.mktemp("senti"),
-                             world.items, env={"LLMREC_TEXT_SIGNALS": "1"}) as live:
-        yield live
-
-
-@pytest.fixture
-def watcher(stack: DevStack) -> Iterator[OutputWatcher]:
-    w = OutputWatcher(stack.kafka_bootstrap)
-    w.start(stack.partitions)
-    time.sleep(0.5)
-    try:
-        yield w
-    finally:
-        w.stop()
+stack = own_stack()
+world = replay_world(n_items=40, n_users=2, n_events=0, seed=51)
+worker = catalog_worker("senti", encoder="encoder_dir_with_heads",
+                        env={"LLMREC_TEXT_SIGNALS": "1"})
 
 
 def _comment(user: str, item_id: str, text: str) -> OutboundEvent:

@@ -28,35 +28,18 @@ from llmrec_stream.demo.watch import OutputWatcher
 from llmrec_stream.devstack import DevStack
 from llmrec_stream.devstack.process import _die_with_parent_hook, free_port
 from llmrec_stream.events import topics
-from llmrec_stream.sources.synthetic import SyntheticReplay, synthetic_replay
-from tests.integration.live import LiveWorker, worker_with_catalog
+from llmrec_stream.sources.synthetic import SyntheticReplay
+from tests.integration.live import LiveWorker
+from tests.integration.module_fixtures import catalog_worker, own_stack, replay_world
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "s3cret-token"  # noqa: S105 - the test server's own token
 CLICKS_SCHEMA_ID = 7
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DevStack]:
-    with DevStack() as own:
-        yield own
-
-
-@pytest.fixture(scope="module")
-def world() -> SyntheticReplay:
-    return synthetic_replay(n_items=60, n_users=10, n_events=100, seed=5)
-
-
-@pytest.fixture(scope="module")
-def worker(
-    stack: DevStack,
-    encoder_dir: Path,
-    world: SyntheticReplay,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[LiveWorker]:
-    with worker_with_catalog(stack, encoder_dir, tmp_path_factory.mktemp("worker"),
-                             world.items) as live:
-        yield live
+stack = own_stack()
+world = replay_world(n_items=60, n_users=10, n_events=100, seed=5)
+worker = catalog_worker("worker")
 
 
 @contextmanager

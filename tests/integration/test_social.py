@@ -9,6 +9,7 @@ scores) equals the twin's.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import uuid
@@ -54,8 +55,9 @@ class Social(InProcess):
         super().__init__(stack, encoder, "social-test-encoder")
         self.now = int(time.time() * 1000)
 
-    def pipeline(self, **overrides: Any) -> Pipeline:
-        return self.build(top_k=3, **overrides)
+    def pipeline(self, **overrides: Any) -> contextlib.AbstractContextManager[Pipeline]:
+        """A top-3 pipeline for the block, closed after it."""
+        return self.open_pipeline(top_k=3, **overrides)
 
     def process(self, p: Pipeline, user: str, events: list[OutboundEvent]) -> BatchOutcome:
         """Produce the user's events, then hand the log's records of them to the pipeline."""
@@ -66,6 +68,14 @@ class Social(InProcess):
         assert len(mine) == len(events)
         outcome: BatchOutcome = self.run(p.process_events(mine))
         return outcome
+
+    def same_click(
+        self, p: Pipeline, fan: str, twin: str, item: str, ts: int
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The follower's and the twin's lists after each clicks ``item`` at ``ts``."""
+        mine = _list(self.process(p, fan, [_click(fan, item, ts)]), fan)
+        theirs = _list(self.process(p, twin, [_click(twin, item, ts)]), twin)
+        return mine, theirs
 
 
 def _harness(stack: DevStack, text_encoder: TextEncoder) -> Iterator[Social]:
@@ -153,8 +163,7 @@ def test_followees_are_read_across_the_slots_of_a_redis_cluster(
 
 
 def _no_history_follower(h: Social, redis_client: redis.Redis) -> None:
-    p = h.pipeline()
-    try:
+    with h.pipeline() as p:
         runners = _shoe_lovers(h, p, 2)
         tea = _uid("tea")
         assert h.process(p, tea, _lover(tea, KETTLES, "A kettle for my tea, every morning",
@@ -174,24 +183,20 @@ def _no_history_follower(h: Social, redis_client: redis.Redis) -> None:
         lone = h.process(p, alone, [OutboundEvent(topics.USERS, alone, {
             **envelope(f"{alone}-u", h.now - 60_000), "user_id": alone, "age_band": "25-34"})])
         assert lone.applied == 1 and alone not in lone.published
-    finally:
-        p.close()
 
 
 def test_an_unfollow_removes_the_influence_and_a_replayed_follow_is_not_applied_again(
     social: Social, redis_client: redis.Redis
 ) -> None:
     h = social
-    p = h.pipeline()
-    try:
+    with h.pipeline() as p:
         runners = _shoe_lovers(h, p, 2)
         fan, twin = _uid("fan"), _uid("twin")
         follows = [_follow(fan, r, h.now - 60_000 + n) for n, r in enumerate(runners)]
         assert set(_list(h.process(p, fan, follows), fan)["items"]) == set(SHOES)
         # own history, same for both: the follower's list still differs from the twin's
         t1 = h.now - 50_000
-        mine = _list(h.process(p, fan, [_click(fan, KETTLES[0], t1)]), fan)
-        theirs = _list(h.process(p, twin, [_click(twin, KETTLES[0], t1)]), twin)
+        mine, theirs = h.same_click(p, fan, twin, KETTLES[0], t1)
         assert mine["scores"] != theirs["scores"]
         unfollows = [_follow(fan, r, h.now - 40_000 + n, "unfollow")
                      for n, r in enumerate(runners)]
@@ -199,30 +204,23 @@ def test_an_unfollow_removes_the_influence_and_a_replayed_follow_is_not_applied_
         assert gone.applied == 2
         assert not redis_client.exists(follows_key(fan))
         t2 = h.now - 30_000
-        mine = _list(h.process(p, fan, [_click(fan, KETTLES[1], t2)]), fan)
-        theirs = _list(h.process(p, twin, [_click(twin, KETTLES[1], t2)]), twin)
+        mine, theirs = h.same_click(p, fan, twin, KETTLES[1], t2)
         assert (mine["items"], mine["scores"]) == (theirs["items"], theirs["scores"])
         before = redis_client.hgetall(profile_key(fan))
-    finally:
-        p.close()
     # another deployment re-reads the follower's records from offset 0: nothing is applied
     # again (the follows before the unfollows would otherwise bring the runners back)
-    again = h.pipeline()
-    try:
+    with h.pipeline() as again:
         replay = h.run(again.process_events(h.records(ALL, fan)))
         assert replay.applied == 0 and replay.skipped == 6
         assert not redis_client.exists(follows_key(fan))
         assert redis_client.hgetall(profile_key(fan)) == before
-    finally:
-        again.close()
 
 
 def test_the_follow_set_is_bounded_the_oldest_follow_goes(
     social: Social, redis_client: redis.Redis
 ) -> None:
     h = social
-    p = h.pipeline(max_follows=2)
-    try:
+    with h.pipeline(max_follows=2) as p:
         fan = _uid("fan")
         # in one batch, and the newest follow first in the log: the bound is by follow time
         got = h.process(p, fan, [_follow(fan, "c", h.now - 10_000),
@@ -230,16 +228,13 @@ def test_the_follow_set_is_bounded_the_oldest_follow_goes(
                                  _follow(fan, "b", h.now - 20_000)])
         assert got.applied == 3
         assert redis_client.zrange(follows_key(fan), 0, -1) == [b"b", b"c"]
-    finally:
-        p.close()
 
 
 def test_erasure_of_a_followee_removes_their_influence(
     social: Social, redis_client: redis.Redis
 ) -> None:
     h = social
-    p = h.pipeline()
-    try:
+    with h.pipeline() as p:
         (runner,) = _shoe_lovers(h, p, 1)
         fan, twin = _uid("fan"), _uid("twin")
         assert set(_list(h.process(p, fan, [_follow(fan, runner, h.now - 60_000)]),
@@ -250,13 +245,10 @@ def test_erasure_of_a_followee_removes_their_influence(
         assert erased.applied == 1
         assert not redis_client.exists(vectors_key(runner))
         t1 = h.now - 30_000
-        mine = _list(h.process(p, fan, [_click(fan, KETTLES[0], t1)]), fan)
-        theirs = _list(h.process(p, twin, [_click(twin, KETTLES[0], t1)]), twin)
+        mine, theirs = h.same_click(p, fan, twin, KETTLES[0], t1)
         assert (mine["items"], mine["scores"]) == (theirs["items"], theirs["scores"])
         # the follow set itself is the follower's data: it stays, and costs nothing
         assert redis_client.zrange(follows_key(fan), 0, -1) == [runner.encode()]
-    finally:
-        p.close()
 
 
 def test_a_live_worker_reads_llmrec_follows(

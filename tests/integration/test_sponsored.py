@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -27,25 +26,19 @@ from llmrec_stream.profiles.store import ProfileState, profile_key
 from llmrec_stream.retrieval.catalog import Catalog
 from llmrec_stream.retrieval.exact import ExactIndex
 from llmrec_stream.sources.base import OutboundEvent, envelope
-from llmrec_stream.sources.synthetic import SyntheticReplay, comment_text_for, synthetic_replay
+from llmrec_stream.sources.synthetic import SyntheticReplay, comment_text_for
 from llmrec_stream.sponsored.campaigns import MICROS, CampaignTable
 from llmrec_stream.sponsored.slots import SlotRules, Sponsor, insert, parse_positions
 from llmrec_stream.waiting import wait_until
 from tests.integration.live import LiveWorker
+from tests.integration.module_fixtures import own_stack, replay_world
 
 DAY_MS = 86_400_000
 
 
-@pytest.fixture(scope="module")
-def stack() -> Iterator[DevStack]:
-    with DevStack() as own:
-        yield own
-
-
-@pytest.fixture(scope="module")
-def world() -> SyntheticReplay:
-    # categories larger than a top-20: a campaign's item is not in every organic list already
-    return synthetic_replay(n_items=480, n_users=10, n_events=50, seed=21)
+stack = own_stack()
+# categories larger than a top-20: a campaign's item is not in every organic list already
+world = replay_world(n_items=480, n_users=10, n_events=50, seed=21)
 
 
 def _campaign(cid: str, item: str, bid: float, budget: float, start: int, end: int,

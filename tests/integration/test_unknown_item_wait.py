@@ -24,22 +24,19 @@ from llmrec_stream.retrieval.catalog import Catalog
 from llmrec_stream.retrieval.exact import ExactIndex
 from llmrec_stream.sources.base import OutboundEvent, envelope
 from llmrec_stream.worker import build_pipeline
+from tests.integration.inprocess import RefusingSink
 
 WAIT_S = 2.0
 PUBLISHED_AFTER_S = 0.5
 
 
-class DeadLetters:
+class DeadLetters(RefusingSink):
     """A sink that keeps the dead letters; nothing else is published by `prepare_events`."""
+
+    what = "prepare_events"
 
     def __init__(self) -> None:
         self.keys: list[bytes | None] = []
-
-    async def recommendation(self, user_id: str, payload: bytes) -> None:
-        raise AssertionError("prepare_events publishes no recommendation")
-
-    async def tombstone(self, user_id: str) -> None:
-        raise AssertionError("prepare_events publishes no tombstone")
 
     async def dead_letter(
         self, key: bytes | None, payload: bytes, headers: list[tuple[str, bytes]]

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from llmrec_stream.bench.contenders import deployed_runs
 from llmrec_stream.bench.encoder import (
     EncoderBench,
     Measurement,
-    deployed_runs,
     headline,
     is_ours,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from llmrec_stream.bench.pipeline import pipeline_table
+from llmrec_stream.bench.pipeline_report import pipeline_table
 
 
 def _result() -> dict[str, Any]:

@@ -13,12 +13,9 @@ pytest.importorskip("faiss", reason="the retrieval benchmark needs faiss-cpu")
 pytest.importorskip("matplotlib", reason="the benchmarks draw with matplotlib")
 
 from llmrec_stream.bench.cli import bench_group  # noqa: E402
-from llmrec_stream.bench.retrieval import (  # noqa: E402
-    bench_retrieval,
-    replace_items,
-    retrieval_payload,
-    seen_sets,
-)
+from llmrec_stream.bench.retrieval import bench_retrieval  # noqa: E402
+from llmrec_stream.bench.retrieval_report import retrieval_payload  # noqa: E402
+from llmrec_stream.bench.retrieval_states import replace_items, seen_sets  # noqa: E402
 from llmrec_stream.bench.vectors import clustered_vectors, default_clusters  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

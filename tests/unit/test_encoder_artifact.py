@@ -8,15 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from llmrec_stream.encoder.artifact import (
-    MANIFEST_NAME,
-    ArtifactError,
-    Manifest,
-    default_encoder_dir,
-    read_manifest,
-    verify_artifact,
-    write_manifest,
-)
+from llmrec_stream.encoder import artifact
+from llmrec_stream.encoder.artifact import MANIFEST_NAME, ArtifactError, Manifest
 
 FILES = {
     "model.onnx": b"\x08\x07fake-onnx-graph",
@@ -25,12 +18,12 @@ FILES = {
 }
 
 
-def _write(artifact: Path) -> Manifest:
-    artifact.mkdir(parents=True, exist_ok=True)
+def _write(folder: Path) -> Manifest:
+    folder.mkdir(parents=True, exist_ok=True)
     for name, data in FILES.items():
-        (artifact / name).write_bytes(data)
-    return write_manifest(
-        artifact,
+        (folder / name).write_bytes(data)
+    return artifact.write_manifest(
+        folder,
         source="dummy/model",
         dim=8,
         max_length=32,
@@ -42,7 +35,7 @@ def _write(artifact: Path) -> Manifest:
 
 def test_write_then_verify_round_trip(tmp_path: Path) -> None:
     written = _write(tmp_path)
-    verified = verify_artifact(tmp_path)
+    verified = artifact.verify_artifact(tmp_path)
     assert verified == written
     assert verified.files == {n: hashlib.sha256(d).hexdigest() for n, d in FILES.items()}
     assert (verified.source, verified.dim, verified.max_length, verified.opset) == (
@@ -82,7 +75,7 @@ def test_old_minimal_v1_manifest_still_loads(tmp_path: Path) -> None:
         "added_later": {"ignored": True},
     }
     (tmp_path / MANIFEST_NAME).write_text(json.dumps(raw))
-    manifest = verify_artifact(tmp_path)
+    manifest = artifact.verify_artifact(tmp_path)
     assert manifest.input_names == ["input_ids", "attention_mask"]
     assert manifest.output_name == "embeddings"
     assert manifest.pad_id == 0
@@ -92,7 +85,7 @@ def test_tampered_file_is_named(tmp_path: Path) -> None:
     _write(tmp_path)
     (tmp_path / "tokenizer.json").write_bytes(b'{"model": {"type": "BPE"}}')
     with pytest.raises(ArtifactError, match=r"tokenizer\.json.*sha256"):
-        verify_artifact(tmp_path)
+        artifact.verify_artifact(tmp_path)
 
 
 def test_same_size_single_byte_change_is_detected(tmp_path: Path) -> None:
@@ -102,19 +95,19 @@ def test_same_size_single_byte_change_is_detected(tmp_path: Path) -> None:
     data[-1] ^= 0x01
     path.write_bytes(bytes(data))
     with pytest.raises(ArtifactError, match=r"model\.onnx"):
-        verify_artifact(tmp_path)
+        artifact.verify_artifact(tmp_path)
 
 
 def test_missing_file_is_named(tmp_path: Path) -> None:
     _write(tmp_path)
     (tmp_path / "vocab.txt").unlink()
     with pytest.raises(ArtifactError, match=r"missing: vocab\.txt"):
-        verify_artifact(tmp_path)
+        artifact.verify_artifact(tmp_path)
 
 
 def test_missing_manifest(tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="manifest.json missing"):
-        read_manifest(tmp_path)
+        artifact.read_manifest(tmp_path)
 
 
 @pytest.mark.parametrize("version", [0, 2, None])
@@ -124,14 +117,14 @@ def test_unknown_format_version_rejected(tmp_path: Path, version: int | None) ->
     raw["format_version"] = version
     (tmp_path / MANIFEST_NAME).write_text(json.dumps(raw))
     with pytest.raises(ArtifactError, match="format_version"):
-        read_manifest(tmp_path)
+        artifact.read_manifest(tmp_path)
 
 
 @pytest.mark.parametrize("text", ["not json", "[1, 2]", '{"format_version": 1}'])
 def test_malformed_manifest_rejected(tmp_path: Path, text: str) -> None:
     (tmp_path / MANIFEST_NAME).write_text(text)
     with pytest.raises(ArtifactError):
-        read_manifest(tmp_path)
+        artifact.read_manifest(tmp_path)
 
 
 @pytest.mark.parametrize("name", ["../outside.txt", "/etc/passwd", "a/../../b"])
@@ -141,7 +134,7 @@ def test_manifest_cannot_point_outside_the_artifact(tmp_path: Path, name: str) -
     raw["files"][name] = "0" * 64
     (tmp_path / MANIFEST_NAME).write_text(json.dumps(raw))
     with pytest.raises(ArtifactError, match="unsafe file name"):
-        verify_artifact(tmp_path)
+        artifact.verify_artifact(tmp_path)
 
 
 def test_manifest_must_list_model_and_tokenizer(tmp_path: Path) -> None:
@@ -150,19 +143,20 @@ def test_manifest_must_list_model_and_tokenizer(tmp_path: Path) -> None:
     del raw["files"]["model.onnx"]
     (tmp_path / MANIFEST_NAME).write_text(json.dumps(raw))
     with pytest.raises(ArtifactError, match=r"does not list model\.onnx"):
-        verify_artifact(tmp_path)
+        artifact.verify_artifact(tmp_path)
 
 
 def test_write_refuses_an_artifact_without_a_model(tmp_path: Path) -> None:
     (tmp_path / "tokenizer.json").write_text("{}")
     with pytest.raises(ArtifactError, match=r"lacks model\.onnx"):
-        write_manifest(tmp_path, source="x", dim=1, max_length=1, opset=17, max_abs_diff_vs_torch=0)
+        artifact.write_manifest(tmp_path, source="x", dim=1, max_length=1, opset=17,
+                                max_abs_diff_vs_torch=0)
 
 
 def test_write_hashes_only_the_named_files(tmp_path: Path) -> None:
     _write(tmp_path)
     (tmp_path / "notes.txt").write_text("scratch")
-    manifest = write_manifest(
+    manifest = artifact.write_manifest(
         tmp_path,
         source="x",
         dim=8,
@@ -180,11 +174,11 @@ def test_artifact_error_is_a_value_error() -> None:
 
 def test_default_dir_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("LLMREC_ENCODER_DIR", str(tmp_path / "enc"))
-    assert default_encoder_dir() == tmp_path / "enc"
+    assert artifact.default_encoder_dir() == tmp_path / "enc"
 
 
 def test_default_dir_under_user_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("LLMREC_ENCODER_DIR", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
     expected = tmp_path / ".cache" / "llmrec-stream" / "encoder" / "all-MiniLM-L6-v2"
-    assert default_encoder_dir() == expected
+    assert artifact.default_encoder_dir() == expected

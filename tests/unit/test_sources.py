@@ -292,6 +292,33 @@ def test_amazon_loader_on_a_small_file(tmp_path: Path) -> None:
     assert replay.users == []
 
 
+def test_amazon_same_day_reviews_follow_no_global_item_order(tmp_path: Path) -> None:
+    """The files give only the day; ordering a day's reviews by ASIN made every reviewer's
+    sequence follow one global item order, which a next-item model learns instead of taste."""
+    path = tmp_path / "Tie_5.json.gz"
+    asins = ["A1", "A2", "A3", "A4"]
+    lines = [_review(f"u{u:02d}", a, 86_400 * (1 + u % 3), f"s {a}", "t")
+             for u in range(40) for a in asins]
+    lines += [_review(f"u{u:02d}", "A0", 86_400 * 9, "later", "t") for u in range(40)]
+    with gzip.open(path, "wt", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+    replay = load_amazon2018(path)
+    check_replay(replay)
+    sequences: dict[str, list[str]] = {}
+    for e in replay.events:
+        if e.topic == PURCHASES:
+            sequences.setdefault(e.key, []).append(e.value["item_id"])
+    orders = [tuple(s[:4]) for s in sequences.values()]
+    assert all(sorted(o) == asins for o in orders)  # each reviewer's day, once
+    assert all(s[4] == "A0" for s in sequences.values())  # days still in time order
+    assert sum(list(o) == asins for o in orders) < len(orders) / 4  # ASIN order: 1 in 24
+    assert len(set(orders)) > 10  # no one order for everyone
+    firsts = Counter(o[0] for o in orders)
+    assert max(firsts.values()) < len(orders) / 2
+    assert [(e.key, e.value["item_id"]) for e in load_amazon2018(path).events] == [
+        (e.key, e.value["item_id"]) for e in replay.events]  # the same order on every load
+
+
 def test_amazon_all_beauty_matches_the_readme() -> None:
     replay = load_amazon2018(need(BEAUTY))
     check_replay(replay)

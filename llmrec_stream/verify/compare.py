@@ -1,24 +1,9 @@
-"""The replay verifier: what Redis must hold, computed from the input events alone.
-
-Kafka is the source of truth. Given every record as the broker stored it (value, partition,
-offset), the verifier validates it with the same codec, then derives each user's expected
-counters, spend, attributes, bought and recent items (in event-time order), offset
-watermarks and decayed vectors (numpy reference of the Lua maths), and the (user, event) pairs
-that must have driven a published recommendation. Fault tests and the soak command compare the
-live state with it: a lost update or one applied twice shows up as a counter or a watermark
-that differs; a recent list in consumption order rather than event time shows up too.
-
-An erasure (``llmrec.users.erase``) removes every event of the user up to its time, as the
-profile script refuses them. Limit: an event whose time is after the erasure's but that the
-worker applied before it is erased with the rest; the verifier expects it kept, so a test
-that erases must produce later events after the erasure was processed.
-"""
+"""The live state against the expectations: counters, watermarks, spend, attributes, the
+recent and bought items, and (with an encoder) the decayed vectors (numpy reference of the
+Lua maths)."""
 
 from __future__ import annotations
 
-import json
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,133 +11,23 @@ import numpy as np
 import redis
 
 from llmrec_stream.encoder.protocol import TextEncoder
-from llmrec_stream.events import topics
-from llmrec_stream.events.codec import Limits, Rejected, decode
-from llmrec_stream.events.models import (
-    Campaign,
-    Comment,
-    Erasure,
-    Item,
-    Purchase,
-    Source,
-    UserAttributes,
-    UserEvent,
-)
-from llmrec_stream.kafka_log import read_records
+from llmrec_stream.events.models import Comment, Purchase
 from llmrec_stream.profiles.fusion import (
     MAX_ATTRIBUTES,
     FusionWeights,
-    attribute_fields,
     event_kind,
-    merge_attributes,
     reference_profile,
 )
 from llmrec_stream.profiles.store import (
-    RecentEntry,
     VectorState,
     bought_key,
     decode_recent,
     decode_vector_state,
     profile_key,
-    topic_code,
     vectors_key,
 )
-from llmrec_stream.replay import Delivered
 from llmrec_stream.retrieval.catalog import VECTORS
-from llmrec_stream.sources.base import OutboundEvent
-
-
-@dataclass(slots=True)
-class Expected:
-    """One user's profile as the input events define it."""
-
-    events: list[tuple[UserEvent, Source]] = field(default_factory=list)
-    watermarks: dict[str, int] = field(default_factory=dict)
-    erased_at: int | None = None
-    """The time of the user's latest erasure: events up to it are refused (not in ``events``)."""
-
-    def counts(self) -> dict[str, int]:
-        kinds = Counter(event_kind(e) for e, _ in self.events)
-        return dict(kinds)
-
-
-def expected_profiles(
-    records: Iterable[Delivered], known_items: set[str], limits: Limits | None = None
-) -> tuple[dict[str, Expected], Counter[str]]:
-    """Per-user expectations, and the dead letters (by reason) the input must have caused."""
-    limits = limits or Limits(max_future_skew_s=10 * 365 * 86400)
-    users: dict[str, Expected] = defaultdict(Expected)
-    rejected: Counter[str] = Counter()
-    records = list(records)
-    erased_at: dict[str, int] = {}
-    for rec in records:
-        if rec.event.topic == topics.ERASE:
-            key, value = rec.event.encode()
-            src = Source(rec.event.topic, rec.partition, rec.offset)
-            erasure = decode(src.topic, key, value, src, limits)
-            if isinstance(erasure, Rejected):
-                rejected[erasure.reason] += 1
-            elif isinstance(erasure.event, Erasure):
-                user = erasure.event.user_id
-                erased_at[user] = max(erasure.event.ts, erased_at.get(user, erasure.event.ts))
-    for rec in sorted(records, key=lambda r: (r.event.topic, r.partition, r.offset)):
-        if rec.event.topic not in topics.USER_EVENT_TOPICS:
-            continue
-        key, value = rec.event.encode()
-        src = Source(rec.event.topic, rec.partition, rec.offset)
-        result = decode(src.topic, key, value, src, limits)
-        if isinstance(result, Rejected):
-            rejected[result.reason] += 1
-            continue
-        event = result.event
-        assert not isinstance(event, Item | Erasure | Campaign)  # noqa: S101 - not read
-        item = getattr(event, "item_id", None)
-        if item is not None and item not in known_items:
-            rejected["unknown_item"] += 1
-            continue
-        exp = users[event.user_id]
-        exp.watermarks[f"{src.topic}:{src.partition}"] = src.offset
-        exp.erased_at = erased_at.get(event.user_id)
-        if exp.erased_at is None or event.ts > exp.erased_at:
-            exp.events.append((event, src))
-    return dict(users), rejected
-
-
-def expected_recent(exp: Expected, recent_items: int) -> list[RecentEntry]:
-    """The recent list the profile must hold: newest first by (ts, topic, partition, offset)."""
-    entries = [
-        RecentEntry(e.ts, topic_code(src.topic), src.partition, src.offset, item)
-        for e, src in exp.events
-        if (item := getattr(e, "item_id", None)) is not None
-    ]
-    return sorted(entries, key=lambda r: r.order, reverse=True)[:recent_items]
-
-
-def expected_attributes(exp: Expected, max_attributes: int = MAX_ATTRIBUTES) -> dict[str, str]:
-    """The attribute fields, merged field by field in log order with the per-user bound."""
-    attrs: dict[str, str] = {}
-    for e, _ in exp.events:
-        if isinstance(e, UserAttributes):
-            merge_attributes(attrs, attribute_fields(e), max_attributes)
-    return attrs
-
-
-def read_log(bootstrap: str, topic_names: Sequence[str], partitions: int) -> list[Delivered]:
-    """Every record of these topics, from offset 0 to the current end: the source of truth.
-
-    Reading the log (rather than trusting delivery reports) also counts the duplicates a
-    producer's retries may have written, which the pipeline must then apply too.
-    """
-    return [
-        Delivered(
-            OutboundEvent(r.topic, r.key.decode("utf-8", "replace") if r.key else "",
-                          json.loads(r.value) if r.value else {}),
-            r.partition,
-            r.offset,
-        )
-        for r in read_records(bootstrap, topic_names, partitions=partitions,
-                              group_id="llmrec-verifier")
-    ]
+from llmrec_stream.verify.expected import Expected, expected_attributes, expected_recent
 
 
 def item_vectors(client: redis.Redis) -> dict[str, np.ndarray]:
@@ -295,17 +170,3 @@ def _compare_vectors(
         if not np.allclose(have, want, atol=atol + bound, rtol=1e-3):
             return f"{name} differs by {float(np.max(np.abs(have - want))):.2e}"
     return ""
-
-
-def missing_recommendations(
-    expected: dict[str, Expected], published: Sequence[dict[str, Any]]
-) -> list[tuple[str, str]]:
-    """(user, event id) pairs that no published recommendation names as a driver."""
-    seen = {(r["user_id"], e) for r in published for e in r["event_ids"]}
-    return [
-        (user, e.event_id)
-        for user, exp in expected.items()
-        for e, _ in exp.events
-        if not isinstance(e, UserAttributes) and (user, e.event_id) not in seen
-    ]
-

@@ -29,6 +29,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -68,8 +69,12 @@ OTHER = "other (stdlib, numpy, unattributed)"
 
 
 def pyspy_binary() -> str | None:
-    """The py-spy to use, or None where there is none."""
-    found = os.environ.get(PYSPY_ENV) or shutil.which("py-spy")
+    """The py-spy to use, or None where there is none: ``$LLMREC_BENCH_PYSPY``, then the
+    one the `bench` extra installed beside this interpreter (a venv run without activating
+    it has no PATH entry for it), then ``PATH``."""
+    beside = str(Path(sys.executable).parent)
+    found = (os.environ.get(PYSPY_ENV) or shutil.which("py-spy", path=beside)
+             or shutil.which("py-spy"))
     return found if found and Path(found).is_file() else None
 
 

@@ -30,12 +30,10 @@ import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import numpy.typing as npt
 
 from llmrec_stream.datasets.metrics import (
     DEFAULT_KS,
@@ -47,49 +45,15 @@ from llmrec_stream.datasets.metrics import (
 from llmrec_stream.datasets.sequences import SeqDataset
 from llmrec_stream.datasets.specs import EvalContext, Fitted, ModelSpec, Skip
 from llmrec_stream.eval.blend import blend_spec
+from llmrec_stream.eval.outcomes import Comparison, ModelResult
 from llmrec_stream.eval.peers import fit_ease, fit_implicit, fit_item_knn, fit_popularity
+from llmrec_stream.eval.report import write_results
 from llmrec_stream.eval.stats import aggregate, paired_bootstrap
 
 log = logging.getLogger(__name__)
 SELECT_METRIC = "ndcg@10"
 COLD_START_EVENTS: tuple[int, ...] = (1, 2)
 REFERENCE_MODEL = "ours-ce"
-
-
-@dataclass
-class ModelResult:
-    model: str
-    dataset: str
-    params: dict[str, Any] = field(default_factory=dict)
-    #: Seed-0 validation metrics of the chosen point (what selected it).
-    valid: dict[str, float] = field(default_factory=dict)
-    #: Means over seeds (all history masked); ``test_sd`` the sample sd; ``unmasked`` the
-    #: RecBole-style means (nothing masked).
-    test: dict[str, float] = field(default_factory=dict)
-    test_sd: dict[str, float] = field(default_factory=dict)
-    unmasked: dict[str, float] = field(default_factory=dict)
-    seeds: list[int] = field(default_factory=list)
-    #: The model does not depend on a seed (one run stands for all).
-    deterministic: bool = False
-    per_seed: list[dict[str, Any]] = field(default_factory=list)
-    cold: dict[str, dict[str, float]] = field(default_factory=dict)
-    tried: list[dict[str, Any]] = field(default_factory=list)
-    seconds: float = 0.0
-    skipped: str = ""
-    #: Per-user test NDCG@10, mean over seeds (for the bootstrap; not written to JSON).
-    user_ndcg: npt.NDArray[np.float64] | None = field(default=None, repr=False)
-
-
-@dataclass
-class Comparison:
-    dataset: str
-    reference: str
-    other: str
-    diff: float
-    low: float
-    high: float
-    significant: bool
-    best_peer: bool = False
 
 
 def popularity_spec() -> ModelSpec:
@@ -282,8 +246,6 @@ def run_eval(
             results.append(evaluate_model(data, spec, ctx, grid_points, seeds))
             comparisons = compare(results, resamples)
             if results_dir is not None:  # after every model: a long run keeps what it did
-                from llmrec_stream.eval.report import write_results
-
                 write_results(results, comparisons, Path(results_dir),
                               wall_seconds=time.monotonic() - start, settings=settings)
     return results, comparisons

@@ -8,14 +8,12 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from llmrec_stream.eval.outcomes import Comparison, ModelResult
 from llmrec_stream.results import write_json
-
-if TYPE_CHECKING:
-    from llmrec_stream.eval.harness import Comparison, ModelResult
 
 COLUMNS: tuple[str, ...] = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
 

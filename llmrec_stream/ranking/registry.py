@@ -20,7 +20,7 @@ import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import redis.asyncio as aioredis
 
@@ -36,10 +36,23 @@ from llmrec_stream.ranking.model import (
 )
 from llmrec_stream.ranking.protocol import Ranker
 
-if TYPE_CHECKING:
-    from llmrec_stream.ranking.shadow import ShadowRegistry
-
 log = logging.getLogger(__name__)
+
+
+class ShadowGate(Protocol):
+    """What promotion asks of the shadow side (`ranking.shadow_gate.ShadowRegistry`): named
+    here as a protocol so that the registry does not import the shadow modules, which import
+    the registry's records."""
+
+    @property
+    def rule(self) -> object | None:
+        """The online promotion rule, None when promotion needs no online win."""
+
+    async def start(self, record: ModelRecord) -> None: ...
+
+    async def refusal(self, record: ModelRecord, live: ModelRecord | None) -> str | None: ...
+
+    async def promoted(self, version: str) -> None: ...
 
 LIVE_KEY = "{models}:live"
 #: The metric that decides promotion, as it appears in a record's ``metrics``.
@@ -196,7 +209,7 @@ class ModelFollower:
     _failed: dict[str, float] = field(default_factory=dict)
     #: The last model this worker checked in `consider`, so `poll` need not load it again.
     _checked: tuple[str, Ranker] | None = None
-    shadows: ShadowRegistry | None = None
+    shadows: ShadowGate | None = None
     """Starts shadow runs and gates promotion on them; None: a shadow record is refused."""
 
     def __post_init__(self) -> None:

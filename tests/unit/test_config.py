@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Iterator
 
 import pytest
 from pydantic import SecretStr, ValidationError
@@ -16,13 +14,8 @@ SECRET = "hunter2-s3cr3t"  # noqa: S105 - a test value
 REDACTED = "**********"
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """No LLMREC_* variable of the developer's shell leaks into these tests."""
-    for name in list(os.environ):
-        if name.upper().startswith("LLMREC_"):
-            monkeypatch.delenv(name)
-    yield
+# no LLMREC_* variable of the developer's shell leaks into these tests
+pytestmark = pytest.mark.usefixtures("clean_llmrec_env")
 
 
 DEFAULTS = {

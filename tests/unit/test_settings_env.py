@@ -8,10 +8,8 @@ operators' shells set these names; a contract test, never edited to follow the c
 
 from __future__ import annotations
 
-import os
 import re
 import typing
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -111,12 +109,8 @@ OLD: dict[str, str] = {
 RAW = {"sponsored_positions": ("2,5", "2,5")}
 
 
-@pytest.fixture(autouse=True)
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    for name in list(os.environ):
-        if name.upper().startswith("LLMREC_"):
-            monkeypatch.delenv(name)
-    yield
+# no LLMREC_* variable of the developer's shell leaks into these tests
+pytestmark = pytest.mark.usefixtures("clean_llmrec_env")
 
 
 def value(settings: Settings, path: str) -> Any:

@@ -9,7 +9,8 @@ runs kept their ``user_ndcg.npz`` outside the repository (``/tmp/quality/runs/``
 are the same rows in the same order (one loader, one file, ``Beauty.txt``); beside the shape
 check, the script prints how often the two arrays agree on "hit or miss" per user, which is
 high only when the rows are the same users. ``eval.stats.paired_bootstrap``: 10,000
-resamples, seed 0. Every model of a RUN_DIR is compared with every 2026-12-06 Beauty peer.
+resamples, seed 0. Every model of a RUN_DIR is compared with every 2026-12-06 Beauty peer, and
+ours-ease with every ours-ce of the given runs.
 """
 
 import sys
@@ -28,10 +29,13 @@ mine: dict[str, np.ndarray] = {}
 for run in sys.argv[1:]:
     with np.load(Path(run) / "user_ndcg.npz") as z:
         mine.update({f"{k.split('/')[1]} ({Path(run).name})": z[k] for k in z.files})
-for a, ref in mine.items():
-    for b, other in peers.items():
-        assert ref.shape == other.shape  # noqa: S101
-        agree = float(np.mean((ref > 0) == (other > 0)))
-        ci = paired_bootstrap(ref, other, resamples=10_000)
-        print(f"| {a} | {b} | {ci.diff:+.4f} | [{ci.low:+.4f}, {ci.high:+.4f}] "
-              f"| {'yes' if ci.significant else 'no'} | hit/miss agreement {agree:.3f} |")
+pairs = [(a, b) for a in mine for b in peers]
+pairs += [(a, b) for a in mine for b in mine if a.startswith("ours-ease") and
+          b.startswith("ours-ce")]
+for a, b in pairs:
+    ref, other = mine[a], mine.get(b, peers.get(b))
+    assert other is not None and ref.shape == other.shape  # noqa: S101
+    agree = float(np.mean((ref > 0) == (other > 0)))
+    ci = paired_bootstrap(ref, other, resamples=10_000)
+    print(f"| {a} | {b} | {ci.diff:+.4f} | [{ci.low:+.4f}, {ci.high:+.4f}] "
+          f"| {'yes' if ci.significant else 'no'} | hit/miss agreement {agree:.3f} |")

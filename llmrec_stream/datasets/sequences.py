@@ -9,6 +9,8 @@ validation target (``test_input``).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,6 +79,24 @@ class SeqDataset:
 
     def test_input(self) -> list[IntArray]:
         return [np.append(s, t) for s, t in zip(self.train, self.valid_target, strict=True)]
+
+
+def users_sha256(data: SeqDataset) -> str:
+    """sha256 of the test split's (user id, target item id) pairs in order.
+
+    Per-user results of two runs can be paired user by user only when they scored the same
+    users, in the same order, against the same targets; equal fingerprints show that across
+    results folders (`eval.merge`). Ids, not indices, so that the item order does not matter;
+    a data set without user ids uses row numbers.
+    """
+    if data.refit:
+        raise ValueError(f"{data.name} is a refit view: fingerprint the original data set")
+    users = data.user_ids or [str(u) for u in range(data.n_users)]
+    if len(users) != len(data.test_target):
+        raise ValueError(f"{data.name}: {len(users)} user ids for {len(data.test_target)} "
+                         "test targets")
+    pairs = [[u, data.item_ids[int(t) - 1]] for u, t in zip(users, data.test_target, strict=True)]
+    return hashlib.sha256(json.dumps(pairs, separators=(",", ":")).encode()).hexdigest()
 
 
 def from_sequences(

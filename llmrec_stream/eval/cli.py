@@ -50,6 +50,9 @@ def model_specs(names: list[str]) -> list[ModelSpec]:
               help="Epochs without a better validation NDCG@10 before a neural run stops.")
 @click.option("--bootstrap", "resamples", default=10_000, show_default=True,
               help="Bootstrap resamples for the CIs of the NDCG@10 differences.")
+@click.option("--reference", default=None,
+              help="The model compared with every other. [default: the first of ours-ease, "
+                   "ours-ce that ran, else the best on validation]")
 @click.option("--encoder", "encoder_dir", type=click.Path(path_type=Path, exists=True,
               file_okay=False), help="Text encoder artifact for item text vectors.")
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path),
@@ -58,7 +61,7 @@ def model_specs(names: list[str]) -> list[ModelSpec]:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_cmd(
     data_paths: tuple[Path, ...], models: str, results_dir: Path, seeds: int, grid_points: int,
-    max_minutes: float, max_epochs: int, patience: int, resamples: int,
+    max_minutes: float, max_epochs: int, patience: int, resamples: int, reference: str | None,
     encoder_dir: Path | None, cache_dir: Path, threads: int, quiet: bool,
 ) -> None:
     """Evaluate the project's model and its peers on one full-ranking protocol."""
@@ -79,11 +82,58 @@ def eval_cmd(
     )
     if ctx.encoder_dir is None:
         click.echo(f"no encoder artifact at {encoder}: models run without item text", err=True)
-    specs = model_specs([m.strip() for m in models.split(",") if m.strip()])
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    if reference is not None and reference not in names:
+        raise click.BadParameter(f"{reference} is not among --models {names}",
+                                 param_hint="--reference")
+    specs = model_specs(names)
     datasets = [load_dataset(p) for p in paths]
     results, comparisons = run_eval(
         datasets, specs, results_dir=results_dir, grid_points=grid_points or None,
-        seeds=range(seeds), ctx=ctx, resamples=resamples,
+        seeds=range(seeds), ctx=ctx, resamples=resamples, reference=reference,
     )
     click.echo(table(results, comparisons))
+    click.echo(f"results in {results_dir}")
+
+
+def _arrays(values: tuple[str, ...]) -> dict[Path, Path]:
+    out = {}
+    for value in values:
+        folder, sep, npz = value.partition("=")
+        if not sep or not folder or not npz:
+            raise click.BadParameter(f"{value!r}: need RUN_DIR=NPZ_PATH", param_hint="--arrays")
+        if not Path(npz).is_file():
+            raise click.BadParameter(f"{npz}: no such file", param_hint="--arrays")
+        out[Path(folder)] = Path(npz)
+    return out
+
+
+@click.command("eval-table")
+@click.argument("run_dirs", nargs=-1, required=True,
+                type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), required=True,
+              help="Folder for the merged results.json, table.md, user_ndcg.npz, ndcg.png.")
+@click.option("--reference", default=None,
+              help="The model compared with every other. [default: the first of ours-ease, "
+                   "ours-ce present, else the best on validation]")
+@click.option("--bootstrap", "resamples", default=10_000, show_default=True,
+              type=click.IntRange(min=1), help="Bootstrap resamples for the CIs.")
+@click.option("--arrays", "arrays", multiple=True, metavar="RUN_DIR=NPZ_PATH",
+              help="Per-user arrays of RUN_DIR kept outside it (older runs); repeatable.")
+@click.option("--prefer-later", is_flag=True,
+              help="A (data set, model) in several folders: keep the later folder's row.")
+def eval_table_cmd(
+    run_dirs: tuple[Path, ...], results_dir: Path, reference: str | None, resamples: int,
+    arrays: tuple[str, ...], prefer_later: bool,
+) -> None:
+    """Merge `llmrec-stream eval` results folders into the table one run would have written."""
+    from llmrec_stream.eval.merge import MergeError, merge_table
+
+    try:
+        text = merge_table(list(run_dirs), results_dir, arrays=_arrays(arrays),
+                           prefer_later=prefer_later, reference=reference,
+                           resamples=resamples)
+    except MergeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(text)
     click.echo(f"results in {results_dir}")

@@ -14,9 +14,11 @@ Per data set and model, in this order (the order is the protocol):
    chose (no early stopping there: the refit view has no validation split).
 4. **One history rule.** All history is masked, a repeated target included; the unmasked
    (RecBole-style) figure is computed beside it and labelled.
-5. **Significance.** Per data set, the reference model (``ours-ce`` when run, else the best on
-   validation) is compared with every other by a paired per-user bootstrap 95 % CI of the
-   NDCG@10 difference (`stats.py`), per-user values averaged over seeds first.
+5. **Significance.** Per data set, the reference model (``--reference``, else the first of
+   `REFERENCE_MODELS` that ran, else the best on validation) is compared with every other by a
+   paired per-user bootstrap 95 % CI of the NDCG@10 difference (`stats.py`), per-user values
+   averaged over seeds first. The headline is the best peer: the best model on validation
+   that is not one of ours.
 
 Models whose scorer reads only the given histories are also scored "cold": with only the last
 one or two items of each test history (see `COLD_START_EVENTS`), on the seed-0 test model.
@@ -42,7 +44,7 @@ from llmrec_stream.datasets.metrics import (
     ndcg_per_user,
     summarize,
 )
-from llmrec_stream.datasets.sequences import SeqDataset
+from llmrec_stream.datasets.sequences import SeqDataset, users_sha256
 from llmrec_stream.datasets.specs import EvalContext, Fitted, ModelSpec, Skip
 from llmrec_stream.eval.blend import blend_spec
 from llmrec_stream.eval.outcomes import Comparison, ModelResult
@@ -53,7 +55,10 @@ from llmrec_stream.eval.stats import aggregate, paired_bootstrap
 log = logging.getLogger(__name__)
 SELECT_METRIC = "ndcg@10"
 COLD_START_EVENTS: tuple[int, ...] = (1, 2)
-REFERENCE_MODEL = "ours-ce"
+#: The default reference, first that ran: the blend, else ours alone.
+REFERENCE_MODELS: tuple[str, ...] = ("ours-ease", "ours-ce")
+#: Models whose name starts with this are ours (variants, ablations, blends): never the best peer.
+OURS_PREFIX = "ours"
 
 
 def popularity_spec() -> ModelSpec:
@@ -142,12 +147,17 @@ def _fit_info(fitted: Fitted) -> dict[str, Any]:
 
 def evaluate_model(
     data: SeqDataset, spec: ModelSpec, ctx: EvalContext, grid_points: int | None = None,
-    seeds: Sequence[int] = (0,),
+    seeds: Sequence[int] = (0,), fingerprint: str | None = None,
 ) -> ModelResult:
-    """Select on validation, then fit per seed on train + valid and score the test split."""
+    """Select on validation, then fit per seed on train + valid and score the test split.
+
+    ``fingerprint`` is ``users_sha256(data)`` when the caller has it (computed once per data
+    set); the result carries it so that its per-user array can be paired across runs.
+    """
     if data.refit:
         raise ValueError("evaluate_model needs the original data set, not a refit view")
     result = ModelResult(spec.name, data.name)
+    result.users_sha256 = fingerprint if fingerprint is not None else users_sha256(data)
     start = time.monotonic()
     best: Fitted | None = None
     grid = list(spec.grid) if grid_points is None else list(spec.grid)[:grid_points]
@@ -199,26 +209,44 @@ def evaluate_model(
     return result
 
 
-def compare(results: Sequence[ModelResult], resamples: int = 10_000) -> list[Comparison]:
+def is_ours(model: str) -> bool:
+    return model.startswith(OURS_PREFIX)
+
+
+def pick_reference(done: Sequence[ModelResult], reference: str | None = None
+                   ) -> ModelResult | None:
+    """``reference`` when named (None when it did not run here), else the first of
+    `REFERENCE_MODELS` that ran, else the best on validation."""
+    by_name = {r.model: r for r in done}
+    if reference is not None:
+        return by_name.get(reference)
+    first = next((by_name[m] for m in REFERENCE_MODELS if m in by_name), None)
+    return first or max(done, key=lambda r: r.valid[SELECT_METRIC], default=None)
+
+
+def compare(results: Sequence[ModelResult], resamples: int = 10_000,
+            reference: str | None = None) -> list[Comparison]:
     """Per data set: the reference model minus every other model, paired bootstrap CI.
 
-    The reference is ``ours-ce`` when it ran, else the best model on validation; the best
-    peer (``best_peer``) is the other model with the best validation NDCG@10: the headline.
+    The reference is `pick_reference`'s; a data set where a named reference did not run gets
+    no comparisons. The best peer (``best_peer``, the headline) is the best model on
+    validation that is not one of ours: ours against our own variants is no lead over peers.
     """
     out = []
     for name in dict.fromkeys(r.dataset for r in results):
         done = [r for r in results if r.dataset == name and not r.skipped
                 and r.user_ndcg is not None]
-        if len(done) < 2:
+        ref = pick_reference(done, reference)
+        if len(done) < 2 or ref is None:
             continue
-        by_valid = sorted(done, key=lambda r: r.valid[SELECT_METRIC], reverse=True)
-        ref = next((r for r in done if r.model == REFERENCE_MODEL), by_valid[0])
-        others = [r for r in by_valid if r is not ref]
+        others = sorted((r for r in done if r is not ref),
+                        key=lambda r: r.valid[SELECT_METRIC], reverse=True)
+        peer = next((r for r in others if not is_ours(r.model)), None)
         for r in others:
             assert ref.user_ndcg is not None and r.user_ndcg is not None  # noqa: S101
             ci = paired_bootstrap(ref.user_ndcg, r.user_ndcg, resamples=resamples)
             out.append(Comparison(name, ref.model, r.model, ci.diff, ci.low, ci.high,
-                                  ci.significant, best_peer=r is others[0]))
+                                  ci.significant, best_peer=r is peer))
     return out
 
 
@@ -231,20 +259,22 @@ def run_eval(
     seeds: Sequence[int] = (0, 1, 2),
     ctx: EvalContext | None = None,
     resamples: int = 10_000,
+    reference: str | None = None,
 ) -> tuple[list[ModelResult], list[Comparison]]:
     """Evaluate every model on every data set; with ``results_dir`` write JSON, table, chart."""
     ctx = ctx or EvalContext()
     start = time.monotonic()
     settings = {"grid_points": grid_points, "seeds": list(seeds),
                 "bootstrap_resamples": resamples, "grid_sha256": grid_digest(models),
-                **ctx.__dict__}
+                "reference": reference, **ctx.__dict__}
     results: list[ModelResult] = []
     comparisons: list[Comparison] = []
     for data in datasets:
+        fingerprint = users_sha256(data)
         for spec in models:
             log.info("evaluating %s on %s", spec.name, data.name)
-            results.append(evaluate_model(data, spec, ctx, grid_points, seeds))
-            comparisons = compare(results, resamples)
+            results.append(evaluate_model(data, spec, ctx, grid_points, seeds, fingerprint))
+            comparisons = compare(results, resamples, reference)
             if results_dir is not None:  # after every model: a long run keeps what it did
                 write_results(results, comparisons, Path(results_dir),
                               wall_seconds=time.monotonic() - start, settings=settings)

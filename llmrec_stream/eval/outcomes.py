@@ -31,6 +31,10 @@ class ModelResult:
     tried: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
     skipped: str = ""
+    #: sha256 of the test split's users and targets in order (`datasets.sequences.users_sha256`):
+    #: per-user arrays of two results pair user by user only when these agree ("" in results
+    #: written before the fingerprint existed).
+    users_sha256: str = ""
     #: Per-user test NDCG@10, mean over seeds (for the bootstrap; not written to JSON).
     user_ndcg: npt.NDArray[np.float64] | None = field(default=None, repr=False)
 

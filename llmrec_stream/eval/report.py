@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +16,9 @@ from llmrec_stream.eval.outcomes import Comparison, ModelResult
 from llmrec_stream.results import write_json
 
 COLUMNS: tuple[str, ...] = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+COUNT_ONLY = "¹"
+COUNT_ONLY_NOTE = (f"{COUNT_ONLY} alignment checked by user count only (run predates the "
+                   "fingerprint)")
 
 
 def _pm(r: ModelResult, c: str) -> str:
@@ -23,11 +26,22 @@ def _pm(r: ModelResult, c: str) -> str:
     return f"{r.test[c]:.4f} ± {sd:.4f}" if len(r.seeds) > 1 else f"{r.test[c]:.4f}"
 
 
+def point(params: Mapping[str, Any]) -> str:
+    """A grid point in one cell: ``factors 256, lr 0.05``; a component's point in brackets."""
+    parts = []
+    for key, value in params.items():
+        if isinstance(value, Mapping):
+            parts.append(f"{key} ({point(value)})")
+        else:
+            parts.append(f"{key} {value:g}" if isinstance(value, float) else f"{key} {value}")
+    return ", ".join(parts).replace("|", "/") or "–"
+
+
 def table(results: Sequence[ModelResult], comparisons: Sequence[Comparison] = ()) -> str:
     """Markdown: test metrics (mean ± sd over seeds), the CIs, then cold-start rows."""
-    head = ("| dataset | model | " + " | ".join(COLUMNS)
-            + " | ndcg@10 unmasked (RecBole-style) | valid ndcg@10 | seeds | seconds |")
-    lines = [head, "|" + "---|" * (len(COLUMNS) + 6)]
+    head = ("| dataset | model | " + " | ".join(COLUMNS) + " | ndcg@10 unmasked (RecBole-style) "
+            "| valid ndcg@10 | grid points tried | seeds | chosen point | seconds |")
+    lines = [head, "|" + "---|" * (len(COLUMNS) + 8)]
     for r in results:
         if r.skipped:
             lines.append(f"| {r.dataset} | {r.model} | skipped: {r.skipped} |")
@@ -35,16 +49,28 @@ def table(results: Sequence[ModelResult], comparisons: Sequence[Comparison] = ()
         cells = " | ".join(_pm(r, c) for c in COLUMNS)
         seeds = "deterministic" if r.deterministic else ",".join(map(str, r.seeds))
         lines.append(f"| {r.dataset} | {r.model} | {cells} | {r.unmasked['ndcg@10']:.4f} "
-                     f"| {r.valid['ndcg@10']:.4f} | {seeds} | {r.seconds:.0f} |")
+                     f"| {r.valid['ndcg@10']:.4f} | {len(r.tried)} | {seeds} "
+                     f"| {point(r.params)} | {r.seconds:.0f} |")
     if comparisons:
         lines += ["", "Paired per-user bootstrap, 95 % CI of the test NDCG@10 difference "
                   "(reference minus other; per-user values averaged over seeds):", "",
                   "| dataset | reference | other | difference | 95 % CI | significant |",
                   "|---|---|---|---|---|---|"]
+        fingerprints = {(r.dataset, r.model): r.users_sha256 for r in results}
+        count_only = False
         for c in comparisons:
             tag = " (best peer on validation)" if c.best_peer else ""
+            if not (fingerprints.get((c.dataset, c.reference))
+                    and fingerprints.get((c.dataset, c.other))):
+                tag, count_only = f"{tag} {COUNT_ONLY}", True
             lines.append(f"| {c.dataset} | {c.reference} | {c.other}{tag} | {c.diff:+.4f} "
                          f"| [{c.low:+.4f}, {c.high:+.4f}] | {'yes' if c.significant else 'no'} |")
+        if count_only:
+            lines += ["", COUNT_ONLY_NOTE]
+    unpaired = [f"{r.dataset}/{r.model}" for r in results
+                if not r.skipped and r.user_ndcg is None]
+    if unpaired:
+        lines += ["", "Not compared (no per-user array): " + ", ".join(unpaired) + "."]
     cold = [r for r in results if r.cold]
     if cold:
         lines += ["", "Cold start (test target, only the last k history items as input, seed-0 "
@@ -87,15 +113,24 @@ def bar_chart(results: Sequence[ModelResult], path: Path) -> None:
 
 def write_results(
     results: Sequence[ModelResult], comparisons: Sequence[Comparison], out: Path,
-    wall_seconds: float, settings: dict[str, Any],
+    wall_seconds: float, settings: dict[str, Any], *,
+    sources: Mapping[tuple[str, str], str] | None = None, notes: Sequence[str] = (),
 ) -> str:
-    """Write the files under ``out`` and return the table text."""
+    """Write the files under ``out`` and return the table text.
+
+    A merge of several runs (`eval.merge`) passes ``sources``, the folder each (dataset,
+    model) row came from (written into its row), and ``notes``, printed under the table.
+    """
     out.mkdir(parents=True, exist_ok=True)
     text = table(results, comparisons)
+    if notes:
+        text += "\n\n" + "\n".join(notes)
     rows = []
     for r in results:
         row = asdict(r)
         row.pop("user_ndcg")
+        if sources is not None:
+            row["source"] = sources[(r.dataset, r.model)]
         rows.append(row)
     payload = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),

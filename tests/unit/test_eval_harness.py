@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from llmrec_stream.datasets.metrics import Scorer
-from llmrec_stream.datasets.sequences import SeqDataset
+from llmrec_stream.datasets.sequences import SeqDataset, users_sha256
 from llmrec_stream.datasets.specs import EvalContext, ModelSpec, Skip
 from llmrec_stream.datasets.toys import cyclic_dataset
 from llmrec_stream.eval.cli import eval_cmd
@@ -28,6 +28,7 @@ from llmrec_stream.eval.harness import (
     popularity_spec,
     run_eval,
 )
+from llmrec_stream.eval.outcomes import ModelResult
 from llmrec_stream.eval.peers import interactions
 
 
@@ -193,6 +194,35 @@ def test_compare_prefers_ours_as_reference_and_marks_the_best_peer() -> None:
     comps = compare(results, resamples=300)
     assert {c.reference for c in comps} == {"ours-ce"}
     assert sum(c.best_peer for c in comps) == 1
+    assert {r.users_sha256 for r in results} == {users_sha256(data)}  # the pairing print
+
+
+def _scored(data: SeqDataset, model: str, valid: float, offset: int) -> ModelResult:
+    result = evaluate_model(data, ModelSpec(model, _fit_next, [{"offset": offset}]),
+                            EvalContext(progress=False))
+    result.valid["ndcg@10"] = valid  # the order on validation, set by hand
+    return result
+
+
+def test_the_reference_is_the_blend_and_the_best_peer_is_never_ours() -> None:
+    data = cyclic_dataset(n_items=20, n_users=60)
+    results = [_scored(data, "ease", 0.5, 1), _scored(data, "ours-ce", 0.9, 0),
+               _scored(data, "ours-ease", 0.8, 0), _scored(data, "als", 0.6, 2)]
+    comps = compare(results, resamples=300)
+    # ours-ease over ours-ce although ours-ce is better on validation
+    assert {c.reference for c in comps} == {"ours-ease"}
+    assert [c.other for c in comps] == ["ours-ce", "als", "ease"]  # every other, by validation
+    # the headline: the best on validation that is not a variant of ours
+    assert [c.other for c in comps if c.best_peer] == ["als"]
+    named = compare(results, resamples=300, reference="ease")
+    assert {c.reference for c in named} == {"ease"}
+    assert [c.other for c in named if c.best_peer] == ["als"]
+    assert compare(results, resamples=300, reference="sasrec") == []  # not run: no comparisons
+    only_ours = compare(results[1:3], resamples=300)
+    assert [(c.reference, c.other, c.best_peer) for c in only_ours] == [
+        ("ours-ease", "ours-ce", False)]
+    without_blend = compare([r for r in results if r.model != "ours-ease"], resamples=300)
+    assert {c.reference for c in without_blend} == {"ours-ce"}
 
 
 def test_interactions_count_duplicates_once() -> None:
@@ -212,11 +242,19 @@ def test_eval_command(tmp_path: Path) -> None:
     result = CliRunner().invoke(eval_cmd, ["--data", str(path), "--models", "popularity,als",
                                            "--results", str(out), "--grid-points", "1",
                                            "--seeds", "2", "--bootstrap", "200",
-                                           "--encoder", str(tmp_path), "--quiet"])
+                                           "--encoder", str(tmp_path), "--quiet",
+                                           "--reference", "popularity"])
     assert result.exit_code == 0, result.output
     assert "| Toy | als |" in result.output and (out / "results.json").is_file()
+    payload = json.loads((out / "results.json").read_text())
+    assert [(c["reference"], c["other"]) for c in payload["comparisons"]] == [
+        ("popularity", "als")]
+    assert payload["settings"]["reference"] == "popularity"
     bad = CliRunner().invoke(eval_cmd, ["--data", str(path), "--models", "nope"])
     assert bad.exit_code != 0 and "unknown models" in bad.output
+    bad = CliRunner().invoke(eval_cmd, ["--data", str(path), "--models", "als",
+                                        "--reference", "ease"])
+    assert bad.exit_code != 0 and "ease is not among --models" in bad.output
 
 
 def test_ease_weights_match_the_closed_form() -> None:

@@ -38,8 +38,8 @@ TOOLING: dict[str, Tooling] = {
     "eval": Tooling("llmrec_stream.eval.cli:eval_cmd", ("eval",),
                     "Evaluate the project's model and its peers on one full-ranking protocol."),
     "eval-table": Tooling("llmrec_stream.eval.cli:eval_table_cmd", ("eval",),
-                          "Merge eval results folders into one table: comparisons, sources, "
-                          "alignment checks."),
+                          "Merge eval results folders into one table, as one run over all "
+                          "their rows would write it."),
     "live-offline": Tooling("llmrec_stream.eval.live_offline_cli:live_offline_cmd",
                             ("bench", "dev"),
                             "Top-10 published by the live pipeline vs the offline evaluator's, "

@@ -126,7 +126,12 @@ def eval_table_cmd(
     run_dirs: tuple[Path, ...], results_dir: Path, reference: str | None, resamples: int,
     arrays: tuple[str, ...], prefer_later: bool,
 ) -> None:
-    """Merge `llmrec-stream eval` results folders into the table one run would have written."""
+    """Merge eval results folders into one table, as one run over all their rows would write it.
+
+    Each RUN_DIR is an ``llmrec-stream eval`` results folder. The same (data set, model) in two
+    folders, and per-user arrays of one data set that are not the same users in the same order,
+    are refused.
+    """
     from llmrec_stream.eval.merge import MergeError, merge_table
 
     try:

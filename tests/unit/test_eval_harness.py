@@ -77,6 +77,7 @@ def test_run_eval_selects_on_valid_and_writes_results(tmp_path: Path) -> None:
     assert (tmp_path / "ndcg.png").stat().st_size > 1000
     text = (tmp_path / "table.md").read_text()
     assert "| cyclic | next | 1.0000 ± 0.0000" in text
+    assert "| 2 | 0,1,2 | offset 0 |" in text  # grid points tried, seeds, the chosen point
     assert "| cyclic | popularity |" in text and "deterministic" in text
     # the reference (best on validation, no ours-ce here) against the other model: a real lead
     [c] = comparisons

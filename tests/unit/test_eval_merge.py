@@ -48,7 +48,7 @@ def _write(folder: Path, rows: Sequence[ModelResult], grid: str = "g") -> Path:
     return folder
 
 
-def _invoke(*args: str | Path) -> tuple[int, str]:
+def _invoke(*args: str | Path | int) -> tuple[int, str]:
     result = CliRunner().invoke(eval_table_cmd, [str(a) for a in args])
     assert "Traceback" not in result.output
     return result.exit_code, result.output
@@ -85,6 +85,7 @@ def test_merging_two_folders_gives_the_table_of_one_run(tmp_path: Path) -> None:
         "grid-a", "grid-b"]
     assert merged["wall_seconds"] == 200.0
     with np.load(tmp_path / "out" / "user_ndcg.npz") as z:
+        assert second[3].user_ndcg is not None
         assert np.array_equal(z["Beauty/item-knn"], second[3].user_ndcg)
     # the reference is the blend; the headline peer is the best that is not ours
     heads = {(c["dataset"], c["reference"], c["other"]) for c in merged["comparisons"]

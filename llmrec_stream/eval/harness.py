@@ -221,7 +221,9 @@ def pick_reference(done: Sequence[ModelResult], reference: str | None = None
     if reference is not None:
         return by_name.get(reference)
     first = next((by_name[m] for m in REFERENCE_MODELS if m in by_name), None)
-    return first or max(done, key=lambda r: r.valid[SELECT_METRIC], default=None)
+    if first is not None:
+        return first
+    return max(done, key=lambda r: r.valid[SELECT_METRIC], default=None)
 
 
 def compare(results: Sequence[ModelResult], resamples: int = 10_000,

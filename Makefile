@@ -5,7 +5,7 @@ BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 export LLMREC_TEST_CACHE ?= $(CURDIR)/.cache/test
 
-.PHONY: demo test lint typecheck unit integration encoder soak clean
+.PHONY: demo test lint typecheck unit integration encoder soak quality clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: lint typecheck
 # the long fault run: 10 kill -9 over 100,000 events, verified against the input
 soak: $(STAMP)
 	LLMREC_SOAK_KILLS=10 LLMREC_SOAK_EVENTS=100000 $(BIN)/pytest -q -s tests/fault/test_kill_worker.py
+
+# the offline quality table of docs/eval.md (both data sets, every model, 3 seeds; days of CPU,
+# resumable: finished parts are kept), merged into results/quality/table
+quality: $(STAMP)
+	scripts/quality_table.sh
 
 clean:
 	rm -rf $(VENV) .cache .mypy_cache .ruff_cache .pytest_cache

@@ -52,12 +52,18 @@ class Merged:
     notes: list[str] = field(default_factory=list)
 
 
-def _result(row: Mapping[str, Any], where: Path) -> ModelResult:
+def _result(row: Mapping[str, Any], where: Path, run_seeds: Sequence[int]) -> ModelResult:
+    """One row; ``run_seeds`` are the seeds its run was given (``settings.seeds``)."""
     unknown = sorted(set(row) - _FIELDS - {"source"})
     if unknown or not {"model", "dataset"} <= set(row):
         raise MergeError(f"{where}: a row with unknown fields {unknown} or no model/dataset: "
                          "not a results.json of llmrec-stream eval (or a newer one)")
-    return ModelResult(**{k: v for k, v in row.items() if k in _FIELDS})
+    result = ModelResult(**{k: v for k, v in row.items() if k in _FIELDS})
+    if "deterministic" not in row:
+        # Written before the field existed: the harness ran a model that reads no seed once,
+        # whatever --seeds said, so one seed in a run given several means exactly that.
+        result.deterministic = len(result.seeds) == 1 and len(run_seeds) > 1
+    return result
 
 
 def load_run(folder: Path, arrays: Path | None = None) -> Run:
@@ -68,7 +74,8 @@ def load_run(folder: Path, arrays: Path | None = None) -> Run:
         rows = payload["results"]
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise MergeError(f"{folder}: no readable results.json with results ({exc})") from exc
-    run = Run(folder, payload, [_result(row, path) for row in rows])
+    seeds = (payload.get("settings") or {}).get("seeds") or []
+    run = Run(folder, payload, [_result(row, path, seeds) for row in rows])
     npz = arrays if arrays is not None else folder / ARRAYS_FILE
     if arrays is None and not npz.is_file():
         return run

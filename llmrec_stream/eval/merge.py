@@ -25,9 +25,8 @@ import numpy as np
 
 from llmrec_stream.eval.harness import compare
 from llmrec_stream.eval.outcomes import ModelResult
-from llmrec_stream.eval.report import write_results
+from llmrec_stream.eval.report import ARRAYS_FILE, row_key, write_results
 
-ARRAYS_FILE = "user_ndcg.npz"
 _FIELDS = {f.name for f in fields(ModelResult)} - {"user_ndcg"}
 
 
@@ -79,7 +78,7 @@ def load_run(folder: Path, arrays: Path | None = None) -> Run:
     npz = arrays if arrays is not None else folder / ARRAYS_FILE
     if arrays is None and not npz.is_file():
         return run
-    by_key = {f"{r.dataset}/{r.model}": r for r in run.results}
+    by_key = {row_key(r): r for r in run.results}
     try:
         with np.load(npz, allow_pickle=False) as z:
             loaded = {k: np.asarray(z[k], np.float64) for k in z.files}
@@ -121,10 +120,10 @@ def merge_runs(runs: Sequence[Run], base: Path, *, prefer_later: bool = False) -
             if key in chosen:
                 before = chosen[key][1].folder
                 if not prefer_later:
-                    raise MergeError(f"{r.dataset}/{r.model} is in both {before} and "
+                    raise MergeError(f"{row_key(r)} is in both {before} and "
                                      f"{run.folder}: drop one, or pass --prefer-later to keep "
                                      "the later")
-                merged.notes.append(f"{r.dataset}/{r.model}: the row of "
+                merged.notes.append(f"{row_key(r)}: the row of "
                                     f"{os.path.relpath(run.folder, base)} replaces the one of "
                                     f"{os.path.relpath(before, base)} (--prefer-later).")
             chosen[key] = (r, run)

@@ -16,9 +16,16 @@ from llmrec_stream.eval.outcomes import Comparison, ModelResult
 from llmrec_stream.results import write_json
 
 COLUMNS: tuple[str, ...] = ("recall@10", "recall@20", "ndcg@10", "ndcg@20")
+#: The per-user arrays' file; `eval.merge` reads back what `write_results` writes here.
+ARRAYS_FILE = "user_ndcg.npz"
 COUNT_ONLY = "¹"
 COUNT_ONLY_NOTE = (f"{COUNT_ONLY} alignment checked by user count only (run predates the "
                    "fingerprint)")
+
+
+def row_key(r: ModelResult) -> str:
+    """A row's name in the per-user arrays file and in messages: ``dataset/model``."""
+    return f"{r.dataset}/{r.model}"
 
 
 def _pm(r: ModelResult, c: str) -> str:
@@ -67,7 +74,7 @@ def table(results: Sequence[ModelResult], comparisons: Sequence[Comparison] = ()
                          f"| [{c.low:+.4f}, {c.high:+.4f}] | {'yes' if c.significant else 'no'} |")
         if count_only:
             lines += ["", COUNT_ONLY_NOTE]
-    unpaired = [f"{r.dataset}/{r.model}" for r in results
+    unpaired = [row_key(r) for r in results
                 if not r.skipped and r.user_ndcg is None]
     if unpaired:
         lines += ["", "Not compared (no per-user array): " + ", ".join(unpaired) + "."]
@@ -147,10 +154,10 @@ def write_results(
     write_json(out / "results.json", payload)
     (out / "table.md").write_text(text + f"\n\nWall time: {wall_seconds:.0f} s\n",
                                   encoding="utf-8")
-    per_user = {f"{r.dataset}/{r.model}": r.user_ndcg for r in results
+    per_user = {row_key(r): r.user_ndcg for r in results
                 if r.user_ndcg is not None}
     if per_user:
-        np.savez_compressed(out / "user_ndcg.npz", **per_user)  # type: ignore[arg-type]
+        np.savez_compressed(out / ARRAYS_FILE, **per_user)  # type: ignore[arg-type]
     if any(not r.skipped for r in results):
         bar_chart(results, out / "ndcg.png")
     return text

@@ -37,6 +37,8 @@ class SeqDataset:
     #: A refit view (``refit_view``): its "valid" split is the original test split, and it has
     #: no test split of its own, so nothing can select or stop on it by mistake.
     refit: bool = False
+    #: The data set a refit view was made from (None for an original).
+    parent: SeqDataset | None = field(default=None, repr=False, compare=False)
 
     @property
     def n_items(self) -> int:
@@ -71,11 +73,17 @@ class SeqDataset:
 
         The final test model of every model is fit on this view with the hyper-parameters
         (and, for neural models, the epoch count) chosen on the original validation split.
+        The view is made once and kept: every model of a run fits the same view object.
         """
         if self.refit:
             raise ValueError(f"{self.name} is already a refit view")
-        return SeqDataset(self.name, self.item_ids, self.test_input(), self.test_target,
-                          self.test_target, self.user_ids, self.item_text, refit=True)
+        view = self.__dict__.get("_refit_view")
+        if view is None:  # one view per data set, so fits of it can be shared (`FitCache`)
+            view = SeqDataset(self.name, self.item_ids, self.test_input(), self.test_target,
+                              self.test_target, self.user_ids, self.item_text, refit=True,
+                              parent=self)
+            object.__setattr__(self, "_refit_view", view)
+        return view
 
     def test_input(self) -> list[IntArray]:
         return [np.append(s, t) for s, t in zip(self.train, self.valid_target, strict=True)]

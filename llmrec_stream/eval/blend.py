@@ -4,12 +4,16 @@ Why a spec and not a new model: the blend must reuse the components exactly as t
 fits them (the same fit functions, the same refit rule, the same history masking), so that
 at ``w = 1`` it *is* model ``a`` and at ``w = 0`` model ``b``. Its grid is the blend weight
 and the per-user normalisation, declared before any run and chosen on validation like every
-other grid; the components' own hyper-parameters are fixed points of their grids, named in
-the blend's declaration.
+other grid. Each component's point is either fixed in the blend's declaration or, for ``a``,
+"the validation choice": on each data set ``a``'s own grid is fit with seed 0 on the training
+sequences and the point with the best validation NDCG@10 is blended, the harness's own rule
+(so the blend never sees a test target before its choice either).
 
-Each grid point would otherwise refit both components: the fits are cached per
-(data set object, component, params, seed, epoch count), so a twelve-point grid costs one fit
-of each component per seed and data view, and the cache keeps only the latest few fits.
+Each grid point would otherwise refit both components: the fits go through the run's
+`FitCache` (the harness's, shared with the components' own rows when they run in the same
+run), keyed by (data view, component, point, seed, epoch count), so a twelve-point grid costs
+one fit of each component per seed and data view, and ``a``'s grid costs nothing extra when
+``a`` runs as a model of its own beside the blend.
 
 Normalisation, per user over the catalog (column 0, the padding, excluded; history items
 included, because masking is the metric's job and must not change what a model scores):
@@ -25,8 +29,8 @@ ranks every item exactly as ``a`` does (``0 * norm(b)`` adds exact zeros).
 
 from __future__ import annotations
 
-import json
-from collections import OrderedDict
+import dataclasses
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,13 +39,18 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import rankdata  # type: ignore[import-untyped]
 
-from llmrec_stream.datasets.metrics import Scorer
+from llmrec_stream.datasets.metrics import Scorer, evaluate
 from llmrec_stream.datasets.sequences import IntArray, SeqDataset
-from llmrec_stream.datasets.specs import EvalContext, Fitted, ModelSpec
+from llmrec_stream.datasets.specs import EvalContext, FitCache, Fitted, ModelSpec
+
+log = logging.getLogger(__name__)
 
 NORMS: tuple[str, ...] = ("z", "rank")
 #: The blend weights of model ``a``, frozen before any run (0 is ``b`` alone, 1 ``a`` alone).
 BLEND_WEIGHTS: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+#: A component point that is the component's own validation choice on each data set.
+VALIDATION_CHOICE = "validation choice"
+SELECT_METRIC = "ndcg@10"
 
 
 def normalise(scores: npt.NDArray[np.floating], how: str) -> npt.NDArray[np.float64]:
@@ -74,13 +83,15 @@ def blend_scores(
 @dataclass
 class Blended:
     """The fitted blend; ``result`` is ``a``'s fit result, so the harness refits ``a`` for the
-    epoch count its validation run chose and reports how that run stopped."""
+    epoch count its validation run chose and reports how that run stopped. ``point`` is the
+    grid point as fit, a validation choice resolved to the component's point."""
 
     a: Fitted
     b: Fitted
     w: float
     how: str
     result: Any = None
+    point: dict[str, Any] = field(default_factory=dict)
 
     def scorer(self, split: str) -> Scorer:
         score_a, score_b = self.a.scorer(split), self.b.scorer(split)
@@ -92,51 +103,64 @@ class Blended:
         return score
 
 
-@dataclass
-class _FitCache:
-    """The latest ``size`` fits, keyed by data set object identity and everything a fit reads.
-
-    The data set object is kept in the entry, so an id cannot be reused while it is cached.
-    """
-
-    size: int = 4
-    entries: OrderedDict[tuple[Any, ...], tuple[SeqDataset, Fitted]] = field(
-        default_factory=OrderedDict)
-
-    def get(self, spec: ModelSpec, data: SeqDataset, params: dict[str, Any],
-            ctx: EvalContext) -> Fitted:
-        seeded = (ctx.seed, ctx.fixed_epochs) if spec.seeded else ()
-        key = (spec.name, id(data), json.dumps(params, sort_keys=True, default=str), *seeded)
-        hit = self.entries.get(key)
-        if hit is not None and hit[0] is data:
-            self.entries.move_to_end(key)
-            return hit[1]
-        fitted = spec.fit(data, dict(params), ctx)
-        self.entries[key] = (data, fitted)
-        while len(self.entries) > self.size:
-            self.entries.popitem(last=False)
-        return fitted
+def own_choice(spec: ModelSpec, data: SeqDataset, ctx: EvalContext,
+               fits: FitCache) -> dict[str, Any]:
+    """``spec``'s point with the best validation NDCG@10 on ``data`` (seed 0, first on ties,
+    the grid cut to ``ctx.grid_points``): the harness's selection rule."""
+    if data.refit:
+        raise ValueError("a validation choice is made on the original data set, not a refit view")
+    grid = list(spec.grid)[: ctx.grid_points] if ctx.grid_points else list(spec.grid)
+    seed0 = dataclasses.replace(ctx, seed=0, fixed_epochs=None)
+    best: dict[str, Any] | None = None
+    best_valid = 0.0
+    for params in grid:
+        valid = evaluate(fits.fit(spec, data, params, seed0).scorer("valid"), data, "valid")
+        if best is None or valid[SELECT_METRIC] > best_valid:
+            best, best_valid = dict(params), valid[SELECT_METRIC]
+    if best is None:
+        raise ValueError(f"{spec.name} has an empty grid")
+    log.info("%s on %s: validation choice %s (valid %s %.4f)", spec.name, data.name, best,
+             SELECT_METRIC, best_valid)
+    return best
 
 
 def blend_spec(
-    name: str, a: ModelSpec, a_params: dict[str, Any], b: ModelSpec, b_params: dict[str, Any],
-    weights: Sequence[float] = BLEND_WEIGHTS, norms: Sequence[str] = NORMS,
+    name: str, a: ModelSpec, a_params: dict[str, Any] | None, b: ModelSpec,
+    b_params: dict[str, Any], weights: Sequence[float] = BLEND_WEIGHTS,
+    norms: Sequence[str] = NORMS,
 ) -> ModelSpec:
     """``name`` blends ``a`` at ``a_params`` with ``b`` at ``b_params``; grid: norm x weight.
 
+    ``a_params`` None: ``a`` at its own validation choice on each data set (`own_choice`).
     Every grid point names the component points too, so the results file and the grid digest
     say exactly what was blended. Only ``a`` may train by epochs: the harness's refit passes
     one epoch count (``a``'s, from its validation run) and both components see it.
     """
-    cache_a, cache_b = _FitCache(), _FitCache()
-    grid = [{"w": float(w), "norm": how, a.name: dict(a_params), b.name: dict(b_params)}
+    reads = ((a.name, None if a_params is None else dict(a_params)), (b.name, dict(b_params)))
+    local = FitCache(reads, size=4)  # for a fit called outside a harness run
+    choices: dict[int, tuple[SeqDataset, dict[str, Any]]] = {}
+    a_point: Any = VALIDATION_CHOICE if a_params is None else dict(a_params)
+    grid = [{"w": float(w), "norm": how, a.name: a_point, b.name: dict(b_params)}
             for how in norms for w in weights]
 
+    def resolve(data: SeqDataset, ctx: EvalContext, fits: FitCache) -> dict[str, Any]:
+        original = data.parent if data.refit else data
+        if original is None:
+            raise ValueError(f"{data.name}: a refit view without its original data set")
+        hit = choices.get(id(original))
+        if hit is None or hit[0] is not original:
+            hit = choices[id(original)] = (original, own_choice(a, original, ctx, fits))
+        return hit[1]
+
     def fit(data: SeqDataset, params: dict[str, Any], ctx: EvalContext) -> Blended:
-        fitted_a = cache_a.get(a, data, params[a.name], ctx)
-        fitted_b = cache_b.get(b, data, params[b.name], ctx)
-        return Blended(fitted_a, fitted_b, float(params["w"]), str(params["norm"]),
-                       result=getattr(fitted_a, "result", None))
+        fits = ctx.fits if ctx.fits is not None else local
+        point = dict(params)
+        if point[a.name] == VALIDATION_CHOICE:
+            point[a.name] = resolve(data, ctx, fits)
+        fitted_a = fits.fit(a, data, point[a.name], ctx)
+        fitted_b = fits.fit(b, data, point[b.name], ctx)
+        return Blended(fitted_a, fitted_b, float(point["w"]), str(point["norm"]),
+                       result=getattr(fitted_a, "result", None), point=point)
 
     return ModelSpec(name, fit, grid, history_only=a.history_only and b.history_only,
-                     seeded=a.seeded or b.seeded)
+                     seeded=a.seeded or b.seeded, reads=reads)

@@ -45,7 +45,7 @@ from llmrec_stream.datasets.metrics import (
     summarize,
 )
 from llmrec_stream.datasets.sequences import SeqDataset, users_sha256
-from llmrec_stream.datasets.specs import EvalContext, Fitted, ModelSpec, Skip
+from llmrec_stream.datasets.specs import EvalContext, FitCache, Fitted, ModelSpec, Skip
 from llmrec_stream.eval.blend import blend_spec
 from llmrec_stream.eval.outcomes import Comparison, ModelResult
 from llmrec_stream.eval.peers import fit_ease, fit_implicit, fit_item_knn, fit_popularity
@@ -109,21 +109,21 @@ def peer_specs() -> list[ModelSpec]:
     return [popularity_spec(), bpr_spec(), als_spec(), ease_spec(), item_knn_spec()]
 
 
-#: ``ours-ease``: ours-ce at its first grid point (the point the 2026-12-06 run chose, its grid
-#: cut to one point) blended with EASE at lambda 50 (EASE's validation choice in that run), both
-#: declared here before the blend's first run; the blend's own grid (weight x normalisation,
-#: `blend.py`) is chosen on validation.
-OURS_EASE_POINTS: tuple[int, dict[str, Any]] = (0, {"lam": 50.0})
+#: ``ours-ease``: ours-ce at its own validation choice on each data set (its whole grid, seed 0,
+#: the harness's rule; `blend.own_choice`) blended with EASE at lambda 50 (EASE's validation
+#: choice on both data sets in the 2026-12-06 runs). Until 2026-12-06c the ours component was
+#: fixed at ours-ce's first grid point, because ours-ce had run that point alone; results
+#: folders from then name that point in their grid. The blend's own grid (weight x
+#: normalisation, `blend.py`) is chosen on validation.
+OURS_EASE_POINTS: tuple[dict[str, Any] | None, dict[str, Any]] = (None, {"lam": 50.0})
 
 
 def blend_specs(specs: Mapping[str, ModelSpec]) -> list[ModelSpec]:
     """The blends whose components are among ``specs`` (ours-ce is registered by the trainer)."""
     if "ours-ce" not in specs or "ease" not in specs:
         return []
-    ours_point, ease_params = OURS_EASE_POINTS
-    ours = specs["ours-ce"]
-    return [blend_spec("ours-ease", ours, dict(ours.grid[ours_point]), specs["ease"],
-                       ease_params)]
+    ours_params, ease_params = OURS_EASE_POINTS
+    return [blend_spec("ours-ease", specs["ours-ce"], ours_params, specs["ease"], ease_params)]
 
 
 def grid_digest(specs: Sequence[ModelSpec]) -> str:
@@ -135,6 +135,12 @@ def grid_digest(specs: Sequence[ModelSpec]) -> str:
 def _epochs(fitted: Fitted) -> int | None:
     result = getattr(fitted, "result", None)
     return None if result is None else int(result.best_epoch)
+
+
+def _as_fit(fitted: Fitted, params: dict[str, Any]) -> dict[str, Any]:
+    """The point as fit: a model that resolves part of its point (a blend's component at its
+    validation choice) says so in ``point``."""
+    return dict(getattr(fitted, "point", None) or params)
 
 
 def _fit_info(fitted: Fitted) -> dict[str, Any]:
@@ -159,11 +165,15 @@ def evaluate_model(
     result = ModelResult(spec.name, data.name)
     result.users_sha256 = fingerprint if fingerprint is not None else users_sha256(data)
     start = time.monotonic()
+    if ctx.fits is None:
+        ctx = dataclasses.replace(ctx, fits=FitCache.for_models([spec]))
+    fits = ctx.fits
+    assert fits is not None  # noqa: S101 - set just above
     best: Fitted | None = None
     grid = list(spec.grid) if grid_points is None else list(spec.grid)[:grid_points]
     for params in grid:
         try:
-            fitted = spec.fit(data, dict(params), dataclasses.replace(ctx, seed=0))
+            fitted = fits.fit(spec, data, dict(params), dataclasses.replace(ctx, seed=0))
         except Skip as why:
             result.skipped = str(why)
             log.warning("%s on %s skipped: %s", spec.name, data.name, why)
@@ -172,7 +182,7 @@ def evaluate_model(
         result.tried.append({"params": params, "valid": valid, **_fit_info(fitted)})
         log.info("%s %s %s: valid %s", data.name, spec.name, params, valid)
         if best is None or valid[SELECT_METRIC] > result.valid[SELECT_METRIC]:
-            best, result.valid, result.params = fitted, valid, dict(params)
+            best, result.valid, result.params = fitted, valid, _as_fit(fitted, params)
     if best is None:
         result.skipped = "empty grid"
         return result
@@ -182,10 +192,10 @@ def evaluate_model(
     user_ndcg = []
     for seed in run_seeds:
         seed_ctx = dataclasses.replace(ctx, seed=seed)
-        chosen = best if seed == 0 else spec.fit(data, dict(result.params), seed_ctx)
+        chosen = best if seed == 0 else fits.fit(spec, data, result.params, seed_ctx)
         valid = evaluate(chosen.scorer("valid"), data, "valid")
         epochs = _epochs(chosen)
-        final = spec.fit(refit, dict(result.params),
+        final = fits.fit(spec, refit, result.params,
                          dataclasses.replace(seed_ctx, fixed_epochs=epochs))
         ranks = evaluate_ranks(final.scorer("valid"), refit, "valid", masks=("all", "none"))
         row = {"seed": seed, "valid": valid, "test": summarize(ranks["all"], DEFAULT_KS),
@@ -264,11 +274,12 @@ def run_eval(
     reference: str | None = None,
 ) -> tuple[list[ModelResult], list[Comparison]]:
     """Evaluate every model on every data set; with ``results_dir`` write JSON, table, chart."""
-    ctx = ctx or EvalContext()
+    ctx = dataclasses.replace(ctx or EvalContext(), grid_points=grid_points,
+                              fits=FitCache.for_models(models))
+    assert ctx.fits is not None  # noqa: S101 - set just above
     start = time.monotonic()
-    settings = {"grid_points": grid_points, "seeds": list(seeds),
-                "bootstrap_resamples": resamples, "grid_sha256": grid_digest(models),
-                "reference": reference, **ctx.__dict__}
+    settings = {"seeds": list(seeds), "bootstrap_resamples": resamples,
+                "grid_sha256": grid_digest(models), "reference": reference, **ctx.settings()}
     results: list[ModelResult] = []
     comparisons: list[Comparison] = []
     for data in datasets:
@@ -280,4 +291,5 @@ def run_eval(
             if results_dir is not None:  # after every model: a long run keeps what it did
                 write_results(results, comparisons, Path(results_dir),
                               wall_seconds=time.monotonic() - start, settings=settings)
+        ctx.fits.clear()  # shared fits live for one data set
     return results, comparisons

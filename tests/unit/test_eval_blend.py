@@ -12,10 +12,16 @@ from scipy.stats import rankdata  # type: ignore[import-untyped]
 
 from llmrec_stream.datasets.metrics import evaluate
 from llmrec_stream.datasets.sequences import SeqDataset
-from llmrec_stream.datasets.specs import EvalContext, Fitted, ModelSpec
+from llmrec_stream.datasets.specs import EvalContext, FitCache, Fitted, ModelSpec
 from llmrec_stream.datasets.toys import cyclic_dataset
-from llmrec_stream.eval.blend import BLEND_WEIGHTS, NORMS, blend_spec, normalise
-from llmrec_stream.eval.harness import blend_specs, ease_spec, evaluate_model
+from llmrec_stream.eval.blend import (
+    BLEND_WEIGHTS,
+    NORMS,
+    VALIDATION_CHOICE,
+    blend_spec,
+    normalise,
+)
+from llmrec_stream.eval.harness import blend_specs, ease_spec, evaluate_model, run_eval
 
 pytest.importorskip("torch")
 
@@ -44,7 +50,7 @@ def test_the_blend_at_w1_ranks_as_ours_and_at_w0_as_ease() -> None:
     specs = _specs()
     blend = specs["ours-ease"]
     assert {p["w"] for p in blend.grid} == set(BLEND_WEIGHTS) and len(blend.grid) == 12
-    point = {k: v for k, v in blend.grid[0].items() if k not in ("w", "norm")}
+    point = {"ours-ce": dict(specs["ours-ce"].grid[0]), "ease": blend.grid[0]["ease"]}
     ours = specs["ours-ce"].fit(data, dict(point["ours-ce"]), CTX)
     ease = specs["ease"].fit(data, dict(point["ease"]), CTX)
     ours_ranks, ease_ranks = _ranks(_all_scores(ours, data)), _ranks(_all_scores(ease, data))
@@ -102,6 +108,56 @@ def test_each_component_is_fit_once_per_seed_and_view_not_per_grid_point() -> No
     assert result.valid["ndcg@10"] == best  # chosen on validation
 
 
+def test_the_validation_choice_is_ours_ce_s_own_and_a_shared_run_trains_each_point_once(
+) -> None:
+    """ours-ease with ours-ce at its validation choice blends the point ours-ce's own row
+    chooses, and in one run beside ours-ce each ours-ce fit is made once (the fit cache)."""
+    data = cyclic_dataset(n_items=25, n_users=200, length=6)
+    specs = _specs()
+    calls: list[tuple[str, bool, int]] = []
+    ours, ease = _counted(specs["ours-ce"], calls), _counted(specs["ease"], calls)
+    # points differing in what decides validation, so that the choice is not the first point
+    ours = dataclasses.replace(ours, grid=[{**ours.grid[0], "dim": 8, "dropout": 0.9},
+                                           dict(ours.grid[0])])
+    blend = blend_spec("ours-ease", ours, None, ease, {"lam": 50.0})
+    assert {p["ours-ce"] for p in blend.grid} == {VALIDATION_CHOICE}
+    results, _ = run_eval([data], [ours, blend], seeds=(0, 1), ctx=CTX, resamples=200)
+    own, blended = results
+    assert own.params == ours.grid[1]  # else "the choice" could be "the first point"
+    assert blended.params["ours-ce"] == own.params  # resolved in the results file
+    assert [t["params"]["ours-ce"] for t in blended.tried] == [VALIDATION_CHOICE] * 12
+    n_points = len(ours.grid)
+    assert sorted(c for c in calls if c[0] == "ours-ce") == sorted(
+        [("ours-ce", False, 0)] * n_points
+        + [("ours-ce", True, 0), ("ours-ce", False, 1), ("ours-ce", True, 1)])
+    assert sorted(c for c in calls if c[0] == "ease") == [("ease", False, 0), ("ease", True, 0)]
+    # at w = 1 the blend is ours-ce's own row, through selection, seeds, refit and masking
+    only_ours = blend_spec("ours-only", ours, None, ease, {"lam": 50.0}, weights=(1.0,),
+                           norms=("z",))
+    got = evaluate_model(data, only_ours, CTX, seeds=(0, 1))
+    assert got.params["ours-ce"] == own.params and got.test == own.test
+
+
+def test_the_fit_cache_keeps_only_what_a_model_reads_and_forgets_on_clear() -> None:
+    data = cyclic_dataset(n_items=25, n_users=200, length=6)
+    calls: list[tuple[str, bool, int]] = []
+    ease = _counted(ease_spec(), calls)
+    fits = FitCache([("ease", {"lam": 50.0})])
+    first = fits.fit(ease, data, {"lam": 50.0}, CTX)
+    assert fits.fit(ease, data, {"lam": 50.0}, dataclasses.replace(CTX, seed=3)) is first
+    assert fits.fit(ease, data.refit_view(), {"lam": 50.0}, CTX) is not first
+    fits.fit(ease, data, {"lam": 10.0}, CTX)  # not read by any model: fit, not kept
+    fits.fit(ease, data, {"lam": 10.0}, CTX)
+    assert len(fits) == 2 and len(calls) == 4
+    assert data.refit_view() is data.refit_view() and data.refit_view().parent is data
+    fits.clear()
+    assert len(fits) == 0 and fits.fit(ease, data, {"lam": 50.0}, CTX) is not first
+    bounded = FitCache([("ease", None)], size=1)
+    one = bounded.fit(ease, data, {"lam": 10.0}, CTX)
+    bounded.fit(ease, data, {"lam": 50.0}, CTX)
+    assert len(bounded) == 1 and bounded.fit(ease, data, {"lam": 10.0}, CTX) is not one
+
+
 def test_normalise_is_per_row_and_ignores_the_padding_column() -> None:
     scores = np.array([[99.0, 1.0, 2.0, 3.0], [-5.0, 4.0, 4.0, 4.0]])
     z = normalise(scores, "z")
@@ -118,7 +174,8 @@ def test_the_cli_builds_ours_ease_from_the_registered_ours_ce_and_ease() -> None
 
     (spec,) = model_specs(["ours-ease"])
     assert spec.name == "ours-ease" and spec.seeded and spec.history_only
-    assert all(p["ours-ce"] == HYBRID_GRID[0] and p["ease"] == {"lam": 50.0}
+    assert HYBRID_GRID  # the component's own grid, from which its validation choice is made
+    assert all(p["ours-ce"] == VALIDATION_CHOICE and p["ease"] == {"lam": 50.0}
                for p in spec.grid)
     assert {(p["w"], p["norm"]) for p in spec.grid} == {
         (w, n) for w in (0.0, 0.2, 0.4, 0.6, 0.8, 1.0) for n in ("z", "rank")}

@@ -6,7 +6,8 @@
 # The whole table is days of CPU (hours on a GPU), so it runs in parts, one
 # `llmrec-stream eval` results folder per (data set, group of models) under $OUT, and a part
 # that finished (its `.done` marker) is not run again: after an interruption the same command
-# goes on where it stopped. A part that was interrupted restarts from its beginning. Then
+# goes on where it stopped. A part that was interrupted runs again, loading every trained fit
+# it had finished from $OUT/fits (`--fit-store`), so it loses at most the fit in progress. Then
 # `llmrec-stream eval-table` merges the parts into $OUT/table (table.md, results.json with
 # every row's source folder, user_ndcg.npz, ndcg.png): the same table and paired bootstrap
 # intervals one run over everything would have written, with the users of each data set
@@ -50,7 +51,7 @@ part() {  # part NAME DATA MODELS
   echo "quality_table: $1 ($3) on $2"
   # shellcheck disable=SC2086  # EXTRA is a list of options
   "$LLMREC" eval --data "$2" --models "$3" --seeds "$SEEDS" --threads "$THREADS" --quiet \
-    --cache "$OUT/cache" --results "$dir" "${ENCODER_ARGS[@]}" $EXTRA
+    --cache "$OUT/cache" --fit-store "$OUT/fits" --results "$dir" "${ENCODER_ARGS[@]}" $EXTRA
   touch "$dir/.done"
 }
 

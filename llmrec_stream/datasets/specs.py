@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
+from llmrec_stream.datasets.fitstore import FitStore
 from llmrec_stream.datasets.metrics import Scorer
 from llmrec_stream.datasets.sequences import SeqDataset
 
@@ -76,6 +77,8 @@ class ModelSpec:
     #: Fits of other models this one reads, ``(model, point)``; point None: any point of that
     #: model's grid. The harness keeps those fits (`FitCache`) so that the two models share them.
     reads: tuple[tuple[str, dict[str, Any] | None], ...] = ()
+    #: Its fits go to the run's `FitStore`, when it has one (trained models: hours to redo).
+    stored: bool = False
 
 
 def point_key(params: dict[str, Any]) -> str:
@@ -96,8 +99,9 @@ class FitCache:
     """
 
     def __init__(self, reads: Iterable[tuple[str, dict[str, Any] | None]] = (),
-                 size: int | None = None) -> None:
+                 size: int | None = None, store: FitStore | None = None) -> None:
         self.size = size
+        self.store = store
         self._keep: dict[str, set[str] | None] = {}
         self._entries: OrderedDict[tuple[Any, ...], tuple[SeqDataset, Fitted]] = OrderedDict()
         for name, params in reads:
@@ -108,8 +112,8 @@ class FitCache:
                 self._keep[name] = kept | {point_key(params)}
 
     @classmethod
-    def for_models(cls, specs: Iterable[ModelSpec]) -> FitCache:
-        return cls(r for s in specs for r in s.reads)
+    def for_models(cls, specs: Iterable[ModelSpec], store: FitStore | None = None) -> FitCache:
+        return cls((r for s in specs for r in s.reads), store=store)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -122,20 +126,27 @@ class FitCache:
 
     def fit(self, spec: ModelSpec, data: SeqDataset, params: dict[str, Any],
             ctx: EvalContext) -> Fitted:
-        """``spec.fit``, from the cache when a model reads this fit."""
+        """``spec.fit``, from the cache when a model reads this fit (and through the store,
+        when there is one and the model is ``stored``)."""
         if not self.kept(spec.name, params):
-            return spec.fit(data, dict(params), ctx)
+            return self._fit(spec, data, params, ctx)
         seeded = (ctx.seed, ctx.fixed_epochs) if spec.seeded else ()
         key = (spec.name, id(data), point_key(params), *seeded)
         hit = self._entries.get(key)
         if hit is not None and hit[0] is data:
             self._entries.move_to_end(key)
             return hit[1]
-        fitted = spec.fit(data, dict(params), ctx)
+        fitted = self._fit(spec, data, params, ctx)
         self._entries[key] = (data, fitted)
         while self.size is not None and len(self._entries) > self.size:
             self._entries.popitem(last=False)
         return fitted
+
+    def _fit(self, spec: ModelSpec, data: SeqDataset, params: dict[str, Any],
+             ctx: EvalContext) -> Fitted:
+        if self.store is not None and spec.stored:
+            return self.store.fit(spec, data, params, ctx)
+        return spec.fit(data, dict(params), ctx)
 
     def clear(self) -> None:
         self._entries.clear()

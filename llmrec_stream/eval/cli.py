@@ -58,11 +58,15 @@ def model_specs(names: list[str]) -> list[ModelSpec]:
 @click.option("--cache", "cache_dir", type=click.Path(path_type=Path),
               default=Path(".cache/eval"), show_default=True, help="Item text vector cache.")
 @click.option("--threads", default=1, show_default=True, help="torch / BLAS threads.")
+@click.option("--fit-store", type=click.Path(path_type=Path, file_okay=False),
+              help="Keep every trained fit here; a rerun with the same code and settings loads "
+                   "them instead of training again (resume after an interruption).")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def eval_cmd(
     data_paths: tuple[Path, ...], models: str, results_dir: Path, seeds: int, grid_points: int,
     max_minutes: float, max_epochs: int, patience: int, resamples: int, reference: str | None,
-    encoder_dir: Path | None, cache_dir: Path, threads: int, quiet: bool,
+    encoder_dir: Path | None, cache_dir: Path, threads: int, fit_store: Path | None,
+    quiet: bool,
 ) -> None:
     """Evaluate the project's model and its peers on one full-ranking protocol."""
     from llmrec_stream.datasets.sequences import load_dataset
@@ -91,6 +95,7 @@ def eval_cmd(
     results, comparisons = run_eval(
         datasets, specs, results_dir=results_dir, grid_points=grid_points or None,
         seeds=range(seeds), ctx=ctx, resamples=resamples, reference=reference,
+        fit_store=fit_store,
     )
     click.echo(table(results, comparisons))
     click.echo(f"results in {results_dir}")

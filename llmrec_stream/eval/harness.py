@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from llmrec_stream.datasets.fitstore import FitStore
 from llmrec_stream.datasets.metrics import (
     DEFAULT_KS,
     evaluate,
@@ -272,14 +273,20 @@ def run_eval(
     ctx: EvalContext | None = None,
     resamples: int = 10_000,
     reference: str | None = None,
+    fit_store: Path | None = None,
 ) -> tuple[list[ModelResult], list[Comparison]]:
-    """Evaluate every model on every data set; with ``results_dir`` write JSON, table, chart."""
+    """Evaluate every model on every data set; with ``results_dir`` write JSON, table, chart.
+
+    ``fit_store``: a folder of finished fits (`FitStore`); a rerun loads them instead of
+    training again, so an interrupted run resumes at its last finished fit."""
+    store = None if fit_store is None else FitStore(fit_store)
     ctx = dataclasses.replace(ctx or EvalContext(), grid_points=grid_points,
-                              fits=FitCache.for_models(models))
+                              fits=FitCache.for_models(models, store))
     assert ctx.fits is not None  # noqa: S101 - set just above
     start = time.monotonic()
     settings = {"seeds": list(seeds), "bootstrap_resamples": resamples,
-                "grid_sha256": grid_digest(models), "reference": reference, **ctx.settings()}
+                "grid_sha256": grid_digest(models), "reference": reference,
+                "fit_store": None if fit_store is None else str(fit_store), **ctx.settings()}
     results: list[ModelResult] = []
     comparisons: list[Comparison] = []
     for data in datasets:

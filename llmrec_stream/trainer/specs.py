@@ -148,9 +148,9 @@ def fit_fused(data: SeqDataset, params: dict[str, Any], ctx: EvalContext) -> Fit
 def torch_specs() -> list[ModelSpec]:
     """The neural models and the two warm-start ablations (same grids, other id init)."""
     return [
-        ModelSpec("sasrec", fit_sasrec, SASREC_GRID),
-        ModelSpec("ours-ce", fit_hybrid, HYBRID_GRID),
-        ModelSpec("ours-mse", fit_fused, FUSED_GRID),
-        ModelSpec("ours-ce-no-cooc", fit_hybrid, _with_init(HYBRID_GRID, "random")),
-        ModelSpec("sasrec-cooc", fit_sasrec, _with_init(SASREC_GRID, "cooc")),
+        ModelSpec("sasrec", fit_sasrec, SASREC_GRID, stored=True),
+        ModelSpec("ours-ce", fit_hybrid, HYBRID_GRID, stored=True),
+        ModelSpec("ours-mse", fit_fused, FUSED_GRID, stored=True),
+        ModelSpec("ours-ce-no-cooc", fit_hybrid, _with_init(HYBRID_GRID, "random"), stored=True),
+        ModelSpec("sasrec-cooc", fit_sasrec, _with_init(SASREC_GRID, "cooc"), stored=True),
     ]

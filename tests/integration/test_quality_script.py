@@ -1,6 +1,7 @@
 """`scripts/quality_table.sh`, the one command behind docs/eval.md's table, run as a user runs
 it: every part through the installed `llmrec-stream eval`, then `eval-table`, then again after
-an interruption (finished parts are kept, the merge is redone).
+an interruption (finished parts are kept, the interrupted one loads its finished fits from the
+fit store, the merge is redone).
 
 Two toy one-line-per-user files stand in for Scientific and Beauty; `EXTRA` cuts grids and
 epochs so that the whole command takes about a minute, which the merged table says.
@@ -81,6 +82,13 @@ def test_the_quality_script_runs_every_part_merges_them_and_resumes(tmp_path: Pa
     keys = [(r["dataset"], r["model"]) for r in merged["results"]]
     assert keys.count(("Bea", "sasrec-cooc")) == 1
     assert (out / "beauty-ablations" / "results.json").stat().st_mtime_ns > stamp
+    # ... and it trained nothing again: its fits came from the store, with the same figures
+    assert "fit store: loaded sasrec-cooc-" in again.stderr
+    assert "fit store: loaded ours-ce-no-cooc-" in again.stderr
+    redone = {(r["dataset"], r["model"]): r for r in merged["results"]}
+    for model in ("sasrec-cooc", "ours-ce-no-cooc"):
+        assert redone[("Bea", model)]["test"] == rows[("Bea", model)]["test"]
+        assert redone[("Bea", model)]["per_seed"] == rows[("Bea", model)]["per_seed"]
 
 
 def test_the_quality_script_refuses_a_missing_data_set(tmp_path: Path) -> None:

@@ -12,8 +12,8 @@ model and its grid point, the seed and the epoch count of a refit, the data (the
 fingerprint of the original data set and whether this is its refit view, whose training
 sequences include the validation item), the run's bounds (max epochs, patience, wall-clock cap,
 threads, which change the numbers) and the item text encoder (its manifest), and the source
-of the packages that define fits and data (``datasets/``, ``trainer/``, ``eval/peers.py``):
-any change of code or settings starts afresh rather than load a fit it did not make.
+that defines fits, data and the validation metric (`FIT_SOURCES`): any change of that code or
+of the settings starts afresh rather than load a fit it did not make.
 
 Files are pickles written atomically (temporary file, then rename); load only a store your
 own runs wrote. A file that cannot be read is logged and the fit is trained again.
@@ -37,8 +37,11 @@ from llmrec_stream.datasets.sequences import SeqDataset, users_sha256
 # (``Any``) rather than imported back: the import graph has no cycle.
 
 log = logging.getLogger(__name__)
-#: Sources whose change changes a fit (relative to the package root).
-FIT_SOURCES: tuple[str, ...] = ("datasets", "trainer", "eval/peers.py")
+#: Sources whose change can change a fit (relative to the package root): the models and their
+#: training loop, the data and the validation metric that early stopping reads. Not the
+#: harness, the caches or this store, which decide which fits are made, not what they are.
+FIT_SOURCES: tuple[str, ...] = ("trainer", "datasets/sequences.py", "datasets/metrics.py",
+                                "datasets/toys.py", "eval/peers.py")
 
 
 def source_digest(parts: tuple[str, ...] = FIT_SOURCES) -> str:

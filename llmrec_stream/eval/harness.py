@@ -168,6 +168,8 @@ def evaluate_model(
     start = time.monotonic()
     if ctx.fits is None:
         ctx = dataclasses.replace(ctx, fits=FitCache.for_models([spec]))
+    if ctx.grid_points != grid_points:  # a blend's component choice sees the same cut
+        ctx = dataclasses.replace(ctx, grid_points=grid_points)
     fits = ctx.fits
     assert fits is not None  # noqa: S101 - set just above
     best: Fitted | None = None

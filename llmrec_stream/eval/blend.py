@@ -6,8 +6,9 @@ at ``w = 1`` it *is* model ``a`` and at ``w = 0`` model ``b``. Its grid is the b
 and the per-user normalisation, declared before any run and chosen on validation like every
 other grid. Each component's point is either fixed in the blend's declaration or, for ``a``,
 "the validation choice": on each data set ``a``'s own grid is fit with seed 0 on the training
-sequences and the point with the best validation NDCG@10 is blended, the harness's own rule
-(so the blend never sees a test target before its choice either).
+sequences and the point with the best validation NDCG@10 is blended, by the harness's own
+selection (`harness.select_point`, passed in as ``choose``), so the blend never sees a test
+target before its choice either.
 
 Each grid point would otherwise refit both components: the fits go through the run's
 `FitCache` (the harness's, shared with the components' own rows when they run in the same
@@ -30,8 +31,7 @@ ranks every item exactly as ``a`` does (``0 * norm(b)`` adds exact zeros).
 from __future__ import annotations
 
 import dataclasses
-import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,18 +39,17 @@ import numpy as np
 import numpy.typing as npt
 from scipy.stats import rankdata  # type: ignore[import-untyped]
 
-from llmrec_stream.datasets.metrics import Scorer, evaluate
+from llmrec_stream.datasets.metrics import Scorer
 from llmrec_stream.datasets.sequences import IntArray, SeqDataset
 from llmrec_stream.datasets.specs import EvalContext, FitCache, Fitted, ModelSpec
-
-log = logging.getLogger(__name__)
 
 NORMS: tuple[str, ...] = ("z", "rank")
 #: The blend weights of model ``a``, frozen before any run (0 is ``b`` alone, 1 ``a`` alone).
 BLEND_WEIGHTS: tuple[float, ...] = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 #: A component point that is the component's own validation choice on each data set.
 VALIDATION_CHOICE = "validation choice"
-SELECT_METRIC = "ndcg@10"
+#: ``choose(spec, data, ctx) -> point``: a component's validation choice on ``data``.
+Choose = Callable[[ModelSpec, SeqDataset, EvalContext], dict[str, Any]]
 
 
 def normalise(scores: npt.NDArray[np.floating], how: str) -> npt.NDArray[np.float64]:
@@ -103,39 +102,22 @@ class Blended:
         return score
 
 
-def own_choice(spec: ModelSpec, data: SeqDataset, ctx: EvalContext,
-               fits: FitCache) -> dict[str, Any]:
-    """``spec``'s point with the best validation NDCG@10 on ``data`` (seed 0, first on ties,
-    the grid cut to ``ctx.grid_points``): the harness's selection rule."""
-    if data.refit:
-        raise ValueError("a validation choice is made on the original data set, not a refit view")
-    grid = list(spec.grid)[: ctx.grid_points] if ctx.grid_points else list(spec.grid)
-    seed0 = dataclasses.replace(ctx, seed=0, fixed_epochs=None)
-    best: dict[str, Any] | None = None
-    best_valid = 0.0
-    for params in grid:
-        valid = evaluate(fits.fit(spec, data, params, seed0).scorer("valid"), data, "valid")
-        if best is None or valid[SELECT_METRIC] > best_valid:
-            best, best_valid = dict(params), valid[SELECT_METRIC]
-    if best is None:
-        raise ValueError(f"{spec.name} has an empty grid")
-    log.info("%s on %s: validation choice %s (valid %s %.4f)", spec.name, data.name, best,
-             SELECT_METRIC, best_valid)
-    return best
-
-
 def blend_spec(
     name: str, a: ModelSpec, a_params: dict[str, Any] | None, b: ModelSpec,
     b_params: dict[str, Any], weights: Sequence[float] = BLEND_WEIGHTS,
-    norms: Sequence[str] = NORMS,
+    norms: Sequence[str] = NORMS, choose: Choose | None = None,
 ) -> ModelSpec:
     """``name`` blends ``a`` at ``a_params`` with ``b`` at ``b_params``; grid: norm x weight.
 
-    ``a_params`` None: ``a`` at its own validation choice on each data set (`own_choice`).
+    ``a_params`` None: ``a`` at its own validation choice on each data set, made by ``choose``
+    (the harness passes its own selection, `harness.validation_choice`) on the original data
+    set, once per data set.
     Every grid point names the component points too, so the results file and the grid digest
     say exactly what was blended. Only ``a`` may train by epochs: the harness's refit passes
     one epoch count (``a``'s, from its validation run) and both components see it.
     """
+    if a_params is None and choose is None:
+        raise ValueError(f"{name}: a validation choice of {a.name} needs `choose`")
     reads = ((a.name, None if a_params is None else dict(a_params)), (b.name, dict(b_params)))
     local = FitCache(reads, size=4)  # for a fit called outside a harness run
     choices: dict[int, tuple[SeqDataset, dict[str, Any]]] = {}
@@ -143,20 +125,24 @@ def blend_spec(
     grid = [{"w": float(w), "norm": how, a.name: a_point, b.name: dict(b_params)}
             for how in norms for w in weights]
 
-    def resolve(data: SeqDataset, ctx: EvalContext, fits: FitCache) -> dict[str, Any]:
+    def resolve(data: SeqDataset, ctx: EvalContext) -> dict[str, Any]:
         original = data.parent if data.refit else data
         if original is None:
             raise ValueError(f"{data.name}: a refit view without its original data set")
         hit = choices.get(id(original))
         if hit is None or hit[0] is not original:
-            hit = choices[id(original)] = (original, own_choice(a, original, ctx, fits))
+            assert choose is not None  # noqa: S101 - checked when the spec was built
+            hit = choices[id(original)] = (original, dict(choose(a, original, ctx)))
         return hit[1]
 
     def fit(data: SeqDataset, params: dict[str, Any], ctx: EvalContext) -> Blended:
-        fits = ctx.fits if ctx.fits is not None else local
+        if ctx.fits is None:
+            ctx = dataclasses.replace(ctx, fits=local)
+        fits = ctx.fits
+        assert fits is not None  # noqa: S101 - set just above
         point = dict(params)
         if point[a.name] == VALIDATION_CHOICE:
-            point[a.name] = resolve(data, ctx, fits)
+            point[a.name] = resolve(data, ctx)
         fitted_a = fits.fit(a, data, point[a.name], ctx)
         fitted_b = fits.fit(b, data, point[b.name], ctx)
         return Blended(fitted_a, fitted_b, float(point["w"]), str(point["norm"]),

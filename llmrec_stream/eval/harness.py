@@ -111,7 +111,7 @@ def peer_specs() -> list[ModelSpec]:
 
 
 #: ``ours-ease``: ours-ce at its own validation choice on each data set (its whole grid, seed 0,
-#: the harness's rule; `blend.own_choice`) blended with EASE at lambda 50 (EASE's validation
+#: the harness's rule; `validation_choice`) blended with EASE at lambda 50 (EASE's validation
 #: choice on both data sets in the 2026-12-06 runs). Until 2026-12-06c the ours component was
 #: fixed at ours-ce's first grid point, because ours-ce had run that point alone; results
 #: folders from then name that point in their grid. The blend's own grid (weight x
@@ -124,7 +124,8 @@ def blend_specs(specs: Mapping[str, ModelSpec]) -> list[ModelSpec]:
     if "ours-ce" not in specs or "ease" not in specs:
         return []
     ours_params, ease_params = OURS_EASE_POINTS
-    return [blend_spec("ours-ease", specs["ours-ce"], ours_params, specs["ease"], ease_params)]
+    return [blend_spec("ours-ease", specs["ours-ce"], ours_params, specs["ease"], ease_params,
+                       choose=validation_choice)]
 
 
 def grid_digest(specs: Sequence[ModelSpec]) -> str:
@@ -152,6 +153,47 @@ def _fit_info(fitted: Fitted) -> dict[str, Any]:
             "stopped_by": getattr(result, "stopped_by", ""), "seconds": result.seconds}
 
 
+@dataclasses.dataclass
+class Selection:
+    """Step 1's outcome: the chosen fit, its point (as fit) and validation figures, and every
+    point tried."""
+
+    fitted: Fitted | None = None
+    params: dict[str, Any] = dataclasses.field(default_factory=dict)
+    valid: dict[str, float] = dataclasses.field(default_factory=dict)
+    tried: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+
+
+def select_point(data: SeqDataset, spec: ModelSpec, ctx: EvalContext,
+                 grid_points: int | None = None, into: Selection | None = None) -> Selection:
+    """Step 1 of the protocol: every point of ``spec``'s grid (cut to ``grid_points``) is fit
+    with seed 0 on the training sequences through ``ctx.fits`` and scored on validation; the
+    best validation NDCG@10 wins, the first on ties. ``Skip`` propagates; ``into`` keeps the
+    points tried before it."""
+    sel = into if into is not None else Selection()
+    fits = ctx.fits if ctx.fits is not None else FitCache()
+    seed0 = dataclasses.replace(ctx, seed=0, fixed_epochs=None)
+    grid = list(spec.grid) if grid_points is None else list(spec.grid)[:grid_points]
+    for params in grid:
+        fitted = fits.fit(spec, data, dict(params), seed0)
+        valid = evaluate(fitted.scorer("valid"), data, "valid")
+        sel.tried.append({"params": params, "valid": valid, **_fit_info(fitted)})
+        log.info("%s %s %s: valid %s", data.name, spec.name, params, valid)
+        if sel.fitted is None or valid[SELECT_METRIC] > sel.valid[SELECT_METRIC]:
+            sel.fitted, sel.valid, sel.params = fitted, valid, _as_fit(fitted, params)
+    return sel
+
+
+def validation_choice(spec: ModelSpec, data: SeqDataset, ctx: EvalContext) -> dict[str, Any]:
+    """``spec``'s chosen point on ``data`` by `select_point` (a blend's component choice)."""
+    sel = select_point(data, spec, ctx, ctx.grid_points)
+    if sel.fitted is None:
+        raise ValueError(f"{spec.name} has an empty grid")
+    log.info("%s on %s: validation choice %s (valid %s %.4f)", spec.name, data.name,
+             sel.params, SELECT_METRIC, sel.valid[SELECT_METRIC])
+    return sel.params
+
+
 def evaluate_model(
     data: SeqDataset, spec: ModelSpec, ctx: EvalContext, grid_points: int | None = None,
     seeds: Sequence[int] = (0,), fingerprint: str | None = None,
@@ -172,20 +214,14 @@ def evaluate_model(
         ctx = dataclasses.replace(ctx, grid_points=grid_points)
     fits = ctx.fits
     assert fits is not None  # noqa: S101 - set just above
-    best: Fitted | None = None
-    grid = list(spec.grid) if grid_points is None else list(spec.grid)[:grid_points]
-    for params in grid:
-        try:
-            fitted = fits.fit(spec, data, dict(params), dataclasses.replace(ctx, seed=0))
-        except Skip as why:
-            result.skipped = str(why)
-            log.warning("%s on %s skipped: %s", spec.name, data.name, why)
-            return result
-        valid = evaluate(fitted.scorer("valid"), data, "valid")
-        result.tried.append({"params": params, "valid": valid, **_fit_info(fitted)})
-        log.info("%s %s %s: valid %s", data.name, spec.name, params, valid)
-        if best is None or valid[SELECT_METRIC] > result.valid[SELECT_METRIC]:
-            best, result.valid, result.params = fitted, valid, _as_fit(fitted, params)
+    sel = Selection()
+    try:
+        select_point(data, spec, ctx, grid_points, into=sel)
+    except Skip as why:
+        result.tried, result.skipped = sel.tried, str(why)
+        log.warning("%s on %s skipped: %s", spec.name, data.name, why)
+        return result
+    best, result.tried, result.valid, result.params = sel.fitted, sel.tried, sel.valid, sel.params
     if best is None:
         result.skipped = "empty grid"
         return result

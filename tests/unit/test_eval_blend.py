@@ -21,7 +21,13 @@ from llmrec_stream.eval.blend import (
     blend_spec,
     normalise,
 )
-from llmrec_stream.eval.harness import blend_specs, ease_spec, evaluate_model, run_eval
+from llmrec_stream.eval.harness import (
+    blend_specs,
+    ease_spec,
+    evaluate_model,
+    run_eval,
+    validation_choice,
+)
 
 pytest.importorskip("torch")
 
@@ -119,7 +125,8 @@ def test_the_validation_choice_is_ours_ce_s_own_and_a_shared_run_trains_each_poi
     # points differing in what decides validation, so that the choice is not the first point
     ours = dataclasses.replace(ours, grid=[{**ours.grid[0], "dim": 8, "dropout": 0.9},
                                            dict(ours.grid[0])])
-    blend = blend_spec("ours-ease", ours, None, ease, {"lam": 50.0})
+    blend = blend_spec("ours-ease", ours, None, ease, {"lam": 50.0},
+                       choose=validation_choice)
     assert {p["ours-ce"] for p in blend.grid} == {VALIDATION_CHOICE}
     results, _ = run_eval([data], [ours, blend], seeds=(0, 1), ctx=CTX, resamples=200)
     own, blended = results
@@ -133,7 +140,7 @@ def test_the_validation_choice_is_ours_ce_s_own_and_a_shared_run_trains_each_poi
     assert sorted(c for c in calls if c[0] == "ease") == [("ease", False, 0), ("ease", True, 0)]
     # at w = 1 the blend is ours-ce's own row, through selection, seeds, refit and masking
     only_ours = blend_spec("ours-only", ours, None, ease, {"lam": 50.0}, weights=(1.0,),
-                           norms=("z",))
+                           norms=("z",), choose=validation_choice)
     got = evaluate_model(data, only_ours, CTX, seeds=(0, 1))
     assert got.params["ours-ce"] == own.params and got.test == own.test
 

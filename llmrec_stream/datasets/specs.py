@@ -104,6 +104,7 @@ class FitCache:
         self.store = store
         self._keep: dict[str, set[str] | None] = {}
         self._entries: OrderedDict[tuple[Any, ...], tuple[SeqDataset, Fitted]] = OrderedDict()
+        self._derived: dict[tuple[Any, ...], tuple[SeqDataset, Any]] = {}
         for name, params in reads:
             kept = self._keep.get(name, set())
             if params is None or kept is None:
@@ -117,6 +118,22 @@ class FitCache:
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def reads_every_point(self, name: str) -> bool:
+        """Some model reads ``name`` at its validation choice, so at every point of its grid."""
+        return name in self._keep and self._keep[name] is None
+
+    def recall(self, key: tuple[Any, ...], data: SeqDataset) -> Any | None:
+        """What `remember` kept for ``key`` on this data set object, or None."""
+        hit = self._derived.get((*key, id(data)))
+        return hit[1] if hit is not None and hit[0] is data else None
+
+    def remember(self, key: tuple[Any, ...], data: SeqDataset, value: Any) -> None:
+        """Keep a result derived from cached fits (a validation choice) until `clear`, so that
+        a second model of the run does not derive it again. A bounded cache (a blend's own,
+        outside a harness run) keeps none: the result would outlive the fits it came from."""
+        if self.size is None:
+            self._derived[(*key, id(data))] = (data, value)
 
     def kept(self, name: str, params: dict[str, Any]) -> bool:
         if name not in self._keep:
@@ -150,6 +167,7 @@ class FitCache:
 
     def clear(self) -> None:
         self._entries.clear()
+        self._derived.clear()
 
 
 _registered: list[Callable[[], list[ModelSpec]]] = []

@@ -169,9 +169,18 @@ def select_point(data: SeqDataset, spec: ModelSpec, ctx: EvalContext,
     """Step 1 of the protocol: every point of ``spec``'s grid (cut to ``grid_points``) is fit
     with seed 0 on the training sequences through ``ctx.fits`` and scored on validation; the
     best validation NDCG@10 wins, the first on ties. ``Skip`` propagates; ``into`` keeps the
-    points tried before it."""
+    points tried before it. When another model of the run reads ``spec`` at its validation
+    choice (a blend), the selection is kept in ``ctx.fits``: the second model reuses it
+    instead of scoring every point on validation again."""
     sel = into if into is not None else Selection()
     fits = ctx.fits if ctx.fits is not None else FitCache()
+    key = ("selection", spec.name, grid_points)
+    shared = fits.reads_every_point(spec.name)
+    done: Selection | None = fits.recall(key, data) if shared else None
+    if done is not None:
+        sel.fitted, sel.params, sel.valid = done.fitted, dict(done.params), dict(done.valid)
+        sel.tried = list(done.tried)
+        return sel
     seed0 = dataclasses.replace(ctx, seed=0, fixed_epochs=None)
     grid = list(spec.grid) if grid_points is None else list(spec.grid)[:grid_points]
     for params in grid:
@@ -181,6 +190,9 @@ def select_point(data: SeqDataset, spec: ModelSpec, ctx: EvalContext,
         log.info("%s %s %s: valid %s", data.name, spec.name, params, valid)
         if sel.fitted is None or valid[SELECT_METRIC] > sel.valid[SELECT_METRIC]:
             sel.fitted, sel.valid, sel.params = fitted, valid, _as_fit(fitted, params)
+    if shared:
+        fits.remember(key, data, Selection(sel.fitted, dict(sel.params), dict(sel.valid),
+                                           list(sel.tried)))
     return sel
 
 
@@ -232,7 +244,9 @@ def evaluate_model(
     for seed in run_seeds:
         seed_ctx = dataclasses.replace(ctx, seed=seed)
         chosen = best if seed == 0 else fits.fit(spec, data, result.params, seed_ctx)
-        valid = evaluate(chosen.scorer("valid"), data, "valid")
+        # seed 0's chosen fit was scored on validation by the selection
+        valid = dict(result.valid) if seed == 0 else evaluate(chosen.scorer("valid"), data,
+                                                               "valid")
         epochs = _epochs(chosen)
         final = fits.fit(spec, refit, result.params,
                          dataclasses.replace(seed_ctx, fixed_epochs=epochs))

@@ -4,6 +4,7 @@ validation, and its components are fit once per seed and data view, not once per
 from __future__ import annotations
 
 import dataclasses
+import logging
 from typing import Any
 
 import numpy as np
@@ -115,9 +116,12 @@ def test_each_component_is_fit_once_per_seed_and_view_not_per_grid_point() -> No
 
 
 def test_the_validation_choice_is_ours_ce_s_own_and_a_shared_run_trains_each_point_once(
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """ours-ease with ours-ce at its validation choice blends the point ours-ce's own row
-    chooses, and in one run beside ours-ce each ours-ce fit is made once (the fit cache)."""
+    chooses, and in one run beside ours-ce each ours-ce fit is made once (the fit cache) and
+    each of its points is scored on validation once (the kept selection)."""
+    caplog.set_level(logging.INFO, logger="llmrec_stream.eval.harness")
     data = cyclic_dataset(n_items=25, n_users=200, length=6)
     specs = _specs()
     calls: list[tuple[str, bool, int]] = []
@@ -138,6 +142,9 @@ def test_the_validation_choice_is_ours_ce_s_own_and_a_shared_run_trains_each_poi
         [("ours-ce", False, 0)] * n_points
         + [("ours-ce", True, 0), ("ours-ce", False, 1), ("ours-ce", True, 1)])
     assert sorted(c for c in calls if c[0] == "ease") == [("ease", False, 0), ("ease", True, 0)]
+    scored = [r.getMessage() for r in caplog.records
+              if r.getMessage().startswith(f"{data.name} ours-ce {{")]
+    assert len(scored) == n_points, scored
     # at w = 1 the blend is ours-ce's own row, through selection, seeds, refit and masking
     only_ours = blend_spec("ours-only", ours, None, ease, {"lam": 50.0}, weights=(1.0,),
                            norms=("z",), choose=validation_choice)
